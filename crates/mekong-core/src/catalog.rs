@@ -1,0 +1,405 @@
+//! The catalog: every resource, checked against the others and compiled (schemas, CEL programs,
+//! pointers, patterns), in one immutable snapshot. A record is always judged by one catalog.
+
+use std::collections::{BTreeMap, BTreeSet, btree_map::Entry};
+use std::fmt;
+
+use crate::access::{ApiKeyHash, Role, find_key_owner};
+use crate::condition::Condition;
+use crate::pattern::{Pattern, any_matches};
+use crate::redact::JsonPointer;
+use crate::resource::{ClientSpec, Document, RecordTypeSpec, Resource, ResourceError, RouteSpec};
+use crate::schema::Schema;
+use crate::topic::check_topic_name;
+
+/// A record type, compiled.
+#[derive(Debug)]
+pub struct RecordType {
+    pub spec: RecordTypeSpec,
+    pub(crate) key: Option<JsonPointer>,
+    pub(crate) schema: Schema,
+    /// The schema version records are validated against. Versioning arrives with the admin plane;
+    /// until then every record type has one schema, version 1.
+    pub(crate) schema_version: u32,
+}
+
+/// A route, compiled.
+#[derive(Debug)]
+pub struct Route {
+    pub spec: RouteSpec,
+    pub(crate) types: Vec<Pattern>,
+    pub(crate) condition: Option<Condition>,
+    pub(crate) destinations: Vec<Destination>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Destination {
+    pub(crate) topic: String,
+    pub(crate) redact: Vec<JsonPointer>,
+}
+
+/// A client, compiled.
+#[derive(Debug)]
+pub struct Client {
+    pub spec: ClientSpec,
+    pub(crate) keys: Vec<ApiKeyHash>,
+    pub(crate) publish: Vec<Pattern>,
+}
+
+impl Client {
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    pub fn has_role(&self, role: Role) -> bool {
+        self.spec.roles.contains(&role)
+    }
+
+    /// Whether this client may publish records of the type.
+    pub fn may_publish(&self, record_type: &str) -> bool {
+        self.has_role(Role::Publisher) && any_matches(&self.publish, record_type)
+    }
+}
+
+/// Every problem found while building a catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogError(pub Vec<ResourceError>);
+
+impl fmt::Display for CatalogError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        write!(f, "{n} problem{} in the resources:", if n == 1 { "" } else { "s" })?;
+        for e in &self.0 {
+            write!(f, "\n  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for CatalogError {}
+
+/// An immutable snapshot of all resources.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub(crate) record_types: BTreeMap<String, RecordType>,
+    pub(crate) routes: Vec<Route>,
+    pub(crate) clients: BTreeMap<String, Client>,
+}
+
+impl Catalog {
+    /// Checks and compiles documents into a catalog. Every problem is reported, not just the first.
+    pub fn build(documents: Vec<Document>) -> Result<Catalog, CatalogError> {
+        let mut errors = Vec::new();
+        let mut seen: BTreeMap<(&'static str, String), (String, usize)> = BTreeMap::new();
+        let mut record_types = Vec::new();
+        let mut routes = Vec::new();
+        let mut clients = Vec::new();
+
+        for doc in &documents {
+            let name = doc.resource.name();
+            if let Err(problem) = check_name(name) {
+                errors.push(ResourceError::at(doc, "name", problem));
+                continue;
+            }
+            match seen.entry((doc.resource.kind(), name.to_owned())) {
+                Entry::Occupied(first) => {
+                    let (source, index) = first.get();
+                    errors.push(ResourceError::at(doc, "name", format!("duplicate name; first defined in {source}, document {index}")));
+                    continue;
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert((doc.source.clone(), doc.index));
+                }
+            }
+            match &doc.resource {
+                Resource::RecordType(spec) => record_types.push((doc, spec)),
+                Resource::Route(spec) => routes.push((doc, spec)),
+                Resource::Client(spec) => clients.push((doc, spec)),
+            }
+        }
+
+        let mut catalog = Catalog::default();
+        for (doc, spec) in record_types {
+            match compile_record_type(spec) {
+                Ok(rt) => {
+                    catalog.record_types.insert(spec.name.clone(), rt);
+                }
+                Err((field, problem)) => errors.push(ResourceError::at(doc, field, problem)),
+            }
+        }
+        let client_names: BTreeSet<&str> = clients.iter().map(|(_, spec)| spec.name.as_str()).collect();
+        let mut key_owners: BTreeMap<[u8; 32], &str> = BTreeMap::new();
+        for (doc, spec) in clients {
+            match compile_client(spec, &catalog) {
+                Ok(client) => {
+                    for key in &client.keys {
+                        if let Some(other) = key_owners.insert(key.0, &spec.name) {
+                            errors.push(ResourceError::at(doc, "apiKeys", format!("this key is already used by client `{other}`; every key must identify one client")));
+                        }
+                    }
+                    catalog.clients.insert(spec.name.clone(), client);
+                }
+                Err(e) => errors.extend(e.into_iter().map(|(field, problem)| ResourceError::at(doc, field, problem))),
+            }
+        }
+        for (doc, spec) in routes {
+            match compile_route(spec, &catalog, &client_names) {
+                Ok(route) => catalog.routes.push(route),
+                Err(e) => errors.extend(e.into_iter().map(|(field, problem)| ResourceError::at(doc, field, problem))),
+            }
+        }
+
+        if errors.is_empty() { Ok(catalog) } else { Err(CatalogError(errors)) }
+    }
+
+    /// The client a presented API key belongs to.
+    pub fn authenticate(&self, api_key: &str) -> Option<&Client> {
+        let entries = self.clients.values().flat_map(|c| c.keys.iter().map(move |k| (k, c)));
+        find_key_owner(entries, api_key)
+    }
+
+    pub fn record_type(&self, name: &str) -> Option<&RecordType> {
+        self.record_types.get(name)
+    }
+
+    pub fn client(&self, name: &str) -> Option<&Client> {
+        self.clients.get(name)
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// Every topic some route writes to.
+    pub fn destination_topics(&self) -> BTreeSet<&str> {
+        self.routes.iter().flat_map(|r| r.destinations.iter().map(|d| d.topic.as_str())).collect()
+    }
+
+    /// How many resources of each kind: (record types, routes, clients).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (self.record_types.len(), self.routes.len(), self.clients.len())
+    }
+}
+
+/// Resource names: lower-case letters, digits, `.`, `_`, `-`; at most 253 characters.
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 253 {
+        return Err("a name must have 1 to 253 characters".into());
+    }
+    if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')) {
+        return Err(format!("`{name}` may use only a-z, 0-9, `.`, `_` and `-`"));
+    }
+    Ok(())
+}
+
+type FieldProblem = (String, String);
+
+fn compile_record_type(spec: &RecordTypeSpec) -> Result<RecordType, FieldProblem> {
+    let key = match &spec.key {
+        Some(text) => Some(JsonPointer::parse(text).map_err(|e| ("key".to_string(), e.to_string()))?),
+        None => None,
+    };
+    let schema = Schema::compile(&spec.schema).map_err(|e| ("schema".to_string(), e))?;
+    Ok(RecordType { spec: spec.clone(), key, schema, schema_version: 1 })
+}
+
+fn compile_client(spec: &ClientSpec, catalog: &Catalog) -> Result<Client, Vec<FieldProblem>> {
+    let mut problems = Vec::new();
+    if spec.roles.is_empty() {
+        problems.push(("roles".into(), "a client needs at least one role: publisher, subscriber or admin".into()));
+    }
+    let mut keys = Vec::new();
+    for (i, key) in spec.api_keys.iter().enumerate() {
+        match ApiKeyHash::from_hex(&key.sha256) {
+            Ok(hash) => keys.push(hash),
+            Err(problem) => problems.push((format!("apiKeys[{i}].sha256"), problem)),
+        }
+    }
+    let publish = type_patterns(&spec.publish, "publish", catalog, &mut problems);
+    for (i, topic) in spec.subscribe.iter().enumerate() {
+        if let Err(problem) = Pattern::parse(topic) {
+            problems.push((format!("subscribe[{i}]"), problem));
+        }
+    }
+    if problems.is_empty() { Ok(Client { spec: spec.clone(), keys, publish }) } else { Err(problems) }
+}
+
+fn compile_route(spec: &RouteSpec, catalog: &Catalog, clients: &BTreeSet<&str>) -> Result<Route, Vec<FieldProblem>> {
+    let mut problems = Vec::new();
+    if spec.matcher.types.is_empty() {
+        problems.push(("match.types".into(), "list at least one record type (or a prefix like `dossier.*`)".into()));
+    }
+    let types = type_patterns(&spec.matcher.types, "match.types", catalog, &mut problems);
+    for (i, source) in spec.matcher.sources.iter().enumerate() {
+        if !clients.contains(source.as_str()) {
+            problems.push((format!("match.sources[{i}]"), format!("no client is named `{source}`")));
+        }
+    }
+    let condition = match &spec.matcher.when {
+        Some(text) => match Condition::compile(text) {
+            Ok(c) => Some(c),
+            Err(problem) => {
+                problems.push(("match.when".into(), problem));
+                None
+            }
+        },
+        None => None,
+    };
+    if spec.to.is_empty() {
+        problems.push(("to".into(), "a route needs at least one destination topic".into()));
+    }
+    let mut destinations: Vec<Destination> = Vec::new();
+    for (i, dest) in spec.to.iter().enumerate() {
+        if let Err(problem) = check_topic_name(&dest.topic) {
+            problems.push((format!("to[{i}].topic"), problem));
+        } else if destinations.iter().any(|d| d.topic == dest.topic) {
+            problems.push((format!("to[{i}].topic"), format!("topic `{}` is listed twice in this route", dest.topic)));
+        }
+        let mut redact = Vec::new();
+        for (j, pointer) in dest.redact.iter().enumerate() {
+            match JsonPointer::parse(pointer) {
+                Ok(p) => redact.push(p),
+                Err(e) => problems.push((format!("to[{i}].redact[{j}]"), e.to_string())),
+            }
+        }
+        destinations.push(Destination { topic: dest.topic.clone(), redact });
+    }
+    if problems.is_empty() { Ok(Route { spec: spec.clone(), types, condition, destinations }) } else { Err(problems) }
+}
+
+/// Parses record-type patterns, each of which must match at least one known record type: a
+/// pattern that matches nothing is almost always a typo.
+fn type_patterns(texts: &[String], field: &str, catalog: &Catalog, problems: &mut Vec<FieldProblem>) -> Vec<Pattern> {
+    let mut patterns = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        match Pattern::parse(text) {
+            Ok(p) if catalog.record_types.keys().any(|name| p.matches(name)) => patterns.push(p),
+            Ok(_) => problems.push((format!("{field}[{i}]"), format!("`{text}` matches no known record type"))),
+            Err(problem) => problems.push((format!("{field}[{i}]"), problem)),
+        }
+    }
+    patterns
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::resource::parse_documents;
+
+    pub(crate) const CITY: &str = r#"
+kind: RecordType
+name: dossier.sync
+key: /MaHoSo
+schema:
+  type: object
+  required: [MaHoSo, LoaiDoiTuong]
+  properties:
+    MaHoSo: {type: string}
+    LoaiDoiTuong: {type: integer}
+    SoDienThoai: {type: string}
+    Email: {type: string, format: email}
+---
+kind: RecordType
+name: payment.completed
+schema: {type: object}
+---
+kind: Route
+name: city
+match: {types: ["dossier.*", "payment.*"]}
+to: [{topic: city.records}]
+---
+kind: Route
+name: national
+match: {types: [dossier.sync], sources: [q1], when: "data.LoaiDoiTuong == 1"}
+to: [{topic: dvcqg.dossier, redact: [/SoDienThoai, /Email]}]
+---
+kind: Client
+name: q1
+roles: [publisher]
+apiKeys: [{sha256: 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae}]
+publish: ["dossier.*"]
+---
+kind: Client
+name: reader
+roles: [subscriber]
+apiKeys: [{sha256: fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9}]
+subscribe: [city.records]
+"#;
+
+    pub(crate) fn city() -> Catalog {
+        let (docs, errors) = parse_documents("city.yaml", CITY);
+        assert_eq!(errors, vec![]);
+        Catalog::build(docs).unwrap()
+    }
+
+    fn problems(extra: &str) -> Vec<String> {
+        let (docs, errors) = parse_documents("x.yaml", &format!("{CITY}\n---\n{extra}"));
+        assert_eq!(errors, vec![]);
+        Catalog::build(docs).unwrap_err().0.iter().map(|e| e.to_string()).collect()
+    }
+
+    #[test]
+    fn builds_the_city_catalog() {
+        let c = city();
+        assert_eq!(c.counts(), (2, 2, 2));
+        assert_eq!(c.destination_topics().into_iter().collect::<Vec<_>>(), ["city.records", "dvcqg.dossier"]);
+    }
+
+    #[test]
+    fn authenticates_by_key_and_checks_publish_rights() {
+        let c = city();
+        let q1 = c.authenticate("foo").expect("foo is q1's key");
+        assert_eq!(q1.name(), "q1");
+        assert!(q1.may_publish("dossier.sync"));
+        assert!(!q1.may_publish("payment.completed"));
+        let reader = c.authenticate("bar").unwrap();
+        assert!(!reader.may_publish("dossier.sync"), "a subscriber may not publish");
+        assert!(c.authenticate("baz").is_none());
+    }
+
+    #[test]
+    fn refuses_duplicates_bad_names_and_dangling_references() {
+        let p = problems("kind: Route\nname: city\nmatch: {types: [x]}\nto: [{topic: t}]");
+        assert_eq!(p.len(), 1);
+        assert!(p[0].contains("duplicate name; first defined in x.yaml, document 3"), "{p:?}");
+
+        let p = problems("kind: Route\nname: Bad_Name\nmatch: {types: [dossier.sync]}\nto: [{topic: t}]");
+        assert!(p[0].contains("field `name`"), "{p:?}");
+
+        let p = problems("kind: Route\nname: r2\nmatch: {types: [dosier.sync], sources: [nobody]}\nto: [{topic: t}]");
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].contains("field `match.types[0]`: `dosier.sync` matches no known record type"), "{p:?}");
+        assert!(p[1].contains("field `match.sources[0]`: no client is named `nobody`"), "{p:?}");
+    }
+
+    #[test]
+    fn refuses_bad_topics_pointers_cel_and_schemas() {
+        let p = problems(
+            "kind: Route\nname: r2\nmatch: {types: [dossier.sync], when: 'data.x =='}\nto: [{topic: 'bad topic', redact: [Email]}, {topic: _mekong.audit}]",
+        );
+        let text = p.join("\n");
+        assert!(text.contains("field `match.when`: CEL does not parse"), "{text}");
+        assert!(text.contains("field `to[0].topic`"), "{text}");
+        assert!(text.contains("field `to[0].redact[0]`"), "{text}");
+        assert!(text.contains("field `to[1].topic`: topic `_mekong.audit` is internal"), "{text}");
+
+        let p = problems("kind: RecordType\nname: t2\nkey: MaHoSo\nschema: {type: strng}");
+        assert!(p[0].contains("RecordType \"t2\"): field `key`"), "{p:?}");
+        let p = problems("kind: RecordType\nname: t2\nschema: {type: strng}");
+        assert!(p[0].contains("field `schema`: not a valid JSON Schema"), "{p:?}");
+    }
+
+    #[test]
+    fn refuses_bad_clients() {
+        let p = problems("kind: Client\nname: c2\nroles: []\napiKeys: [{sha256: xyz}]\npublish: [tax.*]");
+        let text = p.join("\n");
+        assert!(text.contains("field `roles`"), "{text}");
+        assert!(text.contains("field `apiKeys[0].sha256`"), "{text}");
+        assert!(text.contains("field `publish[0]`: `tax.*` matches no known record type"), "{text}");
+
+        let p = problems(
+            "kind: Client\nname: c2\nroles: [publisher]\napiKeys: [{sha256: 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae}]",
+        );
+        assert!(p[0].contains("already used by client `q1`"), "{p:?}");
+    }
+}

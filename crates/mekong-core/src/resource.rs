@@ -1,0 +1,284 @@
+//! Resources as administrators write them: YAML or JSON documents, several per file, each with a
+//! `kind` and a `name`. This room reads text into typed specs and reports every problem with the
+//! file, the document, the field and what is wrong.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::Value;
+
+use crate::access::Role;
+
+/// A `RecordType`: a kind of record, its JSON Schema and its partition key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RecordTypeSpec {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// JSON pointer to the partition key inside the payload, e.g. `/MaHoSo`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    pub schema: Value,
+}
+
+/// A `Route`: which records go to which topics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RouteSpec {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(rename = "match")]
+    pub matcher: MatchSpec,
+    pub to: Vec<DestinationSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MatchSpec {
+    /// Record type names or trailing-`*` prefixes.
+    pub types: Vec<String>,
+    /// Client names; empty means any client.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
+    /// A CEL condition over `data`, `type` and `source`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DestinationSpec {
+    pub topic: String,
+    /// JSON pointers removed from this copy only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redact: Vec<String>,
+}
+
+/// A `Client`: a department system, integrator or administrator, and what it may do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClientSpec {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub roles: Vec<Role>,
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeySpec>,
+    /// Record types (names or trailing-`*` prefixes) it may publish.
+    #[serde(default)]
+    pub publish: Vec<String>,
+    /// Topics it may read.
+    #[serde(default)]
+    pub subscribe: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeySpec {
+    /// The SHA-256 digest of the key, as hex. The key itself is never stored.
+    pub sha256: String,
+}
+
+/// One resource of any kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resource {
+    RecordType(RecordTypeSpec),
+    Route(RouteSpec),
+    Client(ClientSpec),
+}
+
+impl Resource {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Resource::RecordType(_) => "RecordType",
+            Resource::Route(_) => "Route",
+            Resource::Client(_) => "Client",
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Resource::RecordType(r) => &r.name,
+            Resource::Route(r) => &r.name,
+            Resource::Client(r) => &r.name,
+        }
+    }
+}
+
+/// A resource and where it was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// The file (or other source) it came from.
+    pub source: String,
+    /// 1-based position of the document in its source.
+    pub index: usize,
+    pub resource: Resource,
+}
+
+/// A problem with one resource, placed precisely enough to fix it without searching.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceError {
+    pub source: String,
+    /// 1-based document number; 0 when the problem is with the source as a whole.
+    pub index: usize,
+    /// `Kind "name"` when known.
+    pub resource: Option<String>,
+    /// The field, as a path like `match.when` or `to[0].topic`; empty for the document itself.
+    pub field: String,
+    pub problem: String,
+}
+
+impl ResourceError {
+    pub(crate) fn at(doc: &Document, field: impl Into<String>, problem: impl Into<String>) -> Self {
+        ResourceError {
+            source: doc.source.clone(),
+            index: doc.index,
+            resource: Some(format!("{} \"{}\"", doc.resource.kind(), doc.resource.name())),
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl fmt::Display for ResourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.source)?;
+        if self.index > 0 {
+            write!(f, ": document {}", self.index)?;
+        }
+        if let Some(resource) = &self.resource {
+            write!(f, " ({resource})")?;
+        }
+        if !self.field.is_empty() {
+            write!(f, ": field `{}`", self.field)?;
+        }
+        write!(f, ": {}", self.problem)
+    }
+}
+
+impl std::error::Error for ResourceError {}
+
+/// Reads every document of a YAML (or JSON, which YAML reads too) text. Empty documents are skipped.
+/// Each problem found is returned; documents without problems are returned too.
+pub fn parse_documents(source: &str, text: &str) -> (Vec<Document>, Vec<ResourceError>) {
+    let mut documents = Vec::new();
+    let mut errors = Vec::new();
+    for (i, yaml) in serde_norway::Deserializer::from_str(text).enumerate() {
+        let index = i + 1;
+        let error = |field: &str, problem: String| ResourceError {
+            source: source.to_owned(),
+            index,
+            resource: None,
+            field: field.to_owned(),
+            problem,
+        };
+        let value = match Value::deserialize(yaml) {
+            Ok(Value::Null) => continue,
+            Ok(value) => value,
+            Err(e) => {
+                errors.push(error("", format!("not valid YAML/JSON: {e}")));
+                // The YAML stream cannot be trusted past a syntax error.
+                break;
+            }
+        };
+        match parse_resource(value) {
+            Ok(resource) => documents.push(Document { source: source.to_owned(), index, resource }),
+            Err((field, problem)) => errors.push(error(&field, problem)),
+        }
+    }
+    (documents, errors)
+}
+
+/// One document's value into a typed resource; errors as (field path, problem).
+fn parse_resource(mut value: Value) -> Result<Resource, (String, String)> {
+    let Some(map) = value.as_object_mut() else {
+        return Err((String::new(), "a resource must be a mapping with `kind` and `name`".into()));
+    };
+    let kind = match map.shift_remove("kind") {
+        Some(Value::String(kind)) => kind,
+        Some(_) => return Err(("kind".into(), "must be a string".into())),
+        None => return Err(("kind".into(), "missing; expected one of RecordType, Route, Client".into())),
+    };
+    let resource = match kind.as_str() {
+        "RecordType" => Resource::RecordType(typed(value)?),
+        "Route" => Resource::Route(typed(value)?),
+        "Client" => Resource::Client(typed(value)?),
+        other => return Err(("kind".into(), format!("unknown kind `{other}`; expected one of RecordType, Route, Client"))),
+    };
+    Ok(resource)
+}
+
+fn typed<T: DeserializeOwned>(value: Value) -> Result<T, (String, String)> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { String::new() } else { path };
+        (field, e.into_inner().to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_several_documents_of_each_kind() {
+        let text = r#"
+kind: RecordType
+name: dossier.sync
+key: /MaHoSo
+schema: {type: object}
+---
+kind: Route
+name: r
+match: {types: ["dossier.*"], when: "data.x == 1"}
+to: [{topic: t, redact: [/Email]}]
+---
+---
+kind: Client
+name: q1
+roles: [publisher]
+apiKeys: [{sha256: abc}]
+publish: [dossier.sync]
+"#;
+        let (docs, errors) = parse_documents("a.yaml", text);
+        assert_eq!(errors, vec![]);
+        let kinds: Vec<_> = docs.iter().map(|d| (d.index, d.resource.kind(), d.resource.name())).collect();
+        assert_eq!(kinds, [(1, "RecordType", "dossier.sync"), (2, "Route", "r"), (4, "Client", "q1")]);
+    }
+
+    #[test]
+    fn errors_name_the_document_and_the_field() {
+        let text = "kind: Route\nname: r\nmatch: {types: [a], whn: x}\nto: []\n---\nkind: Widget\nname: w\n";
+        let (docs, errors) = parse_documents("routes.yaml", text);
+        assert!(docs.is_empty());
+        assert_eq!(errors.len(), 2);
+        assert_eq!(errors[0].index, 1);
+        assert_eq!(errors[0].field, "match.whn");
+        assert!(errors[0].problem.contains("unknown field `whn`"), "{}", errors[0]);
+        assert_eq!(errors[1].index, 2);
+        assert!(errors[1].to_string().starts_with("routes.yaml: document 2: field `kind`: unknown kind `Widget`"), "{}", errors[1]);
+    }
+
+    #[test]
+    fn wrong_types_name_the_nested_field() {
+        let (_, errors) = parse_documents("c.yaml", "kind: Client\nname: c\nroles: [publisher, overlord]\n");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field, "roles[1]");
+    }
+
+    #[test]
+    fn syntax_errors_are_reported() {
+        let (_, errors) = parse_documents("bad.yaml", "kind: [unclosed\n");
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].problem.starts_with("not valid YAML/JSON"));
+    }
+
+    #[test]
+    fn json_documents_are_read_too() {
+        let (docs, errors) = parse_documents("t.json", r#"{"kind": "RecordType", "name": "x", "schema": {"type": "object"}}"#);
+        assert_eq!(errors, vec![]);
+        assert_eq!(docs.len(), 1);
+    }
+}

@@ -1,0 +1,47 @@
+//! Wiring: the ingest service, standard health and reflection, on one listener.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use mekong_core::Catalog;
+use mekong_kafka::Producer;
+use mekong_proto::v1::ingest_service_server::IngestServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+
+use crate::{GatewayConfig, Ingest};
+
+/// Everything the gateway serves with.
+pub struct Gateway {
+    pub catalog: Arc<ArcSwap<Catalog>>,
+    pub producer: Producer,
+    pub config: GatewayConfig,
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes, then drains in-flight calls.
+pub async fn serve(listener: TcpListener, gateway: Gateway, shutdown: impl Future<Output = ()> + Send) -> Result<(), tonic::transport::Error> {
+    let config = gateway.config;
+    let ingest = Ingest::new(gateway.catalog, gateway.producer, config);
+    // A batch may carry up to `max_batch_bytes` of payloads; past this bound the transport refuses
+    // the message itself (OUT_OF_RANGE) before it is buffered.
+    let max_message = config.max_batch_bytes.max(config.limits.max_record_bytes) * 2 + 1024 * 1024;
+    let ingest = IngestServiceServer::new(ingest).max_decoding_message_size(max_message);
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<IngestServiceServer<Ingest>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(mekong_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the compiled descriptor sets are valid");
+
+    Server::builder()
+        .tcp_nodelay(true)
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(ingest)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+}

@@ -1,0 +1,13 @@
+//! The backbone: writing records to Kafka with acks=all and idempotence, creating destination
+//! topics, and the embedded development backbone (librdkafka's mock cluster).
+//!
+//! This room knows Kafka and nothing of gRPC; the rules that decide what to write live in
+//! `mekong-core`.
+
+mod backbone;
+mod producer;
+mod topics;
+
+pub use backbone::{Backbone, KafkaOptions};
+pub use producer::{ProduceError, Producer, ProducerSettings, WrittenCopy};
+pub use topics::{TopicSettings, ensure_topics};

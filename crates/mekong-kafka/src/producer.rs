@@ -1,0 +1,130 @@
+//! Writing a record's copies to Kafka. A write succeeds only when every copy is acknowledged by all
+//! in-sync replicas (acks=all) within the deadline; the idempotent producer keeps librdkafka's own
+//! retries from duplicating or reordering records.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use mekong_core::Copy;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+
+use crate::Backbone;
+
+/// How the producer behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct ProducerSettings {
+    /// How long a copy may take to be acknowledged before the write fails as unavailable.
+    pub delivery_timeout: Duration,
+    /// How long librdkafka waits to fill a batch.
+    pub linger: Duration,
+    /// Bound on what waits in the producer's queue; past it, writes are refused as exhausted.
+    pub max_queued_messages: u32,
+    pub max_queued_kbytes: u32,
+}
+
+impl Default for ProducerSettings {
+    fn default() -> Self {
+        ProducerSettings {
+            delivery_timeout: Duration::from_secs(10),
+            linger: Duration::from_millis(5),
+            max_queued_messages: 100_000,
+            max_queued_kbytes: 64 * 1024,
+        }
+    }
+}
+
+/// Where one copy landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenCopy {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Why a write failed. No copy of a failed write is reported as written; some copies may still have
+/// landed (the caller may retry: consumers deduplicate by record id).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProduceError {
+    /// The local queue is full: the backbone is slower than the callers. Retry after a short delay.
+    #[error("the hub's producer queue is full; retry shortly")]
+    QueueFull,
+    /// Kafka did not acknowledge in time, or refused for a reason that may pass.
+    #[error("Kafka did not acknowledge the record: {0}")]
+    Unavailable(String),
+    /// Kafka refused the record for good (e.g. larger than the topic allows).
+    #[error("Kafka refused the record: {0}")]
+    Refused(String),
+}
+
+/// The hub's Kafka producer, shared by every request.
+#[derive(Clone)]
+pub struct Producer {
+    inner: FutureProducer,
+    settings: ProducerSettings,
+}
+
+impl Producer {
+    pub fn new(backbone: &Backbone, settings: ProducerSettings) -> Result<Producer, KafkaError> {
+        let inner: FutureProducer = backbone
+            .client_config()
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("linger.ms", settings.linger.as_millis().to_string())
+            .set("message.timeout.ms", settings.delivery_timeout.as_millis().to_string())
+            .set("queue.buffering.max.messages", settings.max_queued_messages.to_string())
+            .set("queue.buffering.max.kbytes", settings.max_queued_kbytes.to_string())
+            .create()?;
+        Ok(Producer { inner, settings })
+    }
+
+    /// Writes every copy and waits until all are acknowledged, or the deadline passes.
+    pub async fn write(&self, copies: &[Copy<'_>]) -> Result<Vec<WrittenCopy>, ProduceError> {
+        let mut deliveries = Vec::with_capacity(copies.len());
+        for copy in copies {
+            let mut headers = OwnedHeaders::new_with_capacity(copy.headers.len());
+            for (name, value) in &copy.headers {
+                headers = headers.insert(Header { key: name, value: Some(value.as_bytes()) });
+            }
+            let record = FutureRecord::to(&copy.topic).key(copy.key.as_bytes()).payload(&*copy.value).headers(headers);
+            match self.inner.send_result(record) {
+                Ok(delivery) => deliveries.push(delivery),
+                Err((e, _)) => return Err(classify(e)),
+            }
+        }
+        // librdkafka gives up at `message.timeout.ms`; the margin only guards against a lost callback.
+        let deadline = self.settings.delivery_timeout + Duration::from_secs(2);
+        let results = tokio::time::timeout(deadline, join_all(deliveries))
+            .await
+            .map_err(|_| ProduceError::Unavailable(format!("no acknowledgement within {deadline:?}")))?;
+        let mut written = Vec::with_capacity(copies.len());
+        for (copy, result) in copies.iter().zip(results) {
+            match result {
+                Ok(Ok(delivery)) => written.push(WrittenCopy { topic: copy.topic.clone(), partition: delivery.partition, offset: delivery.offset }),
+                Ok(Err((e, _))) => return Err(classify(e)),
+                Err(_) => return Err(ProduceError::Unavailable("the producer shut down".into())),
+            }
+        }
+        Ok(written)
+    }
+
+    /// Waits for everything queued to be delivered (at shutdown).
+    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.inner.flush(timeout)
+    }
+}
+
+fn classify(error: KafkaError) -> ProduceError {
+    match error.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::QueueFull) => ProduceError::QueueFull,
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+            | RDKafkaErrorCode::InvalidMessageSize
+            | RDKafkaErrorCode::InvalidRecord
+            | RDKafkaErrorCode::TopicAuthorizationFailed
+            | RDKafkaErrorCode::InvalidTopic,
+        ) => ProduceError::Refused(error.to_string()),
+        _ => ProduceError::Unavailable(error.to_string()),
+    }
+}

@@ -1,0 +1,39 @@
+//! Destination topics are created when missing, so a new route works without a separate step.
+//! Existing topics are left exactly as they are.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+use crate::Backbone;
+
+/// How new topics are created.
+#[derive(Debug, Clone, Copy)]
+pub struct TopicSettings {
+    pub partitions: i32,
+    pub replication: i32,
+}
+
+/// Creates the topics that do not exist yet. Returns the names it created.
+pub async fn ensure_topics(backbone: &Backbone, topics: &[&str], settings: TopicSettings, timeout: Duration) -> Result<Vec<String>, KafkaError> {
+    if topics.is_empty() {
+        return Ok(Vec::new());
+    }
+    let admin: AdminClient<DefaultClientContext> = backbone.client_config().create()?;
+    let new_topics: Vec<NewTopic<'_>> =
+        topics.iter().map(|t| NewTopic::new(t, settings.partitions, TopicReplication::Fixed(settings.replication))).collect();
+    let options = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
+    let mut created = Vec::new();
+    for result in admin.create_topics(&new_topics, &options).await? {
+        match result {
+            Ok(topic) => created.push(topic),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(KafkaError::AdminOp(code)).inspect_err(|_| tracing::error!(%topic, ?code, "cannot create topic"));
+            }
+        }
+    }
+    Ok(created)
+}

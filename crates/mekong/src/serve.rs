@@ -1,0 +1,122 @@
+//! `mekong serve`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use clap::Args;
+use mekong_core::Limits;
+use mekong_gateway::{Gateway, GatewayConfig, WindowSettings};
+use mekong_kafka::{Backbone, Producer, ProducerSettings, TopicSettings, ensure_topics};
+use tracing::{info, warn};
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address the gRPC gateway listens on.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    listen: SocketAddr,
+    /// Directory of *.yaml / *.yml / *.json resource files.
+    #[arg(long, default_value = "examples/hcmc")]
+    resources: PathBuf,
+    /// Kafka bootstrap servers (host:port,...). Without it, an embedded development backbone starts.
+    #[arg(long, env = "MEKONG_KAFKA")]
+    kafka: Option<String>,
+    /// Extra librdkafka client property, e.g. security.protocol=SASL_SSL (repeatable).
+    #[arg(long = "kafka-option", value_name = "KEY=VALUE", value_parser = key_value)]
+    kafka_options: Vec<(String, String)>,
+    /// Largest payload of one record, in bytes.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    max_record_bytes: usize,
+    /// Most records in one PublishBatch call.
+    #[arg(long, default_value_t = 1000)]
+    max_batch_records: usize,
+    /// Most payload bytes in one PublishBatch call.
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    max_batch_bytes: usize,
+    /// Records of one PublishStream processed at once.
+    #[arg(long, default_value_t = 1024)]
+    stream_in_flight: usize,
+    /// How long Kafka has to acknowledge a record before the publish fails with UNAVAILABLE.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    publish_timeout: Duration,
+    /// Partitions of destination topics the hub creates (-1: the cluster's default).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    topic_partitions: i32,
+    /// Replication factor of destination topics the hub creates (-1: the cluster's default).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    topic_replication: i32,
+    /// Idempotency keys remembered (most recent first).
+    #[arg(long, default_value_t = 100_000)]
+    idempotency_window_size: usize,
+    /// How long an idempotency key is remembered.
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    idempotency_window_age: Duration,
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let catalog = crate::resources::load(&args.resources)?;
+    let (types, routes, clients) = catalog.counts();
+    info!(dir = %args.resources.display(), types, routes, clients, "resources loaded");
+
+    let backbone = match &args.kafka {
+        Some(bootstrap) => Backbone::external(bootstrap.clone(), args.kafka_options.clone()),
+        None => {
+            let backbone = Backbone::embedded().context("cannot start the embedded development backbone")?;
+            warn!(
+                "embedded development backbone: NOT durable, in memory only, keeps only the most recent few MiB \
+                 per partition; use --kafka for anything real"
+            );
+            backbone
+        }
+    };
+    println!("kafka bootstrap: {}", backbone.bootstrap_servers());
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let topics: Vec<&str> = catalog.destination_topics().into_iter().collect();
+        let settings = TopicSettings { partitions: args.topic_partitions, replication: args.topic_replication };
+        let created = ensure_topics(&backbone, &topics, settings, Duration::from_secs(30))
+            .await
+            .with_context(|| format!("cannot create destination topics on Kafka at {}", backbone.bootstrap_servers()))?;
+        if !created.is_empty() {
+            info!(?created, "destination topics created");
+        }
+
+        let producer = Producer::new(&backbone, ProducerSettings { delivery_timeout: args.publish_timeout, ..Default::default() })?;
+        let config = GatewayConfig {
+            limits: Limits { max_record_bytes: args.max_record_bytes },
+            max_batch_records: args.max_batch_records,
+            max_batch_bytes: args.max_batch_bytes,
+            stream_in_flight: args.stream_in_flight,
+            idempotency: WindowSettings { max_entries: args.idempotency_window_size, max_age: args.idempotency_window_age },
+        };
+        let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+        println!("listening on {}", listener.local_addr()?);
+        info!(listen = %args.listen, "gateway serving mekong.v1.IngestService, grpc.health.v1.Health and reflection");
+
+        let gateway = Gateway { catalog: Arc::new(ArcSwap::from_pointee(catalog)), producer: producer.clone(), config };
+        mekong_gateway::serve(listener, gateway, shutdown_signal()).await?;
+        info!("shutting down: flushing the producer");
+        producer.flush(Duration::from_secs(10))?;
+        anyhow::Ok(())
+    })?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("installing a SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
