@@ -1,1 +1,299 @@
-//! stub
+//! The harness for Mekong's end-to-end tests: a gateway served in-process on a loopback port, wired
+//! to the real Kafka broker the test command started (`MEKONG_TEST_KAFKA`), gRPC clients for it, and
+//! an independent Kafka consumer to look at what really landed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use mekong_core::{Catalog, parse_documents};
+use mekong_gateway::{Gateway, GatewayConfig};
+use mekong_kafka::{Backbone, Producer, ProducerSettings, TopicSettings, ensure_topics};
+use mekong_proto::v1::PublishRequest;
+use mekong_proto::v1::ingest_service_client::IngestServiceClient;
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::ClientConfig;
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+/// The bootstrap address of the real broker the test command started.
+pub fn kafka_bootstrap() -> String {
+    std::env::var("MEKONG_TEST_KAFKA").unwrap_or_else(|_| {
+        panic!("MEKONG_TEST_KAFKA is not set: run the tests with ./deploy/test.sh, which starts a real Kafka broker")
+    })
+}
+
+/// A short random suffix so each test has topics of its own.
+pub fn unique() -> String {
+    uuid::Uuid::now_v7().simple().to_string()[20..].to_string()
+}
+
+/// The resources most tests use; `{s}` is replaced by a suffix unique to the test.
+/// Clients: `q1` (key `q1-key`, may publish dossier.* and tax.*), `reader` (key `reader-key`,
+/// subscriber only). `tax.filed` has no route.
+pub const RESOURCES: &str = r#"
+kind: RecordType
+name: dossier.sync
+key: /MaHoSo
+schema:
+  type: object
+  required: [MaHoSo, LoaiDoiTuong, NgayTiepNhan]
+  properties:
+    MaHoSo: {type: string, minLength: 1}
+    LoaiDoiTuong: {type: integer, enum: [1, 2]}
+    NgayTiepNhan: {type: string, pattern: "^[0-9]{14}$"}
+    Email: {type: string, format: email}
+    SoDienThoai: {type: string}
+    NguoiNop:
+      type: object
+      properties:
+        SoDienThoai: {type: string}
+---
+kind: RecordType
+name: payment.completed
+schema: {type: object}
+---
+kind: RecordType
+name: tax.filed
+schema: {type: object}
+---
+kind: Route
+name: city
+match: {types: [dossier.sync]}
+to: [{topic: "t-city-{s}"}]
+---
+kind: Route
+name: national
+match: {types: [dossier.sync], when: "data.LoaiDoiTuong == 1"}
+to: [{topic: "t-national-{s}", redact: [/SoDienThoai, /Email, /NguoiNop/SoDienThoai]}]
+---
+kind: Route
+name: payments
+match: {types: ["payment.*"]}
+to: [{topic: "t-pay-{s}"}]
+---
+kind: Client
+name: q1
+roles: [publisher]
+apiKeys: [{sha256: "SHA_Q1"}]
+publish: ["dossier.*", "tax.*"]
+---
+kind: Client
+name: reader
+roles: [subscriber]
+apiKeys: [{sha256: "SHA_READER"}]
+subscribe: ["t-city-{s}"]
+"#;
+
+/// Builds a catalog from YAML text (the harness's own resources must be valid).
+pub fn catalog(yaml: &str) -> Catalog {
+    let (docs, errors) = parse_documents("test.yaml", yaml);
+    assert!(errors.is_empty(), "{errors:?}");
+    Catalog::build(docs).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The standard resources with this test's suffix and the keys filled in.
+pub fn standard_resources(suffix: &str) -> String {
+    RESOURCES
+        .replace("{s}", suffix)
+        .replace("SHA_Q1", &hex::encode(mekong_core::hash_api_key("q1-key").0))
+        .replace("SHA_READER", &hex::encode(mekong_core::hash_api_key("reader-key").0))
+}
+
+/// A gateway serving in-process on a loopback port.
+pub struct TestHub {
+    pub addr: std::net::SocketAddr,
+    pub bootstrap: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestHub {
+    /// Serves `yaml` against the broker at `bootstrap`, creating destination topics (3 partitions).
+    pub async fn start_with(bootstrap: &str, yaml: &str, config: GatewayConfig, producer: ProducerSettings) -> TestHub {
+        let catalog = catalog(yaml);
+        let backbone = Backbone::external(bootstrap, Vec::new());
+        let topics: Vec<&str> = catalog.destination_topics().into_iter().collect();
+        ensure_topics(&backbone, &topics, TopicSettings { partitions: 3, replication: 1 }, Duration::from_secs(30))
+            .await
+            .expect("creating test topics");
+        let producer = Producer::new(&backbone, producer).expect("producer");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let gateway = Gateway { catalog: Arc::new(ArcSwap::from_pointee(catalog)), producer, config };
+        let task = tokio::spawn(async move {
+            mekong_gateway::serve(listener, gateway, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("gateway serves");
+        });
+        TestHub { addr, bootstrap: bootstrap.to_owned(), stop: Some(stop), task: Some(task) }
+    }
+
+    /// The standard resources on the test broker, default settings. Returns the hub and the suffix.
+    pub async fn start() -> (TestHub, String) {
+        let suffix = unique();
+        let hub = TestHub::start_with(&kafka_bootstrap(), &standard_resources(&suffix), GatewayConfig::default(), ProducerSettings::default()).await;
+        (hub, suffix)
+    }
+
+    pub async fn client(&self) -> IngestServiceClient<Channel> {
+        let channel = Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.expect("connect to the gateway");
+        IngestServiceClient::new(channel).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20)
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for TestHub {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// A request with `authorization: Bearer <key>` metadata.
+pub fn authed<T>(key: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {key}").parse().unwrap());
+    request
+}
+
+pub fn record(record_type: &str, payload: &[u8]) -> PublishRequest {
+    PublishRequest { record_type: record_type.into(), payload: payload.to_vec(), ..Default::default() }
+}
+
+/// A valid dossier.sync payload for a citizen (LoaiDoiTuong 1), with personal data to redact.
+pub fn citizen_dossier(ma_ho_so: &str) -> Vec<u8> {
+    format!(
+        r#"{{"MaHoSo":"{ma_ho_so}","LoaiDoiTuong":1,"NgayTiepNhan":"20261128083000","ChuHoSo":"Nguyễn Văn An","SoDienThoai":"0901234567","Email":"an.nguyen@example.vn","NguoiNop":{{"HoTen":"Trần Thị Bình","SoDienThoai":"0912345678"}},"SoTien":12345678901234567890,"TyLe":1.0}}"#
+    )
+    .into_bytes()
+}
+
+/// How many records a topic holds (sum of high - low watermarks over its partitions). Retries
+/// while a freshly created topic has no leader yet.
+pub fn count_records(bootstrap: &str, topic: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match try_count(&consumer, topic) {
+            Ok(n) => return n,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("counting {topic}: {e}; retrying");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("counting records of {topic}: {e}"),
+        }
+    }
+}
+
+fn try_count(consumer: &BaseConsumer, topic: &str) -> Result<i64, rdkafka::error::KafkaError> {
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let partitions = metadata.topics().first().map(|t| t.partitions().len()).unwrap_or(0);
+    let mut total = 0;
+    for p in 0..partitions as i32 {
+        let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
+        total += high - low;
+    }
+    Ok(total)
+}
+
+/// Reads `expected` records from a topic with an independent consumer (its own group, from the
+/// beginning), failing the test if they do not arrive within `timeout`.
+pub async fn read_records(bootstrap: &str, topic: &str, expected: usize, timeout: Duration) -> Vec<OwnedMessage> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("test-{}", unique()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let deadline = Instant::now() + timeout;
+    let mut records = Vec::new();
+    while records.len() < expected {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, consumer.recv()).await {
+            Ok(Ok(m)) => records.push(m.detach()),
+            Ok(Err(e)) => panic!("consuming {topic}: {e}"),
+            Err(_) => panic!("only {} of {expected} records arrived on {topic} within {timeout:?}", records.len()),
+        }
+    }
+    records
+}
+
+/// A header of a Kafka record, as UTF-8.
+pub fn header(message: &OwnedMessage, name: &str) -> Option<String> {
+    let headers = message.headers()?;
+    headers.iter().find(|h| h.key == name).and_then(|h| h.value).map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// A private broker of a test's own (for tests that stop it), through deploy/kafka/kafka.sh.
+pub struct PrivateBroker {
+    pub dir: tempdir::Dir,
+    pub bootstrap: String,
+}
+
+pub mod tempdir {
+    /// A directory removed when dropped.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl PrivateBroker {
+    pub fn start() -> PrivateBroker {
+        let dir = std::env::temp_dir().join(format!("mekong-broker-{}", unique()));
+        let bootstrap = kafka_sh(&["start", dir.to_str().unwrap()]);
+        PrivateBroker { dir: tempdir::Dir(dir), bootstrap }
+    }
+
+    /// Restarts it on the same address with the same data.
+    pub fn restart(&self) {
+        let again = kafka_sh(&["start", self.dir.0.to_str().unwrap()]);
+        assert_eq!(again, self.bootstrap, "the broker comes back on the same address");
+    }
+
+    /// SIGKILL: a crashed broker.
+    pub fn kill(&self) {
+        kafka_sh(&["kill", self.dir.0.to_str().unwrap()]);
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        let _ = kafka_sh_status(&["stop", self.dir.0.to_str().unwrap()]);
+    }
+}
+
+fn kafka_sh_status(args: &[&str]) -> std::io::Result<std::process::Output> {
+    Command::new("bash").arg(repo_root().join("deploy/kafka/kafka.sh")).args(args).output()
+}
+
+fn kafka_sh(args: &[&str]) -> String {
+    let out = kafka_sh_status(args).expect("running deploy/kafka/kafka.sh");
+    assert!(out.status.success(), "kafka.sh {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
