@@ -13,9 +13,9 @@ use mekong_gateway::{Gateway, GatewayConfig};
 use mekong_kafka::{Backbone, Producer, ProducerSettings, TopicSettings, ensure_topics};
 use mekong_proto::v1::PublishRequest;
 use mekong_proto::v1::ingest_service_client::IngestServiceClient;
+use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
-use rdkafka::ClientConfig;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
@@ -99,8 +99,14 @@ pub fn catalog(yaml: &str) -> Catalog {
 pub fn standard_resources(suffix: &str) -> String {
     RESOURCES
         .replace("{s}", suffix)
-        .replace("SHA_Q1", &hex::encode(mekong_core::hash_api_key("q1-key").0))
-        .replace("SHA_READER", &hex::encode(mekong_core::hash_api_key("reader-key").0))
+        .replace(
+            "SHA_Q1",
+            &hex::encode(mekong_core::hash_api_key("q1-key").0),
+        )
+        .replace(
+            "SHA_READER",
+            &hex::encode(mekong_core::hash_api_key("reader-key").0),
+        )
 }
 
 /// A gateway serving in-process on a loopback port.
@@ -113,18 +119,35 @@ pub struct TestHub {
 
 impl TestHub {
     /// Serves `yaml` against the broker at `bootstrap`, creating destination topics (3 partitions).
-    pub async fn start_with(bootstrap: &str, yaml: &str, config: GatewayConfig, producer: ProducerSettings) -> TestHub {
+    pub async fn start_with(
+        bootstrap: &str,
+        yaml: &str,
+        config: GatewayConfig,
+        producer: ProducerSettings,
+    ) -> TestHub {
         let catalog = catalog(yaml);
         let backbone = Backbone::external(bootstrap, Vec::new());
         let topics: Vec<&str> = catalog.destination_topics().into_iter().collect();
-        ensure_topics(&backbone, &topics, TopicSettings { partitions: 3, replication: 1 }, Duration::from_secs(30))
-            .await
-            .expect("creating test topics");
+        ensure_topics(
+            &backbone,
+            &topics,
+            TopicSettings {
+                partitions: 3,
+                replication: 1,
+            },
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("creating test topics");
         let producer = Producer::new(&backbone, producer).expect("producer");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let gateway = Gateway { catalog: Arc::new(ArcSwap::from_pointee(catalog)), producer, config };
+        let gateway = Gateway {
+            catalog: Arc::new(ArcSwap::from_pointee(catalog)),
+            producer,
+            config,
+        };
         let task = tokio::spawn(async move {
             mekong_gateway::serve(listener, gateway, async {
                 let _ = stopped.await;
@@ -132,19 +155,36 @@ impl TestHub {
             .await
             .expect("gateway serves");
         });
-        TestHub { addr, bootstrap: bootstrap.to_owned(), stop: Some(stop), task: Some(task) }
+        TestHub {
+            addr,
+            bootstrap: bootstrap.to_owned(),
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
     /// The standard resources on the test broker, default settings. Returns the hub and the suffix.
     pub async fn start() -> (TestHub, String) {
         let suffix = unique();
-        let hub = TestHub::start_with(&kafka_bootstrap(), &standard_resources(&suffix), GatewayConfig::default(), ProducerSettings::default()).await;
+        let hub = TestHub::start_with(
+            &kafka_bootstrap(),
+            &standard_resources(&suffix),
+            GatewayConfig::default(),
+            ProducerSettings::default(),
+        )
+        .await;
         (hub, suffix)
     }
 
     pub async fn client(&self) -> IngestServiceClient<Channel> {
-        let channel = Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.expect("connect to the gateway");
-        IngestServiceClient::new(channel).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20)
+        let channel = Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect to the gateway");
+        IngestServiceClient::new(channel)
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20)
     }
 
     pub async fn shutdown(mut self) {
@@ -168,12 +208,18 @@ impl Drop for TestHub {
 /// A request with `authorization: Bearer <key>` metadata.
 pub fn authed<T>(key: &str, message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert("authorization", format!("Bearer {key}").parse().unwrap());
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {key}").parse().unwrap());
     request
 }
 
 pub fn record(record_type: &str, payload: &[u8]) -> PublishRequest {
-    PublishRequest { record_type: record_type.into(), payload: payload.to_vec(), ..Default::default() }
+    PublishRequest {
+        record_type: record_type.into(),
+        payload: payload.to_vec(),
+        ..Default::default()
+    }
 }
 
 /// A valid dossier.sync payload for a citizen (LoaiDoiTuong 1), with personal data to redact.
@@ -187,7 +233,10 @@ pub fn citizen_dossier(ma_ho_so: &str) -> Vec<u8> {
 /// How many records a topic holds (sum of high - low watermarks over its partitions). Retries
 /// while a freshly created topic has no leader yet.
 pub fn count_records(bootstrap: &str, topic: &str) -> i64 {
-    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         match try_count(&consumer, topic) {
@@ -203,7 +252,11 @@ pub fn count_records(bootstrap: &str, topic: &str) -> i64 {
 
 fn try_count(consumer: &BaseConsumer, topic: &str) -> Result<i64, rdkafka::error::KafkaError> {
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    let partitions = metadata.topics().first().map(|t| t.partitions().len()).unwrap_or(0);
+    let partitions = metadata
+        .topics()
+        .first()
+        .map(|t| t.partitions().len())
+        .unwrap_or(0);
     let mut total = 0;
     for p in 0..partitions as i32 {
         let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
@@ -214,7 +267,12 @@ fn try_count(consumer: &BaseConsumer, topic: &str) -> Result<i64, rdkafka::error
 
 /// Reads `expected` records from a topic with an independent consumer (its own group, from the
 /// beginning), failing the test if they do not arrive within `timeout`.
-pub async fn read_records(bootstrap: &str, topic: &str, expected: usize, timeout: Duration) -> Vec<OwnedMessage> {
+pub async fn read_records(
+    bootstrap: &str,
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<OwnedMessage> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("test-{}", unique()))
@@ -230,7 +288,10 @@ pub async fn read_records(bootstrap: &str, topic: &str, expected: usize, timeout
         match tokio::time::timeout(left, consumer.recv()).await {
             Ok(Ok(m)) => records.push(m.detach()),
             Ok(Err(e)) => panic!("consuming {topic}: {e}"),
-            Err(_) => panic!("only {} of {expected} records arrived on {topic} within {timeout:?}", records.len()),
+            Err(_) => panic!(
+                "only {} of {expected} records arrived on {topic} within {timeout:?}",
+                records.len()
+            ),
         }
     }
     records
@@ -239,12 +300,19 @@ pub async fn read_records(bootstrap: &str, topic: &str, expected: usize, timeout
 /// A header of a Kafka record, as UTF-8.
 pub fn header(message: &OwnedMessage, name: &str) -> Option<String> {
     let headers = message.headers()?;
-    headers.iter().find(|h| h.key == name).and_then(|h| h.value).map(|v| String::from_utf8_lossy(v).into_owned())
+    headers
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| h.value)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// A private broker of a test's own (for tests that stop it), through deploy/kafka/kafka.sh.
@@ -267,13 +335,19 @@ impl PrivateBroker {
     pub fn start() -> PrivateBroker {
         let dir = std::env::temp_dir().join(format!("mekong-broker-{}", unique()));
         let bootstrap = kafka_sh(&["start", dir.to_str().unwrap()]);
-        PrivateBroker { dir: tempdir::Dir(dir), bootstrap }
+        PrivateBroker {
+            dir: tempdir::Dir(dir),
+            bootstrap,
+        }
     }
 
     /// Restarts it on the same address with the same data.
     pub fn restart(&self) {
         let again = kafka_sh(&["start", self.dir.0.to_str().unwrap()]);
-        assert_eq!(again, self.bootstrap, "the broker comes back on the same address");
+        assert_eq!(
+            again, self.bootstrap,
+            "the broker comes back on the same address"
+        );
     }
 
     /// SIGKILL: a crashed broker.
@@ -289,11 +363,18 @@ impl Drop for PrivateBroker {
 }
 
 fn kafka_sh_status(args: &[&str]) -> std::io::Result<std::process::Output> {
-    Command::new("bash").arg(repo_root().join("deploy/kafka/kafka.sh")).args(args).output()
+    Command::new("bash")
+        .arg(repo_root().join("deploy/kafka/kafka.sh"))
+        .args(args)
+        .output()
 }
 
 fn kafka_sh(args: &[&str]) -> String {
     let out = kafka_sh_status(args).expect("running deploy/kafka/kafka.sh");
-    assert!(out.status.success(), "kafka.sh {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kafka.sh {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }

@@ -20,17 +20,52 @@ async fn a_valid_record_lands_on_every_routed_topic_with_key_headers_and_exact_b
     let payload = citizen_dossier("H29-0001");
 
     let mut request = authed("q1-key", record("dossier.sync", &payload));
-    request.metadata_mut().insert("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".parse().unwrap());
-    let response = client.publish(request).await.expect("published").into_inner();
+    request.metadata_mut().insert(
+        "traceparent",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+            .parse()
+            .unwrap(),
+    );
+    let response = client
+        .publish(request)
+        .await
+        .expect("published")
+        .into_inner();
     assert!(!response.duplicate);
-    let topics: HashSet<_> = response.placements.iter().map(|p| p.topic.as_str()).collect();
-    assert_eq!(topics, HashSet::from([format!("t-city-{s}").as_str(), format!("t-national-{s}").as_str()]));
+    let topics: HashSet<_> = response
+        .placements
+        .iter()
+        .map(|p| p.topic.as_str())
+        .collect();
+    assert_eq!(
+        topics,
+        HashSet::from([
+            format!("t-city-{s}").as_str(),
+            format!("t-national-{s}").as_str()
+        ])
+    );
 
     let city = &read_records(&hub.bootstrap, &format!("t-city-{s}"), 1, WAIT).await[0];
-    assert_eq!(city.payload(), Some(&payload[..]), "the unredacted copy is the payload byte for byte");
-    assert_eq!(city.key(), Some(&b"H29-0001"[..]), "keyed by the record type's key pointer");
-    let placement = response.placements.iter().find(|p| p.topic == format!("t-city-{s}")).unwrap();
-    assert_eq!((city.partition(), city.offset()), (placement.partition, placement.offset), "the placement is where it is");
+    assert_eq!(
+        city.payload(),
+        Some(&payload[..]),
+        "the unredacted copy is the payload byte for byte"
+    );
+    assert_eq!(
+        city.key(),
+        Some(&b"H29-0001"[..]),
+        "keyed by the record type's key pointer"
+    );
+    let placement = response
+        .placements
+        .iter()
+        .find(|p| p.topic == format!("t-city-{s}"))
+        .unwrap();
+    assert_eq!(
+        (city.partition(), city.offset()),
+        (placement.partition, placement.offset),
+        "the placement is where it is"
+    );
     for (name, want) in [
         ("ce_specversion", "1.0"),
         ("ce_id", response.record_id.as_str()),
@@ -38,13 +73,21 @@ async fn a_valid_record_lands_on_every_routed_topic_with_key_headers_and_exact_b
         ("ce_type", "dossier.sync"),
         ("content-type", "application/json"),
         ("ce_dataschema", "urn:mekong:schema:dossier.sync:1"),
-        ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+        (
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        ),
         ("mekong_route", "city"),
     ] {
         assert_eq!(header(city, name).as_deref(), Some(want), "header {name}");
     }
     assert!(header(city, "ce_time").is_some_and(|t| t.ends_with('Z')));
-    assert_eq!(uuid::Uuid::parse_str(&response.record_id).unwrap().get_version_num(), 7);
+    assert_eq!(
+        uuid::Uuid::parse_str(&response.record_id)
+            .unwrap()
+            .get_version_num(),
+        7
+    );
 
     // The national copy lost exactly the redacted fields; everything else, numbers included, is intact.
     let national = &read_records(&hub.bootstrap, &format!("t-national-{s}"), 1, WAIT).await[0];
@@ -53,8 +96,15 @@ async fn a_valid_record_lands_on_every_routed_topic_with_key_headers_and_exact_b
         text,
         r#"{"MaHoSo":"H29-0001","LoaiDoiTuong":1,"NgayTiepNhan":"20261128083000","ChuHoSo":"Nguyễn Văn An","NguoiNop":{"HoTen":"Trần Thị Bình"},"SoTien":12345678901234567890,"TyLe":1.0}"#
     );
-    assert_eq!(header(national, "ce_id"), header(city, "ce_id"), "both copies are one record");
-    assert_eq!(header(national, "mekong_route").as_deref(), Some("national"));
+    assert_eq!(
+        header(national, "ce_id"),
+        header(city, "ce_id"),
+        "both copies are one record"
+    );
+    assert_eq!(
+        header(national, "mekong_route").as_deref(),
+        Some("national")
+    );
     hub.shutdown().await;
 }
 
@@ -67,7 +117,11 @@ async fn routes_follow_their_conditions_and_explicit_keys_win() {
     let mut request = record("dossier.sync", business);
     request.key = "explicit-key".into();
     request.attributes = HashMap::from([("district".into(), "q1".into())]);
-    let response = client.publish(authed("q1-key", request)).await.unwrap().into_inner();
+    let response = client
+        .publish(authed("q1-key", request))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(response.placements.len(), 1);
     assert_eq!(response.placements[0].topic, format!("t-city-{s}"));
     let m = &read_records(&hub.bootstrap, &format!("t-city-{s}"), 1, WAIT).await[0];
@@ -82,24 +136,49 @@ async fn credentials_are_required_and_checked() {
     let mut client = hub.client().await;
     let payload = citizen_dossier("H29-AUTH");
 
-    let missing = client.publish(tonic::Request::new(record("dossier.sync", &payload))).await.unwrap_err();
+    let missing = client
+        .publish(tonic::Request::new(record("dossier.sync", &payload)))
+        .await
+        .unwrap_err();
     assert_eq!(missing.code(), Code::Unauthenticated);
-    assert!(missing.message().contains("authorization: Bearer"), "{}", missing.message());
+    assert!(
+        missing.message().contains("authorization: Bearer"),
+        "{}",
+        missing.message()
+    );
 
-    let unknown = client.publish(authed("not-a-key", record("dossier.sync", &payload))).await.unwrap_err();
+    let unknown = client
+        .publish(authed("not-a-key", record("dossier.sync", &payload)))
+        .await
+        .unwrap_err();
     assert_eq!(unknown.code(), Code::Unauthenticated);
 
     let mut malformed = tonic::Request::new(record("dossier.sync", &payload));
-    malformed.metadata_mut().insert("authorization", "Basic cTE6a2V5".parse().unwrap());
-    assert_eq!(client.publish(malformed).await.unwrap_err().code(), Code::Unauthenticated);
+    malformed
+        .metadata_mut()
+        .insert("authorization", "Basic cTE6a2V5".parse().unwrap());
+    assert_eq!(
+        client.publish(malformed).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
 
     // A subscriber may not publish; a publisher may not publish a type outside its list.
-    let reader = client.publish(authed("reader-key", record("dossier.sync", &payload))).await.unwrap_err();
+    let reader = client
+        .publish(authed("reader-key", record("dossier.sync", &payload)))
+        .await
+        .unwrap_err();
     assert_eq!(reader.code(), Code::PermissionDenied);
-    let other_type = client.publish(authed("q1-key", record("payment.completed", b"{}"))).await.unwrap_err();
+    let other_type = client
+        .publish(authed("q1-key", record("payment.completed", b"{}")))
+        .await
+        .unwrap_err();
     assert_eq!(other_type.code(), Code::PermissionDenied);
 
-    assert_eq!(count_records(&hub.bootstrap, &format!("t-city-{s}")), 0, "nothing refused reaches a topic");
+    assert_eq!(
+        count_records(&hub.bootstrap, &format!("t-city-{s}")),
+        0,
+        "nothing refused reaches a topic"
+    );
     assert_eq!(count_records(&hub.bootstrap, &format!("t-pay-{s}")), 0);
 }
 
@@ -107,7 +186,9 @@ async fn credentials_are_required_and_checked() {
 async fn bad_records_are_refused_with_precise_errors_and_never_written() {
     let (hub, s) = TestHub::start().await;
     let mut client = hub.client().await;
-    let mut publish = async |request: PublishRequest| client.publish(authed("q1-key", request)).await.unwrap_err();
+    let mut publish = async |request: PublishRequest| {
+        client.publish(authed("q1-key", request)).await.unwrap_err()
+    };
 
     let unknown = publish(record("no.such.type", b"{}")).await;
     assert_eq!(unknown.code(), Code::NotFound);
@@ -121,15 +202,36 @@ async fn bad_records_are_refused_with_precise_errors_and_never_written() {
     assert_eq!(not_utf8.code(), Code::InvalidArgument);
 
     // One field violation per schema violation, each at its JSON pointer.
-    let invalid = publish(record("dossier.sync", br#"{"LoaiDoiTuong":3,"NgayTiepNhan":"28/11/2026","Email":"not-an-email"}"#)).await;
+    let invalid = publish(record(
+        "dossier.sync",
+        br#"{"LoaiDoiTuong":3,"NgayTiepNhan":"28/11/2026","Email":"not-an-email"}"#,
+    ))
+    .await;
     assert_eq!(invalid.code(), Code::InvalidArgument);
-    let details = invalid.get_details_bad_request().expect("BadRequest details");
-    let mut fields: Vec<_> = details.field_violations.iter().map(|v| v.field.as_str()).collect();
+    let details = invalid
+        .get_details_bad_request()
+        .expect("BadRequest details");
+    let mut fields: Vec<_> = details
+        .field_violations
+        .iter()
+        .map(|v| v.field.as_str())
+        .collect();
     fields.sort();
-    assert_eq!(fields, ["/Email", "/LoaiDoiTuong", "/MaHoSo", "/NgayTiepNhan"]);
-    assert!(details.field_violations.iter().all(|v| !v.description.is_empty()));
+    assert_eq!(
+        fields,
+        ["/Email", "/LoaiDoiTuong", "/MaHoSo", "/NgayTiepNhan"]
+    );
+    assert!(
+        details
+            .field_violations
+            .iter()
+            .all(|v| !v.description.is_empty())
+    );
 
-    let oversize = format!(r#"{{"MaHoSo":"H","LoaiDoiTuong":1,"NgayTiepNhan":"20261128083000","x":"{}"}}"#, "a".repeat(1024 * 1024));
+    let oversize = format!(
+        r#"{{"MaHoSo":"H","LoaiDoiTuong":1,"NgayTiepNhan":"20261128083000","x":"{}"}}"#,
+        "a".repeat(1024 * 1024)
+    );
     let too_big = publish(record("dossier.sync", oversize.as_bytes())).await;
     assert_eq!(too_big.code(), Code::ResourceExhausted);
     assert!(too_big.message().contains("limit"), "{}", too_big.message());
@@ -143,7 +245,11 @@ async fn bad_records_are_refused_with_precise_errors_and_never_written() {
     assert_eq!(publish(bad_attribute).await.code(), Code::InvalidArgument);
 
     for topic in [format!("t-city-{s}"), format!("t-national-{s}")] {
-        assert_eq!(count_records(&hub.bootstrap, &topic), 0, "no refused record reaches {topic}");
+        assert_eq!(
+            count_records(&hub.bootstrap, &topic),
+            0,
+            "no refused record reaches {topic}"
+        );
     }
 }
 
@@ -153,17 +259,32 @@ async fn a_batch_answers_each_record_and_one_bad_record_fails_only_itself() {
     let mut client = hub.client().await;
     let mut records = Vec::new();
     for i in 0..10 {
-        let mut r = if i % 3 == 0 { record("dossier.sync", b"{\"broken\": ") } else { record("dossier.sync", &citizen_dossier(&format!("H29-B{i}"))) };
+        let mut r = if i % 3 == 0 {
+            record("dossier.sync", b"{\"broken\": ")
+        } else {
+            record("dossier.sync", &citizen_dossier(&format!("H29-B{i}")))
+        };
         r.request_id = format!("req-{i}");
         records.push(r);
     }
-    records.push(PublishRequest { request_id: "req-unknown".into(), ..record("no.such.type", b"{}") });
-    let results = client.publish_batch(authed("q1-key", PublishBatchRequest { records })).await.unwrap().into_inner().results;
+    records.push(PublishRequest {
+        request_id: "req-unknown".into(),
+        ..record("no.such.type", b"{}")
+    });
+    let results = client
+        .publish_batch(authed("q1-key", PublishBatchRequest { records }))
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
     assert_eq!(results.len(), 11, "a result per record, in order");
     let mut ok = 0;
     for (i, result) in results.iter().enumerate() {
         match (i, &result.outcome) {
-            (10, Some(Outcome::Error(e))) => assert_eq!((result.request_id.as_str(), e.code), ("req-unknown", Code::NotFound as i32)),
+            (10, Some(Outcome::Error(e))) => assert_eq!(
+                (result.request_id.as_str(), e.code),
+                ("req-unknown", Code::NotFound as i32)
+            ),
             (i, Some(Outcome::Error(e))) if i % 3 == 0 => {
                 assert_eq!(result.request_id, format!("req-{i}"));
                 assert_eq!(e.code, Code::InvalidArgument as i32);
@@ -180,7 +301,11 @@ async fn a_batch_answers_each_record_and_one_bad_record_fails_only_itself() {
     assert_eq!(ok, 6);
     let city = read_records(&hub.bootstrap, &format!("t-city-{s}"), 6, WAIT).await;
     assert_eq!(city.len(), 6);
-    assert_eq!(count_records(&hub.bootstrap, &format!("t-city-{s}")), 6, "exactly the good records");
+    assert_eq!(
+        count_records(&hub.bootstrap, &format!("t-city-{s}")),
+        6,
+        "exactly the good records"
+    );
 }
 
 #[tokio::test]
@@ -188,13 +313,23 @@ async fn a_batch_over_the_limits_is_refused_whole() {
     let (hub, s) = TestHub::start().await;
     let mut client = hub.client().await;
     let records = vec![record("dossier.sync", &citizen_dossier("H29-X")); 1001];
-    let status = client.publish_batch(authed("q1-key", PublishBatchRequest { records })).await.unwrap_err();
+    let status = client
+        .publish_batch(authed("q1-key", PublishBatchRequest { records }))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted);
-    assert!(status.message().contains("1001 records"), "{}", status.message());
+    assert!(
+        status.message().contains("1001 records"),
+        "{}",
+        status.message()
+    );
 
     let big = citizen_dossier(&"H".repeat(900 * 1024));
     let records = vec![record("dossier.sync", &big); 20];
-    let status = client.publish_batch(authed("q1-key", PublishBatchRequest { records })).await.unwrap_err();
+    let status = client
+        .publish_batch(authed("q1-key", PublishBatchRequest { records }))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted);
     assert_eq!(count_records(&hub.bootstrap, &format!("t-city-{s}")), 0);
 }
@@ -206,7 +341,11 @@ async fn an_idempotent_retry_writes_once_and_answers_the_first_result() {
     let mut request = record("dossier.sync", &citizen_dossier("H29-IDEM"));
     request.idempotency_key = "q1-2026-11-28-0001".into();
 
-    let first = client.publish(authed("q1-key", request.clone())).await.unwrap().into_inner();
+    let first = client
+        .publish(authed("q1-key", request.clone()))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!first.duplicate);
     // Retries, some concurrent, all answered from the first result.
     let retries = futures::future::join_all((0..5).map(|_| {
@@ -222,12 +361,20 @@ async fn an_idempotent_retry_writes_once_and_answers_the_first_result() {
     }
     // Another idempotency key is another record.
     request.idempotency_key = "q1-2026-11-28-0002".into();
-    let second = client.publish(authed("q1-key", request)).await.unwrap().into_inner();
+    let second = client
+        .publish(authed("q1-key", request))
+        .await
+        .unwrap()
+        .into_inner();
     assert_ne!(second.record_id, first.record_id);
 
     read_records(&hub.bootstrap, &format!("t-city-{s}"), 2, WAIT).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(count_records(&hub.bootstrap, &format!("t-city-{s}")), 2, "each idempotency key written once");
+    assert_eq!(
+        count_records(&hub.bootstrap, &format!("t-city-{s}")),
+        2,
+        "each idempotency key written once"
+    );
     assert_eq!(count_records(&hub.bootstrap, &format!("t-national-{s}")), 2);
 }
 
@@ -238,15 +385,29 @@ async fn a_stream_of_thousands_answers_every_record_by_request_id() {
     const N: usize = 5000;
     // Every 10th record is invalid, so results of both kinds interleave.
     let requests = futures::stream::iter((0..N).map(|i| {
-        let payload = if i % 10 == 7 { b"[]".to_vec() } else { citizen_dossier(&format!("H29-S{i}")) };
-        PublishRequest { request_id: format!("r{i}"), ..record("dossier.sync", &payload) }
+        let payload = if i % 10 == 7 {
+            b"[]".to_vec()
+        } else {
+            citizen_dossier(&format!("H29-S{i}"))
+        };
+        PublishRequest {
+            request_id: format!("r{i}"),
+            ..record("dossier.sync", &payload)
+        }
     }));
-    let mut results = client.publish_stream(authed("q1-key", requests)).await.unwrap().into_inner();
+    let mut results = client
+        .publish_stream(authed("q1-key", requests))
+        .await
+        .unwrap()
+        .into_inner();
     let mut seen = HashMap::new();
     while let Some(result) = results.next().await {
         let result = result.expect("stream item");
         let ok = matches!(result.outcome, Some(Outcome::Published(_)));
-        assert!(seen.insert(result.request_id.clone(), ok).is_none(), "one result per request id");
+        assert!(
+            seen.insert(result.request_id.clone(), ok).is_none(),
+            "one result per request id"
+        );
     }
     assert_eq!(seen.len(), N, "a result for every record");
     for (id, ok) in &seen {
@@ -254,5 +415,8 @@ async fn a_stream_of_thousands_answers_every_record_by_request_id() {
         assert_eq!(*ok, i % 10 != 7, "record {id}");
     }
     let good = N - N / 10;
-    assert_eq!(count_records(&hub.bootstrap, &format!("t-city-{s}")), good as i64);
+    assert_eq!(
+        count_records(&hub.bootstrap, &format!("t-city-{s}")),
+        good as i64
+    );
 }

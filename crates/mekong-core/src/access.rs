@@ -38,7 +38,10 @@ pub fn hash_api_key(key: &str) -> ApiKeyHash {
 }
 
 /// Finds the owner of a key among `(owner, digest)` pairs, looking at every pair whatever matches.
-pub(crate) fn find_key_owner<'a, T>(entries: impl IntoIterator<Item = (&'a ApiKeyHash, T)>, key: &str) -> Option<T> {
+pub(crate) fn find_key_owner<'a, T>(
+    entries: impl IntoIterator<Item = (&'a ApiKeyHash, T)>,
+    key: &str,
+) -> Option<T> {
     let presented = hash_api_key(key);
     let mut found = None;
     for (digest, owner) in entries {

@@ -68,7 +68,11 @@ pub struct CatalogError(pub Vec<ResourceError>);
 impl fmt::Display for CatalogError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        write!(f, "{n} problem{} in the resources:", if n == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "{n} problem{} in the resources:",
+            if n == 1 { "" } else { "s" }
+        )?;
         for e in &self.0 {
             write!(f, "\n  {e}")?;
         }
@@ -104,7 +108,11 @@ impl Catalog {
             match seen.entry((doc.resource.kind(), name.to_owned())) {
                 Entry::Occupied(first) => {
                     let (source, index) = first.get();
-                    errors.push(ResourceError::at(doc, "name", format!("duplicate name; first defined in {source}, document {index}")));
+                    errors.push(ResourceError::at(
+                        doc,
+                        "name",
+                        format!("duplicate name; first defined in {source}, document {index}"),
+                    ));
                     continue;
                 }
                 Entry::Vacant(slot) => {
@@ -124,10 +132,14 @@ impl Catalog {
                 Ok(rt) => {
                     catalog.record_types.insert(spec.name.clone(), rt);
                 }
-                Err((field, problem)) => errors.push(ResourceError::at(doc, field, problem)),
+                Err(e) => errors.extend(
+                    e.into_iter()
+                        .map(|(field, problem)| ResourceError::at(doc, field, problem)),
+                ),
             }
         }
-        let client_names: BTreeSet<&str> = clients.iter().map(|(_, spec)| spec.name.as_str()).collect();
+        let client_names: BTreeSet<&str> =
+            clients.iter().map(|(_, spec)| spec.name.as_str()).collect();
         let mut key_owners: BTreeMap<[u8; 32], &str> = BTreeMap::new();
         for (doc, spec) in clients {
             match compile_client(spec, &catalog) {
@@ -139,22 +151,35 @@ impl Catalog {
                     }
                     catalog.clients.insert(spec.name.clone(), client);
                 }
-                Err(e) => errors.extend(e.into_iter().map(|(field, problem)| ResourceError::at(doc, field, problem))),
+                Err(e) => errors.extend(
+                    e.into_iter()
+                        .map(|(field, problem)| ResourceError::at(doc, field, problem)),
+                ),
             }
         }
         for (doc, spec) in routes {
             match compile_route(spec, &catalog, &client_names) {
                 Ok(route) => catalog.routes.push(route),
-                Err(e) => errors.extend(e.into_iter().map(|(field, problem)| ResourceError::at(doc, field, problem))),
+                Err(e) => errors.extend(
+                    e.into_iter()
+                        .map(|(field, problem)| ResourceError::at(doc, field, problem)),
+                ),
             }
         }
 
-        if errors.is_empty() { Ok(catalog) } else { Err(CatalogError(errors)) }
+        if errors.is_empty() {
+            Ok(catalog)
+        } else {
+            Err(CatalogError(errors))
+        }
     }
 
     /// The client a presented API key belongs to.
     pub fn authenticate(&self, api_key: &str) -> Option<&Client> {
-        let entries = self.clients.values().flat_map(|c| c.keys.iter().map(move |k| (k, c)));
+        let entries = self
+            .clients
+            .values()
+            .flat_map(|c| c.keys.iter().map(move |k| (k, c)));
         find_key_owner(entries, api_key)
     }
 
@@ -172,12 +197,19 @@ impl Catalog {
 
     /// Every topic some route writes to.
     pub fn destination_topics(&self) -> BTreeSet<&str> {
-        self.routes.iter().flat_map(|r| r.destinations.iter().map(|d| d.topic.as_str())).collect()
+        self.routes
+            .iter()
+            .flat_map(|r| r.destinations.iter().map(|d| d.topic.as_str()))
+            .collect()
     }
 
     /// How many resources of each kind: (record types, routes, clients).
     pub fn counts(&self) -> (usize, usize, usize) {
-        (self.record_types.len(), self.routes.len(), self.clients.len())
+        (
+            self.record_types.len(),
+            self.routes.len(),
+            self.clients.len(),
+        )
     }
 }
 
@@ -186,7 +218,10 @@ fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 253 {
         return Err("a name must have 1 to 253 characters".into());
     }
-    if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')) {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+    {
         return Err(format!("`{name}` may use only a-z, 0-9, `.`, `_` and `-`"));
     }
     Ok(())
@@ -194,19 +229,32 @@ fn check_name(name: &str) -> Result<(), String> {
 
 type FieldProblem = (String, String);
 
-fn compile_record_type(spec: &RecordTypeSpec) -> Result<RecordType, FieldProblem> {
-    let key = match &spec.key {
-        Some(text) => Some(JsonPointer::parse(text).map_err(|e| ("key".to_string(), e.to_string()))?),
-        None => None,
-    };
-    let schema = Schema::compile(&spec.schema).map_err(|e| ("schema".to_string(), e))?;
-    Ok(RecordType { spec: spec.clone(), key, schema, schema_version: 1 })
+fn compile_record_type(spec: &RecordTypeSpec) -> Result<RecordType, Vec<FieldProblem>> {
+    let key = spec
+        .key
+        .as_deref()
+        .map(JsonPointer::parse)
+        .transpose()
+        .map_err(|e| ("key".to_string(), e.to_string()));
+    let schema = Schema::compile(&spec.schema).map_err(|e| ("schema".to_string(), e));
+    match (key, schema) {
+        (Ok(key), Ok(schema)) => Ok(RecordType {
+            spec: spec.clone(),
+            key,
+            schema,
+            schema_version: 1,
+        }),
+        (key, schema) => Err(key.err().into_iter().chain(schema.err()).collect()),
+    }
 }
 
 fn compile_client(spec: &ClientSpec, catalog: &Catalog) -> Result<Client, Vec<FieldProblem>> {
     let mut problems = Vec::new();
     if spec.roles.is_empty() {
-        problems.push(("roles".into(), "a client needs at least one role: publisher, subscriber or admin".into()));
+        problems.push((
+            "roles".into(),
+            "a client needs at least one role: publisher, subscriber or admin".into(),
+        ));
     }
     let mut keys = Vec::new();
     for (i, key) in spec.api_keys.iter().enumerate() {
@@ -221,18 +269,36 @@ fn compile_client(spec: &ClientSpec, catalog: &Catalog) -> Result<Client, Vec<Fi
             problems.push((format!("subscribe[{i}]"), problem));
         }
     }
-    if problems.is_empty() { Ok(Client { spec: spec.clone(), keys, publish }) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(Client {
+            spec: spec.clone(),
+            keys,
+            publish,
+        })
+    } else {
+        Err(problems)
+    }
 }
 
-fn compile_route(spec: &RouteSpec, catalog: &Catalog, clients: &BTreeSet<&str>) -> Result<Route, Vec<FieldProblem>> {
+fn compile_route(
+    spec: &RouteSpec,
+    catalog: &Catalog,
+    clients: &BTreeSet<&str>,
+) -> Result<Route, Vec<FieldProblem>> {
     let mut problems = Vec::new();
     if spec.matcher.types.is_empty() {
-        problems.push(("match.types".into(), "list at least one record type (or a prefix like `dossier.*`)".into()));
+        problems.push((
+            "match.types".into(),
+            "list at least one record type (or a prefix like `dossier.*`)".into(),
+        ));
     }
     let types = type_patterns(&spec.matcher.types, "match.types", catalog, &mut problems);
     for (i, source) in spec.matcher.sources.iter().enumerate() {
         if !clients.contains(source.as_str()) {
-            problems.push((format!("match.sources[{i}]"), format!("no client is named `{source}`")));
+            problems.push((
+                format!("match.sources[{i}]"),
+                format!("no client is named `{source}`"),
+            ));
         }
     }
     let condition = match &spec.matcher.when {
@@ -246,14 +312,20 @@ fn compile_route(spec: &RouteSpec, catalog: &Catalog, clients: &BTreeSet<&str>) 
         None => None,
     };
     if spec.to.is_empty() {
-        problems.push(("to".into(), "a route needs at least one destination topic".into()));
+        problems.push((
+            "to".into(),
+            "a route needs at least one destination topic".into(),
+        ));
     }
     let mut destinations: Vec<Destination> = Vec::new();
     for (i, dest) in spec.to.iter().enumerate() {
         if let Err(problem) = check_topic_name(&dest.topic) {
             problems.push((format!("to[{i}].topic"), problem));
         } else if destinations.iter().any(|d| d.topic == dest.topic) {
-            problems.push((format!("to[{i}].topic"), format!("topic `{}` is listed twice in this route", dest.topic)));
+            problems.push((
+                format!("to[{i}].topic"),
+                format!("topic `{}` is listed twice in this route", dest.topic),
+            ));
         }
         let mut redact = Vec::new();
         for (j, pointer) in dest.redact.iter().enumerate() {
@@ -262,19 +334,39 @@ fn compile_route(spec: &RouteSpec, catalog: &Catalog, clients: &BTreeSet<&str>) 
                 Err(e) => problems.push((format!("to[{i}].redact[{j}]"), e.to_string())),
             }
         }
-        destinations.push(Destination { topic: dest.topic.clone(), redact });
+        destinations.push(Destination {
+            topic: dest.topic.clone(),
+            redact,
+        });
     }
-    if problems.is_empty() { Ok(Route { spec: spec.clone(), types, condition, destinations }) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(Route {
+            spec: spec.clone(),
+            types,
+            condition,
+            destinations,
+        })
+    } else {
+        Err(problems)
+    }
 }
 
 /// Parses record-type patterns, each of which must match at least one known record type: a
 /// pattern that matches nothing is almost always a typo.
-fn type_patterns(texts: &[String], field: &str, catalog: &Catalog, problems: &mut Vec<FieldProblem>) -> Vec<Pattern> {
+fn type_patterns(
+    texts: &[String],
+    field: &str,
+    catalog: &Catalog,
+    problems: &mut Vec<FieldProblem>,
+) -> Vec<Pattern> {
     let mut patterns = Vec::new();
     for (i, text) in texts.iter().enumerate() {
         match Pattern::parse(text) {
             Ok(p) if catalog.record_types.keys().any(|name| p.matches(name)) => patterns.push(p),
-            Ok(_) => problems.push((format!("{field}[{i}]"), format!("`{text}` matches no known record type"))),
+            Ok(_) => problems.push((
+                format!("{field}[{i}]"),
+                format!("`{text}` matches no known record type"),
+            )),
             Err(problem) => problems.push((format!("{field}[{i}]"), problem)),
         }
     }
@@ -335,14 +427,22 @@ subscribe: [city.records]
     fn problems(extra: &str) -> Vec<String> {
         let (docs, errors) = parse_documents("x.yaml", &format!("{CITY}\n---\n{extra}"));
         assert_eq!(errors, vec![]);
-        Catalog::build(docs).unwrap_err().0.iter().map(|e| e.to_string()).collect()
+        Catalog::build(docs)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(|e| e.to_string())
+            .collect()
     }
 
     #[test]
     fn builds_the_city_catalog() {
         let c = city();
         assert_eq!(c.counts(), (2, 2, 2));
-        assert_eq!(c.destination_topics().into_iter().collect::<Vec<_>>(), ["city.records", "dvcqg.dossier"]);
+        assert_eq!(
+            c.destination_topics().into_iter().collect::<Vec<_>>(),
+            ["city.records", "dvcqg.dossier"]
+        );
     }
 
     #[test]
@@ -353,7 +453,10 @@ subscribe: [city.records]
         assert!(q1.may_publish("dossier.sync"));
         assert!(!q1.may_publish("payment.completed"));
         let reader = c.authenticate("bar").unwrap();
-        assert!(!reader.may_publish("dossier.sync"), "a subscriber may not publish");
+        assert!(
+            !reader.may_publish("dossier.sync"),
+            "a subscriber may not publish"
+        );
         assert!(c.authenticate("baz").is_none());
     }
 
@@ -361,15 +464,28 @@ subscribe: [city.records]
     fn refuses_duplicates_bad_names_and_dangling_references() {
         let p = problems("kind: Route\nname: city\nmatch: {types: [x]}\nto: [{topic: t}]");
         assert_eq!(p.len(), 1);
-        assert!(p[0].contains("duplicate name; first defined in x.yaml, document 3"), "{p:?}");
+        assert!(
+            p[0].contains("duplicate name; first defined in x.yaml, document 3"),
+            "{p:?}"
+        );
 
-        let p = problems("kind: Route\nname: Bad_Name\nmatch: {types: [dossier.sync]}\nto: [{topic: t}]");
+        let p = problems(
+            "kind: Route\nname: Bad_Name\nmatch: {types: [dossier.sync]}\nto: [{topic: t}]",
+        );
         assert!(p[0].contains("field `name`"), "{p:?}");
 
-        let p = problems("kind: Route\nname: r2\nmatch: {types: [dosier.sync], sources: [nobody]}\nto: [{topic: t}]");
+        let p = problems(
+            "kind: Route\nname: r2\nmatch: {types: [dosier.sync], sources: [nobody]}\nto: [{topic: t}]",
+        );
         assert_eq!(p.len(), 2, "{p:?}");
-        assert!(p[0].contains("field `match.types[0]`: `dosier.sync` matches no known record type"), "{p:?}");
-        assert!(p[1].contains("field `match.sources[0]`: no client is named `nobody`"), "{p:?}");
+        assert!(
+            p[0].contains("field `match.types[0]`: `dosier.sync` matches no known record type"),
+            "{p:?}"
+        );
+        assert!(
+            p[1].contains("field `match.sources[0]`: no client is named `nobody`"),
+            "{p:?}"
+        );
     }
 
     #[test]
@@ -378,24 +494,38 @@ subscribe: [city.records]
             "kind: Route\nname: r2\nmatch: {types: [dossier.sync], when: 'data.x =='}\nto: [{topic: 'bad topic', redact: [Email]}, {topic: _mekong.audit}]",
         );
         let text = p.join("\n");
-        assert!(text.contains("field `match.when`: CEL does not parse"), "{text}");
+        assert!(
+            text.contains("field `match.when`: CEL does not parse"),
+            "{text}"
+        );
         assert!(text.contains("field `to[0].topic`"), "{text}");
         assert!(text.contains("field `to[0].redact[0]`"), "{text}");
-        assert!(text.contains("field `to[1].topic`: topic `_mekong.audit` is internal"), "{text}");
+        assert!(
+            text.contains("field `to[1].topic`: topic `_mekong.audit` is internal"),
+            "{text}"
+        );
 
         let p = problems("kind: RecordType\nname: t2\nkey: MaHoSo\nschema: {type: strng}");
         assert!(p[0].contains("RecordType \"t2\"): field `key`"), "{p:?}");
         let p = problems("kind: RecordType\nname: t2\nschema: {type: strng}");
-        assert!(p[0].contains("field `schema`: not a valid JSON Schema"), "{p:?}");
+        assert!(
+            p[0].contains("field `schema`: not a valid JSON Schema"),
+            "{p:?}"
+        );
     }
 
     #[test]
     fn refuses_bad_clients() {
-        let p = problems("kind: Client\nname: c2\nroles: []\napiKeys: [{sha256: xyz}]\npublish: [tax.*]");
+        let p = problems(
+            "kind: Client\nname: c2\nroles: []\napiKeys: [{sha256: xyz}]\npublish: [tax.*]",
+        );
         let text = p.join("\n");
         assert!(text.contains("field `roles`"), "{text}");
         assert!(text.contains("field `apiKeys[0].sha256`"), "{text}");
-        assert!(text.contains("field `publish[0]`: `tax.*` matches no known record type"), "{text}");
+        assert!(
+            text.contains("field `publish[0]`: `tax.*` matches no known record type"),
+            "{text}"
+        );
 
         let p = problems(
             "kind: Client\nname: c2\nroles: [publisher]\napiKeys: [{sha256: 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae}]",

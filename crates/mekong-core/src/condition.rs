@@ -20,10 +20,18 @@ pub struct Condition {
 
 impl Condition {
     pub fn compile(text: &str) -> Result<Condition, String> {
-        let program = ENV.compile(text).map_err(|e| format!("CEL does not parse: {e}"))?;
+        let program = ENV
+            .compile(text)
+            .map_err(|e| format!("CEL does not parse: {e}"))?;
         let references = program.references();
-        if let Some(unknown) = references.variables().into_iter().find(|v| !VARIABLES.contains(v)) {
-            return Err(format!("CEL refers to `{unknown}`; a condition may use only `data`, `type` and `source`"));
+        if let Some(unknown) = references
+            .variables()
+            .into_iter()
+            .find(|v| !VARIABLES.contains(v))
+        {
+            return Err(format!(
+                "CEL refers to `{unknown}`; a condition may use only `data`, `type` and `source`"
+            ));
         }
         Ok(Condition { program })
     }
@@ -56,7 +64,8 @@ fn to_cel(value: &Value) -> Cel {
         Value::String(s) => Cel::String(Arc::new(s.clone())),
         Value::Array(items) => Cel::List(Arc::new(items.iter().map(to_cel).collect())),
         Value::Object(map) => {
-            let entries: std::collections::HashMap<String, Cel> = map.iter().map(|(k, v)| (k.clone(), to_cel(v))).collect();
+            let entries: std::collections::HashMap<String, Cel> =
+                map.iter().map(|(k, v)| (k.clone(), to_cel(v))).collect();
             entries.into()
         }
     }
@@ -69,16 +78,31 @@ mod tests {
 
     #[test]
     fn evaluates_over_data_type_and_source() {
-        let c = Condition::compile("data.LoaiDoiTuong == 1 && type == 'dossier.sync' && source.startsWith('q1')").unwrap();
-        assert_eq!(c.evaluate(&json!({"LoaiDoiTuong": 1}), "dossier.sync", "q1-one-stop"), Ok(true));
-        assert_eq!(c.evaluate(&json!({"LoaiDoiTuong": 2}), "dossier.sync", "q1-one-stop"), Ok(false));
+        let c = Condition::compile(
+            "data.LoaiDoiTuong == 1 && type == 'dossier.sync' && source.startsWith('q1')",
+        )
+        .unwrap();
+        assert_eq!(
+            c.evaluate(&json!({"LoaiDoiTuong": 1}), "dossier.sync", "q1-one-stop"),
+            Ok(true)
+        );
+        assert_eq!(
+            c.evaluate(&json!({"LoaiDoiTuong": 2}), "dossier.sync", "q1-one-stop"),
+            Ok(false)
+        );
     }
 
     #[test]
     fn nested_fields_lists_and_has() {
         let c = Condition::compile("has(data.ChuHoSo) && size(data.TaiLieuNop) > 1").unwrap();
-        assert_eq!(c.evaluate(&json!({"ChuHoSo": "A", "TaiLieuNop": [1, 2]}), "t", "s"), Ok(true));
-        assert_eq!(c.evaluate(&json!({"TaiLieuNop": [1, 2]}), "t", "s"), Ok(false));
+        assert_eq!(
+            c.evaluate(&json!({"ChuHoSo": "A", "TaiLieuNop": [1, 2]}), "t", "s"),
+            Ok(true)
+        );
+        assert_eq!(
+            c.evaluate(&json!({"TaiLieuNop": [1, 2]}), "t", "s"),
+            Ok(false)
+        );
     }
 
     #[test]
@@ -90,12 +114,24 @@ mod tests {
     #[test]
     fn a_non_boolean_result_is_an_error() {
         let c = Condition::compile("data.n + 1").unwrap();
-        assert!(c.evaluate(&json!({"n": 1}), "t", "s").unwrap_err().contains("not a boolean"));
+        assert!(
+            c.evaluate(&json!({"n": 1}), "t", "s")
+                .unwrap_err()
+                .contains("not a boolean")
+        );
     }
 
     #[test]
     fn bad_expressions_and_unknown_variables_are_refused_at_compile_time() {
-        assert!(Condition::compile("data.x ==").unwrap_err().contains("does not parse"));
-        assert!(Condition::compile("payload.x == 1").unwrap_err().contains("`payload`"));
+        assert!(
+            Condition::compile("data.x ==")
+                .unwrap_err()
+                .contains("does not parse")
+        );
+        assert!(
+            Condition::compile("payload.x == 1")
+                .unwrap_err()
+                .contains("`payload`")
+        );
     }
 }

@@ -22,7 +22,9 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_record_bytes: 1024 * 1024 }
+        Limits {
+            max_record_bytes: 1024 * 1024,
+        }
     }
 }
 
@@ -84,32 +86,57 @@ pub fn record_id_for(client: &str, idempotency_key: &str) -> Uuid {
 }
 
 /// CloudEvents attributes a caller may not set through `attributes`.
-const RESERVED_ATTRIBUTES: [&str; 9] =
-    ["specversion", "id", "source", "type", "time", "datacontenttype", "dataschema", "data", "data_base64"];
+const RESERVED_ATTRIBUTES: [&str; 9] = [
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "time",
+    "datacontenttype",
+    "dataschema",
+    "data",
+    "data_base64",
+];
 const MAX_ATTRIBUTES: usize = 32;
 const MAX_ATTRIBUTE_VALUE_BYTES: usize = 4096;
 
 impl Catalog {
     /// Judges a record by this catalog and, when every rule accepts it, returns the Kafka records
     /// to write. The payload is parsed once; schema, routing and redaction all use that one value.
-    pub fn prepare<'a>(&self, client: &Client, submission: Submission<'a>, limits: &Limits) -> Result<Prepared<'a>, Rejection> {
+    pub fn prepare<'a>(
+        &self,
+        client: &Client,
+        submission: Submission<'a>,
+        limits: &Limits,
+    ) -> Result<Prepared<'a>, Rejection> {
         let s = submission;
         let Some(record_type) = self.record_type(s.record_type) else {
             return Err(Rejection::new(
                 RejectionKind::NotFound,
-                format!("unknown record type `{}`; ask the hub administrators which types exist", s.record_type),
+                format!(
+                    "unknown record type `{}`; ask the hub administrators which types exist",
+                    s.record_type
+                ),
             ));
         };
         if !client.may_publish(s.record_type) {
             return Err(Rejection::new(
                 RejectionKind::PermissionDenied,
-                format!("client `{}` may not publish records of type `{}`", client.name(), s.record_type),
+                format!(
+                    "client `{}` may not publish records of type `{}`",
+                    client.name(),
+                    s.record_type
+                ),
             ));
         }
         if s.payload.len() > limits.max_record_bytes {
             return Err(Rejection::new(
                 RejectionKind::ResourceExhausted,
-                format!("payload is {} bytes; the limit is {} bytes per record", s.payload.len(), limits.max_record_bytes),
+                format!(
+                    "payload is {} bytes; the limit is {} bytes per record",
+                    s.payload.len(),
+                    limits.max_record_bytes
+                ),
             ));
         }
         check_attributes(s.attributes)?;
@@ -117,14 +144,21 @@ impl Catalog {
         let data: Value = serde_json::from_slice(s.payload).map_err(|e| {
             Rejection::invalid(
                 "payload is not valid UTF-8 JSON",
-                vec![Violation { field: String::new(), description: e.to_string() }],
+                vec![Violation {
+                    field: String::new(),
+                    description: e.to_string(),
+                }],
             )
         })?;
         let violations = record_type.schema.violations(&data);
         if !violations.is_empty() {
             let n = violations.len();
             return Err(Rejection::invalid(
-                format!("record does not match the schema of `{}` ({n} violation{})", s.record_type, if n == 1 { "" } else { "s" }),
+                format!(
+                    "record does not match the schema of `{}` ({n} violation{})",
+                    s.record_type,
+                    if n == 1 { "" } else { "s" }
+                ),
                 violations,
             ));
         }
@@ -140,7 +174,9 @@ impl Catalog {
         let mut targets: Vec<(&str, Vec<String>, Vec<&JsonPointer>)> = Vec::new();
         for route in &self.routes {
             let spec = &route.spec.matcher;
-            if !any_matches(&route.types, s.record_type) || !(spec.sources.is_empty() || spec.sources.iter().any(|c| c == client.name())) {
+            if !any_matches(&route.types, s.record_type)
+                || !(spec.sources.is_empty() || spec.sources.iter().any(|c| c == client.name()))
+            {
                 continue;
             }
             if let Some(condition) = &route.condition {
@@ -148,13 +184,19 @@ impl Catalog {
                     Ok(true) => {}
                     Ok(false) => continue,
                     Err(error) => {
-                        unevaluable.push(UnevaluableCondition { route: route.spec.name.clone(), error });
+                        unevaluable.push(UnevaluableCondition {
+                            route: route.spec.name.clone(),
+                            error,
+                        });
                         continue;
                     }
                 }
             }
             for dest in &route.destinations {
-                match targets.iter_mut().find(|(topic, _, _)| *topic == dest.topic) {
+                match targets
+                    .iter_mut()
+                    .find(|(topic, _, _)| *topic == dest.topic)
+                {
                     Some((_, routes, redact)) => {
                         routes.push(route.spec.name.clone());
                         for pointer in &dest.redact {
@@ -163,14 +205,25 @@ impl Catalog {
                             }
                         }
                     }
-                    None => targets.push((&dest.topic, vec![route.spec.name.clone()], dest.redact.iter().collect())),
+                    None => targets.push((
+                        &dest.topic,
+                        vec![route.spec.name.clone()],
+                        dest.redact.iter().collect(),
+                    )),
                 }
             }
         }
         if targets.is_empty() {
-            let mut message = format!("no route matches this record (type `{}` from client `{}`)", s.record_type, client.name());
+            let mut message = format!(
+                "no route matches this record (type `{}` from client `{}`)",
+                s.record_type,
+                client.name()
+            );
             for u in &unevaluable {
-                message.push_str(&format!("; route `{}` could not evaluate its condition: {}", u.route, u.error));
+                message.push_str(&format!(
+                    "; route `{}` could not evaluate its condition: {}",
+                    u.route, u.error
+                ));
             }
             return Err(Rejection::new(RejectionKind::FailedPrecondition, message));
         }
@@ -189,9 +242,20 @@ impl Catalog {
             };
             let mut headers = headers.clone();
             headers.push(("mekong_route".into(), routes.join(",")));
-            copies.push(Copy { topic: topic.to_owned(), key: key.clone(), value, headers, routes });
+            copies.push(Copy {
+                topic: topic.to_owned(),
+                key: key.clone(),
+                value,
+                headers,
+                routes,
+            });
         }
-        Ok(Prepared { record_id: s.record_id, schema_version: record_type.schema_version, copies, unevaluable })
+        Ok(Prepared {
+            record_id: s.record_id,
+            schema_version: record_type.schema_version,
+            copies,
+            unevaluable,
+        })
     }
 }
 
@@ -199,34 +263,68 @@ fn key_from_payload(data: &Value, pointer: &JsonPointer) -> Result<String, Rejec
     let violation = |description: &str| {
         Rejection::invalid(
             "the record's partition key is missing or unusable",
-            vec![Violation { field: pointer.to_string(), description: description.into() }],
+            vec![Violation {
+                field: pointer.to_string(),
+                description: description.into(),
+            }],
         )
     };
     match pointer.get(data) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
         Some(Value::Number(n)) => Ok(n.to_string()),
-        Some(Value::String(_)) => Err(violation("the partition key is taken from here and must not be empty")),
-        Some(_) => Err(violation("the partition key is taken from here and must be a string or a number")),
-        None => Err(violation("the partition key is taken from here; the field is missing")),
+        Some(Value::String(_)) => Err(violation(
+            "the partition key is taken from here and must not be empty",
+        )),
+        Some(_) => Err(violation(
+            "the partition key is taken from here and must be a string or a number",
+        )),
+        None => Err(violation(
+            "the partition key is taken from here; the field is missing",
+        )),
     }
 }
 
 fn check_attributes(attributes: &HashMap<String, String>) -> Result<(), Rejection> {
     if attributes.len() > MAX_ATTRIBUTES {
-        return Err(Rejection::invalid(format!("at most {MAX_ATTRIBUTES} attributes per record; got {}", attributes.len()), vec![]));
+        return Err(Rejection::invalid(
+            format!(
+                "at most {MAX_ATTRIBUTES} attributes per record; got {}",
+                attributes.len()
+            ),
+            vec![],
+        ));
     }
     let mut violations = Vec::new();
     for (name, value) in attributes {
         let field = format!("attributes.{name}");
-        if name.is_empty() || name.len() > 20 || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
-            violations.push(Violation { field, description: "attribute names are 1-20 characters of a-z and 0-9 (CloudEvents)".into() });
+        if name.is_empty()
+            || name.len() > 20
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        {
+            violations.push(Violation {
+                field,
+                description: "attribute names are 1-20 characters of a-z and 0-9 (CloudEvents)"
+                    .into(),
+            });
         } else if RESERVED_ATTRIBUTES.contains(&name.as_str()) {
-            violations.push(Violation { field, description: "a CloudEvents core attribute, set by the hub".into() });
+            violations.push(Violation {
+                field,
+                description: "a CloudEvents core attribute, set by the hub".into(),
+            });
         } else if value.len() > MAX_ATTRIBUTE_VALUE_BYTES {
-            violations.push(Violation { field, description: format!("values are at most {MAX_ATTRIBUTE_VALUE_BYTES} bytes") });
+            violations.push(Violation {
+                field,
+                description: format!("values are at most {MAX_ATTRIBUTE_VALUE_BYTES} bytes"),
+            });
         }
     }
-    if violations.is_empty() { Ok(()) } else { Err(Rejection::invalid("invalid attributes", violations)) }
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(Rejection::invalid("invalid attributes", violations))
+    }
 }
 
 /// The headers every copy of a record carries.
@@ -236,9 +334,15 @@ fn base_headers(s: &Submission<'_>, source: &str, schema_version: u32) -> Vec<(S
         ("ce_id".into(), s.record_id.to_string()),
         ("ce_source".into(), source.to_owned()),
         ("ce_type".into(), s.record_type.to_owned()),
-        ("ce_time".into(), humantime::format_rfc3339_millis(s.time).to_string()),
+        (
+            "ce_time".into(),
+            humantime::format_rfc3339_millis(s.time).to_string(),
+        ),
         ("content-type".into(), "application/json".into()),
-        ("ce_dataschema".into(), format!("urn:mekong:schema:{}:{schema_version}", s.record_type)),
+        (
+            "ce_dataschema".into(),
+            format!("urn:mekong:schema:{}:{schema_version}", s.record_type),
+        ),
         ("mekong_schema_version".into(), schema_version.to_string()),
     ];
     if let Some(tp) = s.traceparent.filter(|tp| is_traceparent(tp)) {
@@ -246,15 +350,27 @@ fn base_headers(s: &Submission<'_>, source: &str, schema_version: u32) -> Vec<(S
     }
     let mut extensions: Vec<_> = s.attributes.iter().collect();
     extensions.sort();
-    headers.extend(extensions.into_iter().map(|(k, v)| (format!("ce_{k}"), v.clone())));
+    headers.extend(
+        extensions
+            .into_iter()
+            .map(|(k, v)| (format!("ce_{k}"), v.clone())),
+    );
     headers
 }
 
 /// `00-<32 hex>-<16 hex>-<2 hex>`, W3C Trace Context version 00.
 fn is_traceparent(tp: &str) -> bool {
     let parts: Vec<&str> = tp.split('-').collect();
-    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
-    parts.len() == 4 && hex(parts[0], 2) && hex(parts[1], 32) && hex(parts[2], 16) && hex(parts[3], 2)
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    };
+    parts.len() == 4
+        && hex(parts[0], 2)
+        && hex(parts[1], 32)
+        && hex(parts[2], 16)
+        && hex(parts[3], 2)
 }
 
 #[cfg(test)]
@@ -262,7 +378,11 @@ mod tests {
     use super::*;
     use crate::catalog::tests::city;
 
-    fn submit<'a>(record_type: &'a str, payload: &'a [u8], attributes: &'a HashMap<String, String>) -> Submission<'a> {
+    fn submit<'a>(
+        record_type: &'a str,
+        payload: &'a [u8],
+        attributes: &'a HashMap<String, String>,
+    ) -> Submission<'a> {
         Submission {
             record_type,
             payload,
@@ -275,7 +395,10 @@ mod tests {
     }
 
     fn header<'c>(copy: &'c Copy<'_>, name: &str) -> Option<&'c str> {
-        copy.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        copy.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     const CITIZEN: &[u8] =
@@ -285,11 +408,20 @@ mod tests {
     fn a_valid_record_is_routed_keyed_and_redacted_per_copy() {
         let c = city();
         let none = HashMap::new();
-        let p = c.prepare(c.client("q1").unwrap(), submit("dossier.sync", CITIZEN, &none), &Limits::default()).unwrap();
+        let p = c
+            .prepare(
+                c.client("q1").unwrap(),
+                submit("dossier.sync", CITIZEN, &none),
+                &Limits::default(),
+            )
+            .unwrap();
         assert_eq!(p.unevaluable, vec![]);
         assert_eq!(p.copies.len(), 2);
         let (city_copy, national) = (&p.copies[0], &p.copies[1]);
-        assert_eq!((city_copy.topic.as_str(), national.topic.as_str()), ("city.records", "dvcqg.dossier"));
+        assert_eq!(
+            (city_copy.topic.as_str(), national.topic.as_str()),
+            ("city.records", "dvcqg.dossier")
+        );
         assert_eq!(city_copy.key, "H29-0001");
         // Unredacted: the bytes as received. Redacted: exactly those fields gone, numbers untouched.
         assert_eq!(&*city_copy.value, CITIZEN);
@@ -297,13 +429,22 @@ mod tests {
             std::str::from_utf8(&national.value).unwrap(),
             r#"{"MaHoSo":"H29-0001","LoaiDoiTuong":1,"Big":12345678901234567890,"F":1.0}"#
         );
-        assert_eq!(header(national, "ce_id"), Some("00000000-0000-0000-0000-000000000007"));
+        assert_eq!(
+            header(national, "ce_id"),
+            Some("00000000-0000-0000-0000-000000000007")
+        );
         assert_eq!(header(national, "ce_source"), Some("q1"));
         assert_eq!(header(national, "ce_type"), Some("dossier.sync"));
         assert_eq!(header(national, "ce_specversion"), Some("1.0"));
-        assert_eq!(header(national, "ce_time"), Some("2026-11-18T11:06:40.123Z"));
+        assert_eq!(
+            header(national, "ce_time"),
+            Some("2026-11-18T11:06:40.123Z")
+        );
         assert_eq!(header(national, "content-type"), Some("application/json"));
-        assert_eq!(header(national, "ce_dataschema"), Some("urn:mekong:schema:dossier.sync:1"));
+        assert_eq!(
+            header(national, "ce_dataschema"),
+            Some("urn:mekong:schema:dossier.sync:1")
+        );
         assert_eq!(header(national, "mekong_route"), Some("national"));
     }
 
@@ -313,15 +454,34 @@ mod tests {
         let none = HashMap::new();
         // LoaiDoiTuong 2 (a business): only the city route.
         let business = br#"{"MaHoSo":"H29-2","LoaiDoiTuong":2}"#;
-        let p = c.prepare(c.client("q1").unwrap(), submit("dossier.sync", business, &none), &Limits::default()).unwrap();
-        assert_eq!(p.copies.iter().map(|c| c.topic.as_str()).collect::<Vec<_>>(), ["city.records"]);
+        let p = c
+            .prepare(
+                c.client("q1").unwrap(),
+                submit("dossier.sync", business, &none),
+                &Limits::default(),
+            )
+            .unwrap();
+        assert_eq!(
+            p.copies
+                .iter()
+                .map(|c| c.topic.as_str())
+                .collect::<Vec<_>>(),
+            ["city.records"]
+        );
         assert_eq!(p.unevaluable, vec![]);
 
         // The condition's field is missing: evaluation fails, the route is skipped, and it is reported.
         let mut c2 = city();
-        c2.record_types.get_mut("dossier.sync").unwrap().schema = crate::schema::Schema::compile(&serde_json::json!({})).unwrap();
+        c2.record_types.get_mut("dossier.sync").unwrap().schema =
+            crate::schema::Schema::compile(&serde_json::json!({})).unwrap();
         let odd = br#"{"MaHoSo":"H29-3"}"#;
-        let p = c2.prepare(c2.client("q1").unwrap(), submit("dossier.sync", odd, &none), &Limits::default()).unwrap();
+        let p = c2
+            .prepare(
+                c2.client("q1").unwrap(),
+                submit("dossier.sync", odd, &none),
+                &Limits::default(),
+            )
+            .unwrap();
         assert_eq!(p.copies.len(), 1);
         assert_eq!(p.unevaluable.len(), 1);
         assert_eq!(p.unevaluable[0].route, "national");
@@ -332,17 +492,36 @@ mod tests {
         let c = city();
         let q1 = c.client("q1").unwrap();
         let none = HashMap::new();
-        let kind = |rt: &str, payload: &[u8], limits: Limits| c.prepare(q1, submit(rt, payload, &none), &limits).unwrap_err();
+        let kind = |rt: &str, payload: &[u8], limits: Limits| {
+            c.prepare(q1, submit(rt, payload, &none), &limits)
+                .unwrap_err()
+        };
 
-        assert_eq!(kind("tax.filed", b"{}", Limits::default()).kind, RejectionKind::NotFound);
-        assert_eq!(kind("payment.completed", b"{}", Limits::default()).kind, RejectionKind::PermissionDenied);
-        let big = kind("dossier.sync", CITIZEN, Limits { max_record_bytes: 10 });
+        assert_eq!(
+            kind("tax.filed", b"{}", Limits::default()).kind,
+            RejectionKind::NotFound
+        );
+        assert_eq!(
+            kind("payment.completed", b"{}", Limits::default()).kind,
+            RejectionKind::PermissionDenied
+        );
+        let big = kind(
+            "dossier.sync",
+            CITIZEN,
+            Limits {
+                max_record_bytes: 10,
+            },
+        );
         assert_eq!(big.kind, RejectionKind::ResourceExhausted);
         let not_json = kind("dossier.sync", b"{\"MaHoSo\": ", Limits::default());
         assert_eq!(not_json.kind, RejectionKind::InvalidArgument);
         assert_eq!(not_json.violations[0].field, "");
 
-        let bad = kind("dossier.sync", br#"{"LoaiDoiTuong":"x","Email":"nope"}"#, Limits::default());
+        let bad = kind(
+            "dossier.sync",
+            br#"{"LoaiDoiTuong":"x","Email":"nope"}"#,
+            Limits::default(),
+        );
         assert_eq!(bad.kind, RejectionKind::InvalidArgument);
         let mut fields: Vec<_> = bad.violations.iter().map(|v| v.field.as_str()).collect();
         fields.sort();
@@ -353,13 +532,18 @@ mod tests {
     fn a_record_no_route_takes_is_refused_not_dropped() {
         let (docs, _) = crate::resource::parse_documents(
             "x",
-            &crate::catalog::tests::CITY.replace("types: [\"dossier.*\", \"payment.*\"]", "types: [\"payment.*\"]"),
+            &crate::catalog::tests::CITY.replace(
+                "types: [\"dossier.*\", \"payment.*\"]",
+                "types: [\"payment.*\"]",
+            ),
         );
         let c = Catalog::build(docs).unwrap();
         let none = HashMap::new();
         let mut s = submit("dossier.sync", br#"{"MaHoSo":"A","LoaiDoiTuong":2}"#, &none);
         s.key = Some("explicit");
-        let r = c.prepare(c.client("q1").unwrap(), s, &Limits::default()).unwrap_err();
+        let r = c
+            .prepare(c.client("q1").unwrap(), s, &Limits::default())
+            .unwrap_err();
         assert_eq!(r.kind, RejectionKind::FailedPrecondition);
         assert!(r.message.contains("no route matches"), "{}", r.message);
     }
@@ -371,17 +555,34 @@ mod tests {
         let mut s = submit("dossier.sync", CITIZEN, &attrs);
         s.key = Some("my-key");
         s.traceparent = Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
-        let p = c.prepare(c.client("q1").unwrap(), s, &Limits::default()).unwrap();
+        let p = c
+            .prepare(c.client("q1").unwrap(), s, &Limits::default())
+            .unwrap();
         assert_eq!(p.copies[0].key, "my-key");
         assert_eq!(header(&p.copies[0], "ce_district"), Some("q1"));
         assert_eq!(header(&p.copies[0], "traceparent"), s.traceparent);
 
         s.traceparent = Some("garbage");
-        let p = c.prepare(c.client("q1").unwrap(), s, &Limits::default()).unwrap();
-        assert_eq!(header(&p.copies[0], "traceparent"), None, "a malformed traceparent is not passed on");
+        let p = c
+            .prepare(c.client("q1").unwrap(), s, &Limits::default())
+            .unwrap();
+        assert_eq!(
+            header(&p.copies[0], "traceparent"),
+            None,
+            "a malformed traceparent is not passed on"
+        );
 
-        let bad = HashMap::from([("id".to_string(), "x".to_string()), ("Bad-Name".to_string(), "y".to_string())]);
-        let r = c.prepare(c.client("q1").unwrap(), submit("dossier.sync", CITIZEN, &bad), &Limits::default()).unwrap_err();
+        let bad = HashMap::from([
+            ("id".to_string(), "x".to_string()),
+            ("Bad-Name".to_string(), "y".to_string()),
+        ]);
+        let r = c
+            .prepare(
+                c.client("q1").unwrap(),
+                submit("dossier.sync", CITIZEN, &bad),
+                &Limits::default(),
+            )
+            .unwrap_err();
         assert_eq!(r.kind, RejectionKind::InvalidArgument);
         assert_eq!(r.violations.len(), 2);
     }
@@ -389,9 +590,16 @@ mod tests {
     #[test]
     fn a_missing_key_field_is_a_violation_at_its_pointer() {
         let mut c = city();
-        c.record_types.get_mut("dossier.sync").unwrap().schema = crate::schema::Schema::compile(&serde_json::json!({})).unwrap();
+        c.record_types.get_mut("dossier.sync").unwrap().schema =
+            crate::schema::Schema::compile(&serde_json::json!({})).unwrap();
         let none = HashMap::new();
-        let r = c.prepare(c.client("q1").unwrap(), submit("dossier.sync", br#"{"LoaiDoiTuong":2}"#, &none), &Limits::default()).unwrap_err();
+        let r = c
+            .prepare(
+                c.client("q1").unwrap(),
+                submit("dossier.sync", br#"{"LoaiDoiTuong":2}"#, &none),
+                &Limits::default(),
+            )
+            .unwrap_err();
         assert_eq!(r.violations[0].field, "/MaHoSo");
     }
 

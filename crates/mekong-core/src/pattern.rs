@@ -16,8 +16,12 @@ impl Pattern {
         }
         match text.strip_suffix('*') {
             Some(prefix) if !prefix.contains('*') => Ok(Pattern::Prefix(prefix.to_owned())),
-            Some(_) => Err(format!("pattern `{text}`: `*` may appear only once, at the end")),
-            None if text.contains('*') => Err(format!("pattern `{text}`: `*` may appear only at the end")),
+            Some(_) => Err(format!(
+                "pattern `{text}`: `*` may appear only once, at the end"
+            )),
+            None if text.contains('*') => {
+                Err(format!("pattern `{text}`: `*` may appear only at the end"))
+            }
             None => Ok(Pattern::Exact(text.to_owned())),
         }
     }

@@ -36,7 +36,10 @@ impl JsonPointer {
             .split('/')
             .map(|raw| unescape(raw).ok_or_else(|| PointerError::BadEscape(text.into())))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(JsonPointer { text: text.to_owned(), tokens })
+        Ok(JsonPointer {
+            text: text.to_owned(),
+            tokens,
+        })
     }
 
     pub fn as_str(&self) -> &str {
@@ -45,11 +48,13 @@ impl JsonPointer {
 
     /// The value this pointer names, if the document has one there.
     pub fn get<'v>(&self, document: &'v Value) -> Option<&'v Value> {
-        self.tokens.iter().try_fold(document, |node, token| match node {
-            Value::Object(map) => map.get(token.as_str()),
-            Value::Array(items) => index(token).and_then(|i| items.get(i)),
-            _ => None,
-        })
+        self.tokens
+            .iter()
+            .try_fold(document, |node, token| match node {
+                Value::Object(map) => map.get(token.as_str()),
+                Value::Array(items) => index(token).and_then(|i| items.get(i)),
+                _ => None,
+            })
     }
 
     /// Removes the field this pointer names; returns whether there was one. Object members are
@@ -117,28 +122,51 @@ mod tests {
     fn parses_and_unescapes() {
         let p = JsonPointer::parse("/a~1b/c~0d").unwrap();
         assert_eq!(p.get(&json!({"a/b": {"c~d": 7}})), Some(&json!(7)));
-        assert_eq!(JsonPointer::parse("MaHoSo"), Err(PointerError::NoLeadingSlash("MaHoSo".into())));
-        assert_eq!(JsonPointer::parse(""), Err(PointerError::WholeDocument("".into())));
-        assert_eq!(JsonPointer::parse("/a~2"), Err(PointerError::BadEscape("/a~2".into())));
+        assert_eq!(
+            JsonPointer::parse("MaHoSo"),
+            Err(PointerError::NoLeadingSlash("MaHoSo".into()))
+        );
+        assert_eq!(
+            JsonPointer::parse(""),
+            Err(PointerError::WholeDocument("".into()))
+        );
+        assert_eq!(
+            JsonPointer::parse("/a~2"),
+            Err(PointerError::BadEscape("/a~2".into()))
+        );
     }
 
     #[test]
     fn gets_through_objects_and_arrays() {
         let doc = json!({"TaiLieuNop": [{"Ten": "CMND"}, {"Ten": "So ho khau"}]});
-        assert_eq!(JsonPointer::parse("/TaiLieuNop/1/Ten").unwrap().get(&doc), Some(&json!("So ho khau")));
-        assert_eq!(JsonPointer::parse("/TaiLieuNop/01/Ten").unwrap().get(&doc), None);
+        assert_eq!(
+            JsonPointer::parse("/TaiLieuNop/1/Ten").unwrap().get(&doc),
+            Some(&json!("So ho khau"))
+        );
+        assert_eq!(
+            JsonPointer::parse("/TaiLieuNop/01/Ten").unwrap().get(&doc),
+            None
+        );
         assert_eq!(JsonPointer::parse("/Missing").unwrap().get(&doc), None);
     }
 
     #[test]
     fn removes_exactly_the_named_field_and_keeps_order() {
-        let mut doc: Value =
-            serde_json::from_str(r#"{"z":1,"SoDienThoai":"0901","a":{"Email":"x@y.vn","keep":true},"m":2}"#).unwrap();
+        let mut doc: Value = serde_json::from_str(
+            r#"{"z":1,"SoDienThoai":"0901","a":{"Email":"x@y.vn","keep":true},"m":2}"#,
+        )
+        .unwrap();
         assert!(JsonPointer::parse("/SoDienThoai").unwrap().remove(&mut doc));
         assert!(JsonPointer::parse("/a/Email").unwrap().remove(&mut doc));
-        assert!(!JsonPointer::parse("/a/Email").unwrap().remove(&mut doc), "already gone");
+        assert!(
+            !JsonPointer::parse("/a/Email").unwrap().remove(&mut doc),
+            "already gone"
+        );
         assert!(!JsonPointer::parse("/nowhere/x").unwrap().remove(&mut doc));
-        assert_eq!(serde_json::to_string(&doc).unwrap(), r#"{"z":1,"a":{"keep":true},"m":2}"#);
+        assert_eq!(
+            serde_json::to_string(&doc).unwrap(),
+            r#"{"z":1,"a":{"keep":true},"m":2}"#
+        );
     }
 
     #[test]

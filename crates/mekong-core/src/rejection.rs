@@ -39,11 +39,19 @@ pub struct Rejection {
 
 impl Rejection {
     pub fn new(kind: RejectionKind, message: impl Into<String>) -> Self {
-        Rejection { kind, message: message.into(), violations: Vec::new() }
+        Rejection {
+            kind,
+            message: message.into(),
+            violations: Vec::new(),
+        }
     }
 
     pub fn invalid(message: impl Into<String>, violations: Vec<Violation>) -> Self {
-        Rejection { kind: RejectionKind::InvalidArgument, message: message.into(), violations }
+        Rejection {
+            kind: RejectionKind::InvalidArgument,
+            message: message.into(),
+            violations,
+        }
     }
 }
 
@@ -51,7 +59,11 @@ impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.message)?;
         for v in &self.violations {
-            let field = if v.field.is_empty() { "(payload)" } else { &v.field };
+            let field = if v.field.is_empty() {
+                "(payload)"
+            } else {
+                &v.field
+            };
             write!(f, "; {field}: {}", v.description)?;
         }
         Ok(())

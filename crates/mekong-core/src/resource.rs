@@ -135,7 +135,11 @@ impl ResourceError {
         ResourceError {
             source: doc.source.clone(),
             index: doc.index,
-            resource: Some(format!("{} \"{}\"", doc.resource.kind(), doc.resource.name())),
+            resource: Some(format!(
+                "{} \"{}\"",
+                doc.resource.kind(),
+                doc.resource.name()
+            )),
             field: field.into(),
             problem: problem.into(),
         }
@@ -184,7 +188,11 @@ pub fn parse_documents(source: &str, text: &str) -> (Vec<Document>, Vec<Resource
             }
         };
         match parse_resource(value) {
-            Ok(resource) => documents.push(Document { source: source.to_owned(), index, resource }),
+            Ok(resource) => documents.push(Document {
+                source: source.to_owned(),
+                index,
+                resource,
+            }),
             Err((field, problem)) => errors.push(error(&field, problem)),
         }
     }
@@ -194,18 +202,31 @@ pub fn parse_documents(source: &str, text: &str) -> (Vec<Document>, Vec<Resource
 /// One document's value into a typed resource; errors as (field path, problem).
 fn parse_resource(mut value: Value) -> Result<Resource, (String, String)> {
     let Some(map) = value.as_object_mut() else {
-        return Err((String::new(), "a resource must be a mapping with `kind` and `name`".into()));
+        return Err((
+            String::new(),
+            "a resource must be a mapping with `kind` and `name`".into(),
+        ));
     };
     let kind = match map.shift_remove("kind") {
         Some(Value::String(kind)) => kind,
         Some(_) => return Err(("kind".into(), "must be a string".into())),
-        None => return Err(("kind".into(), "missing; expected one of RecordType, Route, Client".into())),
+        None => {
+            return Err((
+                "kind".into(),
+                "missing; expected one of RecordType, Route, Client".into(),
+            ));
+        }
     };
     let resource = match kind.as_str() {
         "RecordType" => Resource::RecordType(typed(value)?),
         "Route" => Resource::Route(typed(value)?),
         "Client" => Resource::Client(typed(value)?),
-        other => return Err(("kind".into(), format!("unknown kind `{other}`; expected one of RecordType, Route, Client"))),
+        other => {
+            return Err((
+                "kind".into(),
+                format!("unknown kind `{other}`; expected one of RecordType, Route, Client"),
+            ));
+        }
     };
     Ok(resource)
 }
@@ -244,8 +265,18 @@ publish: [dossier.sync]
 "#;
         let (docs, errors) = parse_documents("a.yaml", text);
         assert_eq!(errors, vec![]);
-        let kinds: Vec<_> = docs.iter().map(|d| (d.index, d.resource.kind(), d.resource.name())).collect();
-        assert_eq!(kinds, [(1, "RecordType", "dossier.sync"), (2, "Route", "r"), (4, "Client", "q1")]);
+        let kinds: Vec<_> = docs
+            .iter()
+            .map(|d| (d.index, d.resource.kind(), d.resource.name()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (1, "RecordType", "dossier.sync"),
+                (2, "Route", "r"),
+                (4, "Client", "q1")
+            ]
+        );
     }
 
     #[test]
@@ -256,14 +287,27 @@ publish: [dossier.sync]
         assert_eq!(errors.len(), 2);
         assert_eq!(errors[0].index, 1);
         assert_eq!(errors[0].field, "match.whn");
-        assert!(errors[0].problem.contains("unknown field `whn`"), "{}", errors[0]);
+        assert!(
+            errors[0].problem.contains("unknown field `whn`"),
+            "{}",
+            errors[0]
+        );
         assert_eq!(errors[1].index, 2);
-        assert!(errors[1].to_string().starts_with("routes.yaml: document 2: field `kind`: unknown kind `Widget`"), "{}", errors[1]);
+        assert!(
+            errors[1]
+                .to_string()
+                .starts_with("routes.yaml: document 2: field `kind`: unknown kind `Widget`"),
+            "{}",
+            errors[1]
+        );
     }
 
     #[test]
     fn wrong_types_name_the_nested_field() {
-        let (_, errors) = parse_documents("c.yaml", "kind: Client\nname: c\nroles: [publisher, overlord]\n");
+        let (_, errors) = parse_documents(
+            "c.yaml",
+            "kind: Client\nname: c\nroles: [publisher, overlord]\n",
+        );
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].field, "roles[1]");
     }
@@ -277,7 +321,10 @@ publish: [dossier.sync]
 
     #[test]
     fn json_documents_are_read_too() {
-        let (docs, errors) = parse_documents("t.json", r#"{"kind": "RecordType", "name": "x", "schema": {"type": "object"}}"#);
+        let (docs, errors) = parse_documents(
+            "t.json",
+            r#"{"kind": "RecordType", "name": "x", "schema": {"type": "object"}}"#,
+        );
         assert_eq!(errors, vec![]);
         assert_eq!(docs.len(), 1);
     }

@@ -31,9 +31,14 @@ impl Schema {
         // Validate the schema itself against its meta-schema first: a typo like `"type": "strng"`
         // is an error at load time, not a surprise on the first record.
         if let Err(e) = jsonschema::meta::validate(schema) {
-            return Err(format!("not a valid JSON Schema: {}: {e}", pointer_or_root(&e.instance_path().to_string())));
+            return Err(format!(
+                "not a valid JSON Schema: {}: {e}",
+                pointer_or_root(&e.instance_path().to_string())
+            ));
         }
-        let validator = options.build(schema).map_err(|e| format!("schema does not compile: {e}"))?;
+        let validator = options
+            .build(schema)
+            .map_err(|e| format!("schema does not compile: {e}"))?;
         Ok(Schema { validator })
     }
 
@@ -49,14 +54,21 @@ impl Schema {
                         field = format!("{field}/{}", name.replace('~', "~0").replace('/', "~1"));
                     }
                 }
-                Violation { field, description: error.to_string() }
+                Violation {
+                    field,
+                    description: error.to_string(),
+                }
             })
             .collect()
     }
 }
 
 fn pointer_or_root(pointer: &str) -> &str {
-    if pointer.is_empty() { "(schema root)" } else { pointer }
+    if pointer.is_empty() {
+        "(schema root)"
+    } else {
+        pointer
+    }
 }
 
 #[cfg(test)]
@@ -87,14 +99,23 @@ mod tests {
     #[test]
     fn each_violation_is_reported_at_its_pointer() {
         let bad = json!({"NgayTiepNhan": "28/11/2026", "Email": "not-an-email", "ChuHoSo": {"SoDienThoai": 901}});
-        let mut fields: Vec<String> = dossier_schema().violations(&bad).into_iter().map(|v| v.field).collect();
+        let mut fields: Vec<String> = dossier_schema()
+            .violations(&bad)
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
         fields.sort();
-        assert_eq!(fields, ["/ChuHoSo/SoDienThoai", "/Email", "/MaHoSo", "/NgayTiepNhan"]);
+        assert_eq!(
+            fields,
+            ["/ChuHoSo/SoDienThoai", "/Email", "/MaHoSo", "/NgayTiepNhan"]
+        );
     }
 
     #[test]
     fn formats_are_checked() {
-        let v = dossier_schema().violations(&json!({"MaHoSo": "12345", "NgayTiepNhan": "20261128083000", "Email": "a@"}));
+        let v = dossier_schema().violations(
+            &json!({"MaHoSo": "12345", "NgayTiepNhan": "20261128083000", "Email": "a@"}),
+        );
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].field, "/Email");
         assert!(v[0].description.contains("email"), "{}", v[0].description);
@@ -115,7 +136,8 @@ mod tests {
 
     #[test]
     fn big_numbers_are_compared_exactly() {
-        let s = Schema::compile(&json!({"type": "integer", "maximum": 18446744073709551615u64})).unwrap();
+        let s = Schema::compile(&json!({"type": "integer", "maximum": 18446744073709551615u64}))
+            .unwrap();
         let big: Value = serde_json::from_str("12345678901234567890").unwrap();
         assert_eq!(s.violations(&big), vec![]);
         let too_big: Value = serde_json::from_str("123456789012345678901").unwrap();

@@ -10,18 +10,26 @@ pub fn check_topic_name(name: &str) -> Result<(), String> {
         return Err("topic name is empty".into());
     }
     if name.len() > 249 {
-        return Err(format!("topic name is {} characters long; Kafka allows at most 249", name.len()));
+        return Err(format!(
+            "topic name is {} characters long; Kafka allows at most 249",
+            name.len()
+        ));
     }
     if name == "." || name == ".." {
         return Err(format!("`{name}` is not a legal Kafka topic name"));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
         return Err(format!(
             "topic name `{name}` contains `{c}`; Kafka allows only ASCII letters, digits, `.`, `_` and `-`"
         ));
     }
     if name.starts_with(INTERNAL_TOPIC_PREFIX) {
-        return Err(format!("topic `{name}` is internal to Mekong (prefix `{INTERNAL_TOPIC_PREFIX}`)"));
+        return Err(format!(
+            "topic `{name}` is internal to Mekong (prefix `{INTERNAL_TOPIC_PREFIX}`)"
+        ));
     }
     Ok(())
 }
@@ -38,7 +46,15 @@ mod tests {
 
     #[test]
     fn refuses_what_kafka_refuses_and_internal_topics() {
-        for bad in ["", ".", "..", "has space", "ho-sơ", "a/b", "_mekong.resources"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "has space",
+            "ho-sơ",
+            "a/b",
+            "_mekong.resources",
+        ] {
             assert!(check_topic_name(bad).is_err(), "{bad:?} should be refused");
         }
         assert!(check_topic_name(&"x".repeat(250)).is_err());

@@ -23,7 +23,10 @@ pub struct WindowSettings {
 enum Slot {
     /// The first attempt is running; its sender is dropped when it ends.
     InFlight(watch::Receiver<()>),
-    Done { response: PublishResponse, at: Instant },
+    Done {
+        response: PublishResponse,
+        at: Instant,
+    },
 }
 
 /// What a publish with an idempotency key should do.
@@ -50,7 +53,10 @@ struct Inner {
 
 impl IdempotencyWindow {
     pub(crate) fn new(settings: WindowSettings) -> Self {
-        IdempotencyWindow { settings, inner: Mutex::new(Inner::default()) }
+        IdempotencyWindow {
+            settings,
+            inner: Mutex::new(Inner::default()),
+        }
     }
 
     pub(crate) fn claim(&self, id: Uuid) -> Claim<'_> {
@@ -58,7 +64,9 @@ impl IdempotencyWindow {
         let mut inner = self.inner.lock().expect("idempotency window lock");
         inner.evict(now, &self.settings);
         match inner.slots.get(&id) {
-            Some(Slot::Done { response, at }) if now.duration_since(*at) <= self.settings.max_age => {
+            Some(Slot::Done { response, at })
+                if now.duration_since(*at) <= self.settings.max_age =>
+            {
                 return Claim::Duplicate(response.clone());
             }
             Some(Slot::InFlight(rx)) => return Claim::Wait(rx.clone()),
@@ -66,7 +74,12 @@ impl IdempotencyWindow {
         }
         let (tx, rx) = watch::channel(());
         inner.slots.insert(id, Slot::InFlight(rx));
-        Claim::Owner(Ticket { window: self, id, _done: tx, finished: false })
+        Claim::Owner(Ticket {
+            window: self,
+            id,
+            _done: tx,
+            finished: false,
+        })
     }
 
     #[cfg(test)]
@@ -78,12 +91,15 @@ impl IdempotencyWindow {
 impl Inner {
     fn evict(&mut self, now: Instant, settings: &WindowSettings) {
         while let Some(&(id, at)) = self.order.front() {
-            if self.order.len() <= settings.max_entries && now.duration_since(at) <= settings.max_age {
+            if self.order.len() <= settings.max_entries
+                && now.duration_since(at) <= settings.max_age
+            {
                 break;
             }
             self.order.pop_front();
             // Only remove the entry this queue position stands for; a newer one may have replaced it.
-            if matches!(self.slots.get(&id), Some(Slot::Done { at: done_at, .. }) if *done_at == at) {
+            if matches!(self.slots.get(&id), Some(Slot::Done { at: done_at, .. }) if *done_at == at)
+            {
                 self.slots.remove(&id);
             }
         }
@@ -103,7 +119,13 @@ impl Ticket<'_> {
     pub(crate) fn succeed(mut self, response: &PublishResponse) {
         let at = Instant::now();
         let mut inner = self.window.inner.lock().expect("idempotency window lock");
-        inner.slots.insert(self.id, Slot::Done { response: response.clone(), at });
+        inner.slots.insert(
+            self.id,
+            Slot::Done {
+                response: response.clone(),
+                at,
+            },
+        );
         inner.order.push_back((self.id, at));
         self.finished = true;
     }
@@ -125,21 +147,32 @@ mod tests {
     use super::*;
 
     fn response(id: &str) -> PublishResponse {
-        PublishResponse { record_id: id.into(), placements: vec![], duplicate: false }
+        PublishResponse {
+            record_id: id.into(),
+            placements: vec![],
+            duplicate: false,
+        }
     }
 
     fn window(max_entries: usize, max_age: Duration) -> IdempotencyWindow {
-        IdempotencyWindow::new(WindowSettings { max_entries, max_age })
+        IdempotencyWindow::new(WindowSettings {
+            max_entries,
+            max_age,
+        })
     }
 
     #[test]
     fn a_retry_after_success_is_a_duplicate() {
         let w = window(10, Duration::from_secs(60));
         let id = Uuid::from_u128(1);
-        let Claim::Owner(ticket) = w.claim(id) else { panic!("first claim owns") };
+        let Claim::Owner(ticket) = w.claim(id) else {
+            panic!("first claim owns")
+        };
         assert!(matches!(w.claim(id), Claim::Wait(_)), "in flight: wait");
         ticket.succeed(&response("r1"));
-        let Claim::Duplicate(r) = w.claim(id) else { panic!("done: duplicate") };
+        let Claim::Duplicate(r) = w.claim(id) else {
+            panic!("done: duplicate")
+        };
         assert_eq!(r.record_id, "r1");
     }
 
@@ -147,29 +180,48 @@ mod tests {
     fn a_failed_attempt_is_forgotten_and_waiters_wake() {
         let w = window(10, Duration::from_secs(60));
         let id = Uuid::from_u128(2);
-        let Claim::Owner(ticket) = w.claim(id) else { panic!() };
-        let Claim::Wait(mut rx) = w.claim(id) else { panic!() };
+        let Claim::Owner(ticket) = w.claim(id) else {
+            panic!()
+        };
+        let Claim::Wait(mut rx) = w.claim(id) else {
+            panic!()
+        };
         drop(ticket);
         assert!(rx.has_changed().is_err(), "the waiter sees the attempt end");
-        assert!(matches!(w.claim(id), Claim::Owner(_)), "a retry publishes afresh");
+        assert!(
+            matches!(w.claim(id), Claim::Owner(_)),
+            "a retry publishes afresh"
+        );
     }
 
     #[test]
     fn bounded_by_size_and_age() {
         let w = window(2, Duration::from_secs(60));
         for i in 0..5u128 {
-            let Claim::Owner(t) = w.claim(Uuid::from_u128(i)) else { panic!() };
+            let Claim::Owner(t) = w.claim(Uuid::from_u128(i)) else {
+                panic!()
+            };
             t.succeed(&response("x"));
         }
         // Eviction happens on the next claim: at most 2 completed entries remain, plus the new one.
-        let Claim::Owner(_t) = w.claim(Uuid::from_u128(99)) else { panic!() };
+        let Claim::Owner(_t) = w.claim(Uuid::from_u128(99)) else {
+            panic!()
+        };
         assert_eq!(w.len(), 3);
-        assert!(matches!(w.claim(Uuid::from_u128(0)), Claim::Owner(_)), "the oldest was evicted");
+        assert!(
+            matches!(w.claim(Uuid::from_u128(0)), Claim::Owner(_)),
+            "the oldest was evicted"
+        );
 
         let w = window(10, Duration::ZERO);
-        let Claim::Owner(t) = w.claim(Uuid::from_u128(1)) else { panic!() };
+        let Claim::Owner(t) = w.claim(Uuid::from_u128(1)) else {
+            panic!()
+        };
         t.succeed(&response("x"));
         std::thread::sleep(Duration::from_millis(2));
-        assert!(matches!(w.claim(Uuid::from_u128(1)), Claim::Owner(_)), "expired entries are forgotten");
+        assert!(
+            matches!(w.claim(Uuid::from_u128(1)), Claim::Owner(_)),
+            "expired entries are forgotten"
+        );
     }
 }

@@ -12,7 +12,8 @@ use mekong_core::{Catalog, Submission, record_id_for};
 use mekong_kafka::Producer;
 use mekong_proto::v1::ingest_service_server::IngestService;
 use mekong_proto::v1::{
-    Placement, PublishBatchRequest, PublishBatchResponse, PublishRequest, PublishResponse, PublishResult, publish_result,
+    Placement, PublishBatchRequest, PublishBatchResponse, PublishRequest, PublishResponse,
+    PublishResult, publish_result,
 };
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, debug, info_span, warn};
@@ -39,9 +40,21 @@ struct Inner {
 }
 
 impl Ingest {
-    pub fn new(catalog: Arc<ArcSwap<Catalog>>, producer: Producer, config: GatewayConfig) -> Ingest {
+    pub fn new(
+        catalog: Arc<ArcSwap<Catalog>>,
+        producer: Producer,
+        config: GatewayConfig,
+    ) -> Ingest {
         let window = IdempotencyWindow::new(config.idempotency);
-        Ingest { inner: Arc::new(Inner { catalog, producer, config, window, unevaluable_conditions: AtomicU64::new(0) }) }
+        Ingest {
+            inner: Arc::new(Inner {
+                catalog,
+                producer,
+                config,
+                window,
+                unevaluable_conditions: AtomicU64::new(0),
+            }),
+        }
     }
 
     /// How many route conditions could not be evaluated since start (each counted as no match).
@@ -51,11 +64,18 @@ impl Ingest {
 
     fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
         let client = authenticate(&self.inner.catalog.load(), request.metadata())?;
-        Ok(Caller { client, traceparent: traceparent(request.metadata()) })
+        Ok(Caller {
+            client,
+            traceparent: traceparent(request.metadata()),
+        })
     }
 
     /// Publishes one record, answering from the idempotency window when the key was seen.
-    async fn publish_one(&self, caller: &Caller, request: PublishRequest) -> Result<PublishResponse, PublishError> {
+    async fn publish_one(
+        &self,
+        caller: &Caller,
+        request: PublishRequest,
+    ) -> Result<PublishResponse, PublishError> {
         if request.idempotency_key.is_empty() {
             return self.write(caller, &request, Uuid::now_v7()).await;
         }
@@ -79,7 +99,12 @@ impl Ingest {
         }
     }
 
-    async fn write(&self, caller: &Caller, request: &PublishRequest, record_id: Uuid) -> Result<PublishResponse, PublishError> {
+    async fn write(
+        &self,
+        caller: &Caller,
+        request: &PublishRequest,
+        record_id: Uuid,
+    ) -> Result<PublishResponse, PublishError> {
         let span = info_span!("publish", client = %caller.client, record_type = %request.record_type, record_id = %record_id);
         async {
             // One snapshot judges the whole record.
@@ -126,7 +151,10 @@ impl Ingest {
             Ok(response) => publish_result::Outcome::Published(response),
             Err(e) => publish_result::Outcome::Error(e.into_record_error()),
         };
-        PublishResult { request_id, outcome: Some(outcome) }
+        PublishResult {
+            request_id,
+            outcome: Some(outcome),
+        }
     }
 }
 
@@ -140,21 +168,37 @@ type ResultStream = Pin<Box<dyn Stream<Item = Result<PublishResult, Status>> + S
 
 #[tonic::async_trait]
 impl IngestService for Ingest {
-    async fn publish(&self, request: Request<PublishRequest>) -> Result<Response<PublishResponse>, Status> {
+    async fn publish(
+        &self,
+        request: Request<PublishRequest>,
+    ) -> Result<Response<PublishResponse>, Status> {
         let caller = self.caller(&request)?;
-        self.publish_one(&caller, request.into_inner()).await.map(Response::new).map_err(PublishError::into_status)
+        self.publish_one(&caller, request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(PublishError::into_status)
     }
 
-    async fn publish_batch(&self, request: Request<PublishBatchRequest>) -> Result<Response<PublishBatchResponse>, Status> {
+    async fn publish_batch(
+        &self,
+        request: Request<PublishBatchRequest>,
+    ) -> Result<Response<PublishBatchResponse>, Status> {
         let caller = self.caller(&request)?;
         let records = request.into_inner().records;
         let config = &self.inner.config;
         if records.len() > config.max_batch_records {
-            return Err(batch_too_large(format!("{} records; the limit is {} per batch", records.len(), config.max_batch_records)));
+            return Err(batch_too_large(format!(
+                "{} records; the limit is {} per batch",
+                records.len(),
+                config.max_batch_records
+            )));
         }
         let bytes: usize = records.iter().map(|r| r.payload.len()).sum();
         if bytes > config.max_batch_bytes {
-            return Err(batch_too_large(format!("{bytes} payload bytes; the limit is {} per batch", config.max_batch_bytes)));
+            return Err(batch_too_large(format!(
+                "{bytes} payload bytes; the limit is {} per batch",
+                config.max_batch_bytes
+            )));
         }
         // All records at once: the producer batches them into few Kafka requests.
         let results = join_all(records.into_iter().map(|r| self.publish_result(&caller, r))).await;
@@ -163,7 +207,10 @@ impl IngestService for Ingest {
 
     type PublishStreamStream = ResultStream;
 
-    async fn publish_stream(&self, request: Request<Streaming<PublishRequest>>) -> Result<Response<ResultStream>, Status> {
+    async fn publish_stream(
+        &self,
+        request: Request<Streaming<PublishRequest>>,
+    ) -> Result<Response<ResultStream>, Status> {
         let caller = Arc::new(self.caller(&request)?);
         let this = self.clone();
         let in_flight = self.inner.config.stream_in_flight;
@@ -181,11 +228,15 @@ impl IngestService for Ingest {
                 })
             })
             .buffer_unordered(in_flight)
-            .map(|joined| joined.unwrap_or_else(|e| Err(Status::internal(format!("record task failed: {e}")))));
+            .map(|joined| {
+                joined.unwrap_or_else(|e| Err(Status::internal(format!("record task failed: {e}"))))
+            });
         Ok(Response::new(Box::pin(results)))
     }
 }
 
 fn batch_too_large(what: String) -> Status {
-    Status::resource_exhausted(format!("batch too large: {what}; split it into smaller batches"))
+    Status::resource_exhausted(format!(
+        "batch too large: {what}; split it into smaller batches"
+    ))
 }

@@ -35,7 +35,10 @@ impl Default for GatewayConfig {
             max_batch_records: 1000,
             max_batch_bytes: 16 * 1024 * 1024,
             stream_in_flight: 1024,
-            idempotency: WindowSettings { max_entries: 100_000, max_age: Duration::from_secs(15 * 60) },
+            idempotency: WindowSettings {
+                max_entries: 100_000,
+                max_age: Duration::from_secs(15 * 60),
+            },
         }
     }
 }

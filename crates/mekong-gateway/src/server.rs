@@ -21,7 +21,11 @@ pub struct Gateway {
 }
 
 /// Serves the gateway on `listener` until `shutdown` completes, then drains in-flight calls.
-pub async fn serve(listener: TcpListener, gateway: Gateway, shutdown: impl Future<Output = ()> + Send) -> Result<(), tonic::transport::Error> {
+pub async fn serve(
+    listener: TcpListener,
+    gateway: Gateway,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
     let config = gateway.config;
     let ingest = Ingest::new(gateway.catalog, gateway.producer, config);
     // A batch may carry up to `max_batch_bytes` of payloads; past this bound the transport refuses
@@ -34,6 +38,8 @@ pub async fn serve(listener: TcpListener, gateway: Gateway, shutdown: impl Futur
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(mekong_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        // google.rpc error details, so grpcurl and others can decode BadRequest and RetryInfo.
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .expect("the compiled descriptor sets are valid");
 

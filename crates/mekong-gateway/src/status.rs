@@ -33,12 +33,25 @@ impl PublishError {
                     RejectionKind::ResourceExhausted => Code::ResourceExhausted,
                     RejectionKind::FailedPrecondition => Code::FailedPrecondition,
                 };
-                let violations = r.violations.iter().map(|v| (v.field.clone(), v.description.clone())).collect();
+                let violations = r
+                    .violations
+                    .iter()
+                    .map(|v| (v.field.clone(), v.description.clone()))
+                    .collect();
                 (code, r.message.clone(), violations, None)
             }
-            PublishError::Produce(e @ ProduceError::QueueFull) => (Code::ResourceExhausted, e.to_string(), vec![], Some(QUEUE_FULL_RETRY)),
-            PublishError::Produce(e @ ProduceError::Unavailable(_)) => (Code::Unavailable, e.to_string(), vec![], None),
-            PublishError::Produce(e @ ProduceError::Refused(_)) => (Code::FailedPrecondition, e.to_string(), vec![], None),
+            PublishError::Produce(e @ ProduceError::QueueFull) => (
+                Code::ResourceExhausted,
+                e.to_string(),
+                vec![],
+                Some(QUEUE_FULL_RETRY),
+            ),
+            PublishError::Produce(e @ ProduceError::Unavailable(_)) => {
+                (Code::Unavailable, e.to_string(), vec![], None)
+            }
+            PublishError::Produce(e @ ProduceError::Refused(_)) => {
+                (Code::FailedPrecondition, e.to_string(), vec![], None)
+            }
             PublishError::Unauthenticated(m) => (Code::Unauthenticated, m.clone(), vec![], None),
         }
     }
@@ -47,7 +60,12 @@ impl PublishError {
         let (code, message, violations, retry) = self.parts();
         let mut details = ErrorDetails::new();
         if !violations.is_empty() {
-            details.set_bad_request(violations.into_iter().map(|(f, d)| tonic_types::FieldViolation::new(f, d)).collect::<Vec<_>>());
+            details.set_bad_request(
+                violations
+                    .into_iter()
+                    .map(|(f, d)| tonic_types::FieldViolation::new(f, d))
+                    .collect::<Vec<_>>(),
+            );
         }
         if retry.is_some() {
             details.set_retry_info(retry);
@@ -60,7 +78,10 @@ impl PublishError {
         RecordError {
             code: code as i32,
             message,
-            violations: violations.into_iter().map(|(field, description)| FieldViolation { field, description }).collect(),
+            violations: violations
+                .into_iter()
+                .map(|(field, description)| FieldViolation { field, description })
+                .collect(),
             retry_after_ms: retry.map_or(0, |d| d.as_millis() as u64),
         }
     }

@@ -14,8 +14,16 @@ pub type KafkaOptions = Vec<(String, String)>;
 pub struct Backbone {
     bootstrap_servers: String,
     options: KafkaOptions,
-    /// For the embedded backbone: dropping this sender stops the mock cluster's thread.
-    embedded: Option<(mpsc::Sender<()>, thread::JoinHandle<()>)>,
+    /// For the embedded backbone: the mock cluster's thread, and how to ask it for topics.
+    /// Dropping the sender stops the thread.
+    embedded: Option<(mpsc::Sender<CreateTopic>, thread::JoinHandle<()>)>,
+}
+
+/// A request to the mock cluster's thread: create a topic, answer on the channel.
+pub(crate) struct CreateTopic {
+    pub(crate) name: String,
+    pub(crate) partitions: i32,
+    pub(crate) done: mpsc::Sender<Result<(), rdkafka::error::KafkaError>>,
 }
 
 /// Brokers in the embedded cluster: three, so topics behave like on a small real cluster.
@@ -24,21 +32,33 @@ const EMBEDDED_BROKERS: i32 = 3;
 impl Backbone {
     /// A real Kafka cluster.
     pub fn external(bootstrap_servers: impl Into<String>, options: KafkaOptions) -> Backbone {
-        Backbone { bootstrap_servers: bootstrap_servers.into(), options, embedded: None }
+        Backbone {
+            bootstrap_servers: bootstrap_servers.into(),
+            options,
+            embedded: None,
+        }
     }
 
     /// Starts librdkafka's mock cluster in-process. It is not durable and keeps only the most recent
     /// few MiB per partition. The cluster is not `Send`, so it lives on a thread of its own.
     pub fn embedded() -> Result<Backbone, rdkafka::error::KafkaError> {
         let (ready_tx, ready_rx) = mpsc::channel();
-        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let (requests_tx, requests_rx) = mpsc::channel::<CreateTopic>();
         let thread = thread::Builder::new()
             .name("mekong-embedded-kafka".into())
             .spawn(move || match MockCluster::new(EMBEDDED_BROKERS) {
                 Ok(cluster) => {
                     let _ = ready_tx.send(Ok(cluster.bootstrap_servers()));
-                    // Blocks until the backbone is dropped (the sender goes away).
-                    let _ = stop_rx.recv();
+                    // Serves topic requests until the backbone is dropped (the sender goes away).
+                    // The mock cluster does not implement the CreateTopics API, so admin clients
+                    // cannot do this over the wire.
+                    for request in requests_rx {
+                        let _ = request.done.send(cluster.create_topic(
+                            &request.name,
+                            request.partitions,
+                            1,
+                        ));
+                    }
                     drop(cluster);
                 }
                 Err(e) => {
@@ -47,7 +67,11 @@ impl Backbone {
             })
             .expect("spawning a thread");
         let bootstrap_servers = ready_rx.recv().expect("the mock cluster thread answers")?;
-        Ok(Backbone { bootstrap_servers, options: Vec::new(), embedded: Some((stop_tx, thread)) })
+        Ok(Backbone {
+            bootstrap_servers,
+            options: Vec::new(),
+            embedded: Some((requests_tx, thread)),
+        })
     }
 
     pub fn bootstrap_servers(&self) -> &str {
@@ -56,6 +80,24 @@ impl Backbone {
 
     pub fn is_embedded(&self) -> bool {
         self.embedded.is_some()
+    }
+
+    /// For the embedded backbone: creates a topic on the mock cluster (an existing one is kept).
+    pub(crate) fn create_embedded_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+    ) -> Option<Result<(), rdkafka::error::KafkaError>> {
+        let (requests, _) = self.embedded.as_ref()?;
+        let (done, answer) = mpsc::channel();
+        requests
+            .send(CreateTopic {
+                name: name.to_owned(),
+                partitions,
+                done,
+            })
+            .ok()?;
+        answer.recv().ok()
     }
 
     /// A client configuration pointing at this backbone, with the extra options applied.

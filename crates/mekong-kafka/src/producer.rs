@@ -72,9 +72,18 @@ impl Producer {
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .set("linger.ms", settings.linger.as_millis().to_string())
-            .set("message.timeout.ms", settings.delivery_timeout.as_millis().to_string())
-            .set("queue.buffering.max.messages", settings.max_queued_messages.to_string())
-            .set("queue.buffering.max.kbytes", settings.max_queued_kbytes.to_string())
+            .set(
+                "message.timeout.ms",
+                settings.delivery_timeout.as_millis().to_string(),
+            )
+            .set(
+                "queue.buffering.max.messages",
+                settings.max_queued_messages.to_string(),
+            )
+            .set(
+                "queue.buffering.max.kbytes",
+                settings.max_queued_kbytes.to_string(),
+            )
             .create()?;
         Ok(Producer { inner, settings })
     }
@@ -85,9 +94,15 @@ impl Producer {
         for copy in copies {
             let mut headers = OwnedHeaders::new_with_capacity(copy.headers.len());
             for (name, value) in &copy.headers {
-                headers = headers.insert(Header { key: name, value: Some(value.as_bytes()) });
+                headers = headers.insert(Header {
+                    key: name,
+                    value: Some(value.as_bytes()),
+                });
             }
-            let record = FutureRecord::to(&copy.topic).key(copy.key.as_bytes()).payload(&*copy.value).headers(headers);
+            let record = FutureRecord::to(&copy.topic)
+                .key(copy.key.as_bytes())
+                .payload(&*copy.value)
+                .headers(headers);
             match self.inner.send_result(record) {
                 Ok(delivery) => deliveries.push(delivery),
                 Err((e, _)) => return Err(classify(e)),
@@ -97,11 +112,17 @@ impl Producer {
         let deadline = self.settings.delivery_timeout + Duration::from_secs(2);
         let results = tokio::time::timeout(deadline, join_all(deliveries))
             .await
-            .map_err(|_| ProduceError::Unavailable(format!("no acknowledgement within {deadline:?}")))?;
+            .map_err(|_| {
+                ProduceError::Unavailable(format!("no acknowledgement within {deadline:?}"))
+            })?;
         let mut written = Vec::with_capacity(copies.len());
         for (copy, result) in copies.iter().zip(results) {
             match result {
-                Ok(Ok(delivery)) => written.push(WrittenCopy { topic: copy.topic.clone(), partition: delivery.partition, offset: delivery.offset }),
+                Ok(Ok(delivery)) => written.push(WrittenCopy {
+                    topic: copy.topic.clone(),
+                    partition: delivery.partition,
+                    offset: delivery.offset,
+                }),
                 Ok(Err((e, _))) => return Err(classify(e)),
                 Err(_) => return Err(ProduceError::Unavailable("the producer shut down".into())),
             }

@@ -9,6 +9,9 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use crate::Backbone;
 
+/// Partitions of a topic on the embedded backbone when the cluster's default is asked for.
+const EMBEDDED_DEFAULT_PARTITIONS: i32 = 3;
+
 /// How new topics are created.
 #[derive(Debug, Clone, Copy)]
 pub struct TopicSettings {
@@ -17,21 +20,51 @@ pub struct TopicSettings {
 }
 
 /// Creates the topics that do not exist yet. Returns the names it created.
-pub async fn ensure_topics(backbone: &Backbone, topics: &[&str], settings: TopicSettings, timeout: Duration) -> Result<Vec<String>, KafkaError> {
+pub async fn ensure_topics(
+    backbone: &Backbone,
+    topics: &[&str],
+    settings: TopicSettings,
+    timeout: Duration,
+) -> Result<Vec<String>, KafkaError> {
     if topics.is_empty() {
         return Ok(Vec::new());
     }
+    if backbone.is_embedded() {
+        // librdkafka's mock default when the cluster's default (-1) is asked for.
+        let partitions = if settings.partitions > 0 {
+            settings.partitions
+        } else {
+            EMBEDDED_DEFAULT_PARTITIONS
+        };
+        for topic in topics {
+            if let Some(result) = backbone.create_embedded_topic(topic, partitions) {
+                result?;
+            }
+        }
+        return Ok(topics.iter().map(|t| t.to_string()).collect());
+    }
     let admin: AdminClient<DefaultClientContext> = backbone.client_config().create()?;
-    let new_topics: Vec<NewTopic<'_>> =
-        topics.iter().map(|t| NewTopic::new(t, settings.partitions, TopicReplication::Fixed(settings.replication))).collect();
-    let options = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
+    let new_topics: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| {
+            NewTopic::new(
+                t,
+                settings.partitions,
+                TopicReplication::Fixed(settings.replication),
+            )
+        })
+        .collect();
+    let options = AdminOptions::new()
+        .operation_timeout(Some(timeout))
+        .request_timeout(Some(timeout));
     let mut created = Vec::new();
     for result in admin.create_topics(&new_topics, &options).await? {
         match result {
             Ok(topic) => created.push(topic),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => {
-                return Err(KafkaError::AdminOp(code)).inspect_err(|_| tracing::error!(%topic, ?code, "cannot create topic"));
+                return Err(KafkaError::AdminOp(code))
+                    .inspect_err(|_| tracing::error!(%topic, ?code, "cannot create topic"));
             }
         }
     }

@@ -6,4 +6,5 @@ pub mod v1 {
 }
 
 /// The encoded descriptor set of every Mekong proto file, for gRPC server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/mekong_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/mekong_descriptor.bin"));

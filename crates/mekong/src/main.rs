@@ -7,7 +7,11 @@ mod serve;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "mekong", version, about = "Mekong: the city's data-integration hub on Apache Kafka")]
+#[command(
+    name = "mekong",
+    version,
+    about = "Mekong: the city's data-integration hub on Apache Kafka"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -28,7 +32,8 @@ enum Command {
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MEKONG_LOG").unwrap_or_else(|_| "info,librdkafka=warn,rdkafka=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("MEKONG_LOG")
+                .unwrap_or_else(|_| "info,librdkafka=warn,rdkafka=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -36,7 +41,10 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Check { resources } => resources::load(&resources).map(|catalog| {
             let (types, routes, clients) = catalog.counts();
-            println!("{}: OK ({types} record types, {routes} routes, {clients} clients)", resources.display());
+            println!(
+                "{}: OK ({types} record types, {routes} routes, {clients} clients)",
+                resources.display()
+            );
         }),
     };
     match result {

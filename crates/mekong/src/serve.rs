@@ -57,7 +57,9 @@ pub struct ServeArgs {
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
-    s.split_once('=').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -68,7 +70,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let backbone = match &args.kafka {
         Some(bootstrap) => Backbone::external(bootstrap.clone(), args.kafka_options.clone()),
         None => {
-            let backbone = Backbone::embedded().context("cannot start the embedded development backbone")?;
+            let backbone =
+                Backbone::embedded().context("cannot start the embedded development backbone")?;
+            if !args.kafka_options.is_empty() {
+                warn!("--kafka-option is ignored by the embedded development backbone");
+            }
             warn!(
                 "embedded development backbone: NOT durable, in memory only, keeps only the most recent few MiB \
                  per partition; use --kafka for anything real"
@@ -78,7 +84,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     println!("kafka bootstrap: {}", backbone.bootstrap_servers());
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let topics: Vec<&str> = catalog.destination_topics().into_iter().collect();
         let settings = TopicSettings { partitions: args.topic_partitions, replication: args.topic_replication };
@@ -114,7 +122,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("installing a SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]

@@ -1,0 +1,254 @@
+//! The binary as an operator meets it: bad resource files stop it at start with errors that say
+//! where and what; with no flags it serves the city's examples on an embedded backbone that any
+//! Kafka client can read.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn mekong() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mekong"));
+    // Resource paths like examples/hcmc are relative to the repository root.
+    command.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."));
+    command
+}
+
+/// A directory holding the given files, removed afterwards.
+struct Files(PathBuf);
+
+impl Files {
+    fn new(files: &[(&str, &str)]) -> Files {
+        let dir = std::env::temp_dir().join(format!(
+            "mekong-cli-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        Files(dir)
+    }
+}
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+/// Runs `mekong serve` on resources that must be refused; returns its stderr.
+fn refused(files: &[(&str, &str)]) -> String {
+    let dir = Files::new(files);
+    let out = mekong()
+        .args(["serve", "--listen", "127.0.0.1:0", "--resources"])
+        .arg(&dir.0)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "serve must not start on invalid resources"
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
+
+const TYPE: &str = "kind: RecordType\nname: dossier.sync\nkey: /MaHoSo\nschema: {type: object}\n";
+
+#[test]
+fn invalid_resources_stop_the_server_naming_file_document_field_and_problem() {
+    let err = refused(&[("a.yaml", &format!("{TYPE}---\nkind: Gizmo\nname: g\n"))]);
+    assert!(
+        err.contains("a.yaml: document 2: field `kind`: unknown kind `Gizmo`"),
+        "{err}"
+    );
+
+    let err = refused(&[
+        ("types.yaml", TYPE),
+        (
+            "routes.yml",
+            "kind: Route\nname: r\nmatch: {types: [dossier.sync], when: 'data.x =='}\nto: [{topic: 'not a topic'}]\n",
+        ),
+    ]);
+    assert!(
+        err.contains(
+            "routes.yml: document 1 (Route \"r\"): field `match.when`: CEL does not parse"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("routes.yml: document 1 (Route \"r\"): field `to[0].topic`"),
+        "{err}"
+    );
+
+    let err = refused(&[(
+        "t.json",
+        r#"{"kind": "RecordType", "name": "x", "key": "MaHoSo", "schema": {"type": "nope"}}"#,
+    )]);
+    assert!(
+        err.contains("t.json: document 1 (RecordType \"x\"): field `key`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("field `schema`: not a valid JSON Schema"),
+        "{err}"
+    );
+
+    let err = refused(&[("a.yaml", TYPE), ("b.yaml", TYPE)]);
+    assert!(err.contains("b.yaml: document 1 (RecordType \"dossier.sync\"): field `name`: duplicate name; first defined in"), "{err}");
+
+    let err = refused(&[(
+        "a.yaml",
+        &format!(
+            "{TYPE}---\nkind: Route\nname: r\nmatch: {{types: [payment.*]}}\nto: [{{topic: t}}]\n"
+        ),
+    )]);
+    assert!(
+        err.contains("field `match.types[0]`: `payment.*` matches no known record type"),
+        "{err}"
+    );
+
+    let err = refused(&[(
+        "a.yaml",
+        "kind: Client\nname: c\nroles: [publisher]\nunknown: 1\n",
+    )]);
+    assert!(err.contains("a.yaml: document 1: field `unknown`"), "{err}");
+
+    let err = refused(&[("a.yaml", "kind: [\n")]);
+    assert!(
+        err.contains("a.yaml: document 1: not valid YAML/JSON"),
+        "{err}"
+    );
+
+    let err = refused(&[("readme.txt", "not a resource")]);
+    assert!(err.contains("no *.yaml, *.yml or *.json files"), "{err}");
+}
+
+#[test]
+fn the_city_examples_are_valid() {
+    let out = mekong().args(["check", "examples/hcmc"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("OK"));
+}
+
+/// A running `mekong serve`, killed when dropped.
+struct Served(Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn with_no_flags_it_serves_the_examples_on_an_embedded_backbone_any_kafka_client_can_read() {
+    let mut child = mekong()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let stderr = child.stderr.take().unwrap();
+    let served = Served(child);
+    let log = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    let (mut bootstrap, mut listen) = (None, None);
+    for line in stdout.lines().map_while(Result::ok) {
+        if let Some(b) = line.strip_prefix("kafka bootstrap: ") {
+            bootstrap = Some(b.to_owned());
+        }
+        if let Some(l) = line.strip_prefix("listening on ") {
+            listen = Some(l.to_owned());
+            break;
+        }
+    }
+    let Some((bootstrap, listen)) = bootstrap.zip(listen) else {
+        drop(served);
+        panic!("serve did not start:\n{}", log.join().unwrap());
+    };
+
+    use mekong_proto::v1::{PublishRequest, ingest_service_client::IngestServiceClient};
+    let mut client = IngestServiceClient::connect(format!("http://{listen}"))
+        .await
+        .unwrap();
+    let payload = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hcmc/samples/dossier-sync.json"),
+    )
+    .unwrap();
+    let mut request = tonic::Request::new(PublishRequest {
+        record_type: "dossier.sync".into(),
+        payload: payload.clone(),
+        ..Default::default()
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", "Bearer q1-demo-key".parse().unwrap());
+    let response = client
+        .publish(request)
+        .await
+        .expect("published on the embedded backbone")
+        .into_inner();
+    assert!(
+        response
+            .placements
+            .iter()
+            .any(|p| p.topic == "hcmc.dossier.v1"),
+        "{response:?}"
+    );
+
+    // Any Kafka client reads it from the printed address: here a plain consumer (no group; the
+    // mock cluster's first group join is slow) assigned to the partition the record went to.
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "cli-test")
+        .create()
+        .unwrap();
+    let placement = response
+        .placements
+        .iter()
+        .find(|p| p.topic == "hcmc.dossier.v1")
+        .unwrap();
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    assignment
+        .add_partition_offset(
+            &placement.topic,
+            placement.partition,
+            rdkafka::Offset::Offset(placement.offset),
+        )
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let message = consumer
+        .poll(Duration::from_secs(30))
+        .expect("a record within 30 s")
+        .unwrap();
+    assert_eq!(message.payload(), Some(&payload[..]));
+    drop(message);
+    // Close the consumer while the backbone is still there, or closing waits for it in vain.
+    drop(consumer);
+    drop(served);
+    let log = log.join().unwrap();
+    assert!(
+        log.contains("NOT durable"),
+        "the embedded backbone warns that it is not durable:\n{log}"
+    );
+}
