@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, LazyLock};
 
+use cel::common::ast::{EntryExpr, Expr, IdedExpr};
 use cel::{Context, Env, Program, Value as Cel};
 use serde_json::Value;
 
@@ -16,6 +17,9 @@ const VARIABLES: [&str; 3] = ["data", "type", "source"];
 #[derive(Debug)]
 pub struct Condition {
     program: Program,
+    /// The top-level payload fields the condition reads, when it reads `data` only as `data.<field>`:
+    /// then only those fields are handed to CEL, not a copy of the whole payload.
+    data_fields: Option<Vec<String>>,
 }
 
 impl Condition {
@@ -23,30 +27,102 @@ impl Condition {
         let program = ENV
             .compile(text)
             .map_err(|e| format!("CEL does not parse: {e}"))?;
-        let references = program.references();
-        if let Some(unknown) = references
-            .variables()
-            .into_iter()
-            .find(|v| !VARIABLES.contains(v))
-        {
+        let usage = usage(program.expression());
+        if let Some(unknown) = usage.unknown {
             return Err(format!(
                 "CEL refers to `{unknown}`; a condition may use only `data`, `type` and `source`"
             ));
         }
-        Ok(Condition { program })
+        Ok(Condition { program, data_fields: usage.data_fields })
     }
 
     /// Evaluates the condition. An error (a missing field, a type mismatch, a result that is not a
     /// boolean) is returned, not hidden: the caller treats it as "no match" and makes it visible.
     pub fn evaluate(&self, data: &Value, record_type: &str, source: &str) -> Result<bool, String> {
         let mut context = Context::with_env(Arc::clone(&ENV));
-        context.add_variable_from_value("data", to_cel(data));
+        let data = match (&self.data_fields, data) {
+            (Some(fields), Value::Object(map)) => {
+                let used = fields.iter().filter_map(|f| map.get(f).map(|v| (f.clone(), to_cel(v))));
+                Cel::from(used.collect::<std::collections::HashMap<String, Cel>>())
+            }
+            _ => to_cel(data),
+        };
+        context.add_variable_from_value("data", data);
         context.add_variable_from_value("type", record_type);
         context.add_variable_from_value("source", source);
         match self.program.execute(&context) {
             Ok(Cel::Bool(b)) => Ok(b),
             Ok(other) => Err(format!("condition gave {other:?}, not a boolean")),
             Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// What a condition's expression uses: identifiers that are neither a variable, a name bound by a
+/// macro (`exists(x, ...)`) nor a type, and the fields of `data.<field>` selections (`None` once
+/// `data` is used any other way).
+struct Usage {
+    unknown: Option<String>,
+    data_fields: Option<Vec<String>>,
+}
+
+/// Type names an expression may mention, as in `type(data.x) == int`.
+const TYPE_NAMES: [&str; 11] = ["bool", "bytes", "double", "dyn", "int", "list", "map", "null_type", "string", "type", "uint"];
+
+fn usage(e: &IdedExpr) -> Usage {
+    let mut usage = Usage { unknown: None, data_fields: Some(Vec::new()) };
+    walk(e, &mut Vec::new(), &mut usage);
+    usage
+}
+
+fn walk<'e>(e: &'e IdedExpr, bound: &mut Vec<&'e str>, usage: &mut Usage) {
+    match &e.expr {
+        Expr::Select(select) => match &select.operand.expr {
+            Expr::Ident(name) if name == "data" && !bound.contains(&"data") => {
+                if let Some(fields) = usage.data_fields.as_mut().filter(|f| !f.contains(&select.field)) {
+                    fields.push(select.field.clone());
+                }
+            }
+            _ => walk(&select.operand, bound, usage),
+        },
+        Expr::Ident(name) => {
+            if bound.contains(&name.as_str()) {
+                return;
+            }
+            if name == "data" {
+                usage.data_fields = None;
+            } else if !VARIABLES.contains(&name.as_str()) && !TYPE_NAMES.contains(&name.as_str()) && usage.unknown.is_none() {
+                usage.unknown = Some(name.clone());
+            }
+        }
+        Expr::Call(call) => {
+            call.target.iter().for_each(|t| walk(t, bound, usage));
+            call.args.iter().for_each(|a| walk(a, bound, usage));
+        }
+        Expr::Comprehension(c) => {
+            walk(&c.iter_range, bound, usage);
+            walk(&c.accu_init, bound, usage);
+            let depth = bound.len();
+            bound.extend([c.iter_var.as_str(), c.accu_var.as_str()]);
+            bound.extend(c.iter_var2.as_deref());
+            for part in [&c.loop_cond, &c.loop_step, &c.result] {
+                walk(part, bound, usage);
+            }
+            bound.truncate(depth);
+        }
+        Expr::List(list) => list.elements.iter().for_each(|x| walk(x, bound, usage)),
+        Expr::Map(map) => map.entries.iter().for_each(|x| walk_entry(&x.expr, bound, usage)),
+        Expr::Struct(st) => st.entries.iter().for_each(|x| walk_entry(&x.expr, bound, usage)),
+        Expr::Literal(_) | Expr::Unspecified => {}
+    }
+}
+
+fn walk_entry<'e>(entry: &'e EntryExpr, bound: &mut Vec<&'e str>, usage: &mut Usage) {
+    match entry {
+        EntryExpr::StructField(f) => walk(&f.value, bound, usage),
+        EntryExpr::MapEntry(m) => {
+            walk(&m.key, bound, usage);
+            walk(&m.value, bound, usage);
         }
     }
 }
@@ -103,6 +179,23 @@ mod tests {
             c.evaluate(&json!({"TaiLieuNop": [1, 2]}), "t", "s"),
             Ok(false)
         );
+    }
+
+    #[test]
+    fn only_the_fields_a_condition_reads_are_handed_over() {
+        let c = Condition::compile("data.a == 1 && has(data.b) && [data.a].exists(x, x > 0)").unwrap();
+        assert_eq!(c.data_fields, Some(vec!["a".to_string(), "b".to_string()]));
+        assert_eq!(c.evaluate(&json!({"a": 1, "b": 2, "c": 3}), "t", "s"), Ok(true));
+        assert_eq!(c.evaluate(&json!({"a": 1, "c": 3}), "t", "s"), Ok(false));
+        // `data` as a whole: everything is handed over.
+        let whole = Condition::compile("size(data) == 3 && data.a == 1").unwrap();
+        assert_eq!(whole.data_fields, None);
+        assert_eq!(whole.evaluate(&json!({"a": 1, "b": 2, "c": 3}), "t", "s"), Ok(true));
+        let bound = Condition::compile("data.l.exists(x, x.v == type(1) || source == 'q1') && data.l.all(v, v > 0)").unwrap();
+        assert_eq!(bound.data_fields, Some(vec!["l".to_string()]), "macro variables are not unknown names");
+        let index = Condition::compile("data['a'] == 1").unwrap();
+        assert_eq!(index.data_fields, None);
+        assert_eq!(index.evaluate(&json!({"a": 1}), "t", "s"), Ok(true));
     }
 
     #[test]

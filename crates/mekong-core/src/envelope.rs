@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::catalog::{Catalog, Client};
 use crate::pattern::any_matches;
-use crate::redact::JsonPointer;
+use crate::redact::{JsonPointer, Redacted};
 use crate::rejection::{Rejection, RejectionKind, Violation};
 
 /// Limits on what one record may be.
@@ -234,11 +234,7 @@ impl Catalog {
             let value = if redact.is_empty() {
                 Cow::Borrowed(s.payload)
             } else {
-                let mut copy = data.clone();
-                for pointer in &redact {
-                    pointer.remove(&mut copy);
-                }
-                Cow::Owned(serde_json::to_vec(&copy).expect("a JSON value always serialises"))
+                Cow::Owned(Redacted::new(&data, &redact).to_vec())
             };
             let mut headers = headers.clone();
             headers.push(("mekong_route".into(), routes.join(",")));

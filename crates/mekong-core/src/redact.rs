@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::Value;
 
 /// A parsed JSON pointer such as `/ChuHoSo/SoDienThoai`.
@@ -88,6 +89,72 @@ impl fmt::Display for JsonPointer {
     }
 }
 
+/// A JSON value written without the fields some pointers name, straight from the parsed value:
+/// no copy of the payload is made. Members and elements keep their order; numbers keep their text.
+pub struct Redacted<'a> {
+    value: &'a Value,
+    pointers: &'a [&'a JsonPointer],
+    depth: usize,
+}
+
+impl<'a> Redacted<'a> {
+    pub fn new(value: &'a Value, pointers: &'a [&'a JsonPointer]) -> Self {
+        Redacted { value, pointers, depth: 0 }
+    }
+
+    /// The JSON text of the redacted value.
+    pub fn to_vec(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a JSON value always serialises")
+    }
+
+    /// The pointers that continue below the member `token`, and whether one ends exactly there.
+    fn below(&self, token: &str) -> (Vec<&'a JsonPointer>, bool) {
+        let mut continuing = Vec::new();
+        for p in self.pointers.iter().filter(|p| p.tokens.get(self.depth).is_some_and(|t| t == token)) {
+            if p.tokens.len() == self.depth + 1 {
+                return (Vec::new(), true);
+            }
+            continuing.push(*p);
+        }
+        (continuing, false)
+    }
+}
+
+impl Serialize for Redacted<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.pointers.is_empty() {
+            return self.value.serialize(serializer);
+        }
+        match self.value {
+            Value::Object(map) => {
+                let mut out = serializer.serialize_map(None)?;
+                for (key, value) in map {
+                    match self.below(key) {
+                        (_, true) => {}
+                        (pointers, false) => {
+                            out.serialize_entry(key, &Redacted { value, pointers: &pointers, depth: self.depth + 1 })?
+                        }
+                    }
+                }
+                out.end()
+            }
+            Value::Array(items) => {
+                let mut out = serializer.serialize_seq(Some(items.len()))?;
+                for (i, value) in items.iter().enumerate() {
+                    match self.below(&i.to_string()) {
+                        (_, true) => {}
+                        (pointers, false) => {
+                            out.serialize_element(&Redacted { value, pointers: &pointers, depth: self.depth + 1 })?
+                        }
+                    }
+                }
+                out.end()
+            }
+            scalar => scalar.serialize(serializer),
+        }
+    }
+}
+
 fn unescape(raw: &str) -> Option<String> {
     let mut out = String::with_capacity(raw.len());
     let mut chars = raw.chars();
@@ -167,6 +234,22 @@ mod tests {
             serde_json::to_string(&doc).unwrap(),
             r#"{"z":1,"a":{"keep":true},"m":2}"#
         );
+    }
+
+    #[test]
+    fn redacted_serialisation_equals_removal() {
+        let text = r#"{"z":1,"SoDienThoai":"0901","a":{"Email":"x@y.vn","keep":[1,{"b":2,"c":3}]},"n":12345678901234567890,"f":1.0}"#;
+        let doc: Value = serde_json::from_str(text).unwrap();
+        let pointers: Vec<JsonPointer> =
+            ["/SoDienThoai", "/a/Email", "/a/keep/1/c", "/missing", "/z/deeper"].iter().map(|p| JsonPointer::parse(p).unwrap()).collect();
+        let refs: Vec<&JsonPointer> = pointers.iter().collect();
+        let mut removed = doc.clone();
+        for p in &pointers {
+            p.remove(&mut removed);
+        }
+        let written = Redacted::new(&doc, &refs).to_vec();
+        assert_eq!(written, serde_json::to_vec(&removed).unwrap());
+        assert_eq!(std::str::from_utf8(&written).unwrap(), r#"{"z":1,"a":{"keep":[1,{"b":2}]},"n":12345678901234567890,"f":1.0}"#);
     }
 
     #[test]
