@@ -33,7 +33,10 @@ impl Condition {
                 "CEL refers to `{unknown}`; a condition may use only `data`, `type` and `source`"
             ));
         }
-        Ok(Condition { program, data_fields: usage.data_fields })
+        Ok(Condition {
+            program,
+            data_fields: usage.data_fields,
+        })
     }
 
     /// Evaluates the condition. An error (a missing field, a type mismatch, a result that is not a
@@ -42,7 +45,9 @@ impl Condition {
         let mut context = Context::with_env(Arc::clone(&ENV));
         let data = match (&self.data_fields, data) {
             (Some(fields), Value::Object(map)) => {
-                let used = fields.iter().filter_map(|f| map.get(f).map(|v| (f.clone(), to_cel(v))));
+                let used = fields
+                    .iter()
+                    .filter_map(|f| map.get(f).map(|v| (f.clone(), to_cel(v))));
                 Cel::from(used.collect::<std::collections::HashMap<String, Cel>>())
             }
             _ => to_cel(data),
@@ -67,10 +72,25 @@ struct Usage {
 }
 
 /// Type names an expression may mention, as in `type(data.x) == int`.
-const TYPE_NAMES: [&str; 11] = ["bool", "bytes", "double", "dyn", "int", "list", "map", "null_type", "string", "type", "uint"];
+const TYPE_NAMES: [&str; 11] = [
+    "bool",
+    "bytes",
+    "double",
+    "dyn",
+    "int",
+    "list",
+    "map",
+    "null_type",
+    "string",
+    "type",
+    "uint",
+];
 
 fn usage(e: &IdedExpr) -> Usage {
-    let mut usage = Usage { unknown: None, data_fields: Some(Vec::new()) };
+    let mut usage = Usage {
+        unknown: None,
+        data_fields: Some(Vec::new()),
+    };
     walk(e, &mut Vec::new(), &mut usage);
     usage
 }
@@ -79,7 +99,11 @@ fn walk<'e>(e: &'e IdedExpr, bound: &mut Vec<&'e str>, usage: &mut Usage) {
     match &e.expr {
         Expr::Select(select) => match &select.operand.expr {
             Expr::Ident(name) if name == "data" && !bound.contains(&"data") => {
-                if let Some(fields) = usage.data_fields.as_mut().filter(|f| !f.contains(&select.field)) {
+                if let Some(fields) = usage
+                    .data_fields
+                    .as_mut()
+                    .filter(|f| !f.contains(&select.field))
+                {
                     fields.push(select.field.clone());
                 }
             }
@@ -91,7 +115,10 @@ fn walk<'e>(e: &'e IdedExpr, bound: &mut Vec<&'e str>, usage: &mut Usage) {
             }
             if name == "data" {
                 usage.data_fields = None;
-            } else if !VARIABLES.contains(&name.as_str()) && !TYPE_NAMES.contains(&name.as_str()) && usage.unknown.is_none() {
+            } else if !VARIABLES.contains(&name.as_str())
+                && !TYPE_NAMES.contains(&name.as_str())
+                && usage.unknown.is_none()
+            {
                 usage.unknown = Some(name.clone());
             }
         }
@@ -111,8 +138,14 @@ fn walk<'e>(e: &'e IdedExpr, bound: &mut Vec<&'e str>, usage: &mut Usage) {
             bound.truncate(depth);
         }
         Expr::List(list) => list.elements.iter().for_each(|x| walk(x, bound, usage)),
-        Expr::Map(map) => map.entries.iter().for_each(|x| walk_entry(&x.expr, bound, usage)),
-        Expr::Struct(st) => st.entries.iter().for_each(|x| walk_entry(&x.expr, bound, usage)),
+        Expr::Map(map) => map
+            .entries
+            .iter()
+            .for_each(|x| walk_entry(&x.expr, bound, usage)),
+        Expr::Struct(st) => st
+            .entries
+            .iter()
+            .for_each(|x| walk_entry(&x.expr, bound, usage)),
         Expr::Literal(_) | Expr::Unspecified => {}
     }
 }
@@ -183,16 +216,30 @@ mod tests {
 
     #[test]
     fn only_the_fields_a_condition_reads_are_handed_over() {
-        let c = Condition::compile("data.a == 1 && has(data.b) && [data.a].exists(x, x > 0)").unwrap();
+        let c =
+            Condition::compile("data.a == 1 && has(data.b) && [data.a].exists(x, x > 0)").unwrap();
         assert_eq!(c.data_fields, Some(vec!["a".to_string(), "b".to_string()]));
-        assert_eq!(c.evaluate(&json!({"a": 1, "b": 2, "c": 3}), "t", "s"), Ok(true));
+        assert_eq!(
+            c.evaluate(&json!({"a": 1, "b": 2, "c": 3}), "t", "s"),
+            Ok(true)
+        );
         assert_eq!(c.evaluate(&json!({"a": 1, "c": 3}), "t", "s"), Ok(false));
         // `data` as a whole: everything is handed over.
         let whole = Condition::compile("size(data) == 3 && data.a == 1").unwrap();
         assert_eq!(whole.data_fields, None);
-        assert_eq!(whole.evaluate(&json!({"a": 1, "b": 2, "c": 3}), "t", "s"), Ok(true));
-        let bound = Condition::compile("data.l.exists(x, x.v == type(1) || source == 'q1') && data.l.all(v, v > 0)").unwrap();
-        assert_eq!(bound.data_fields, Some(vec!["l".to_string()]), "macro variables are not unknown names");
+        assert_eq!(
+            whole.evaluate(&json!({"a": 1, "b": 2, "c": 3}), "t", "s"),
+            Ok(true)
+        );
+        let bound = Condition::compile(
+            "data.l.exists(x, x.v == type(1) || source == 'q1') && data.l.all(v, v > 0)",
+        )
+        .unwrap();
+        assert_eq!(
+            bound.data_fields,
+            Some(vec!["l".to_string()]),
+            "macro variables are not unknown names"
+        );
         let index = Condition::compile("data['a'] == 1").unwrap();
         assert_eq!(index.data_fields, None);
         assert_eq!(index.evaluate(&json!({"a": 1}), "t", "s"), Ok(true));

@@ -99,7 +99,11 @@ pub struct Redacted<'a> {
 
 impl<'a> Redacted<'a> {
     pub fn new(value: &'a Value, pointers: &'a [&'a JsonPointer]) -> Self {
-        Redacted { value, pointers, depth: 0 }
+        Redacted {
+            value,
+            pointers,
+            depth: 0,
+        }
     }
 
     /// The JSON text of the redacted value.
@@ -110,7 +114,11 @@ impl<'a> Redacted<'a> {
     /// The pointers that continue below the member `token`, and whether one ends exactly there.
     fn below(&self, token: &str) -> (Vec<&'a JsonPointer>, bool) {
         let mut continuing = Vec::new();
-        for p in self.pointers.iter().filter(|p| p.tokens.get(self.depth).is_some_and(|t| t == token)) {
+        for p in self
+            .pointers
+            .iter()
+            .filter(|p| p.tokens.get(self.depth).is_some_and(|t| t == token))
+        {
             if p.tokens.len() == self.depth + 1 {
                 return (Vec::new(), true);
             }
@@ -131,9 +139,14 @@ impl Serialize for Redacted<'_> {
                 for (key, value) in map {
                     match self.below(key) {
                         (_, true) => {}
-                        (pointers, false) => {
-                            out.serialize_entry(key, &Redacted { value, pointers: &pointers, depth: self.depth + 1 })?
-                        }
+                        (pointers, false) => out.serialize_entry(
+                            key,
+                            &Redacted {
+                                value,
+                                pointers: &pointers,
+                                depth: self.depth + 1,
+                            },
+                        )?,
                     }
                 }
                 out.end()
@@ -143,9 +156,11 @@ impl Serialize for Redacted<'_> {
                 for (i, value) in items.iter().enumerate() {
                     match self.below(&i.to_string()) {
                         (_, true) => {}
-                        (pointers, false) => {
-                            out.serialize_element(&Redacted { value, pointers: &pointers, depth: self.depth + 1 })?
-                        }
+                        (pointers, false) => out.serialize_element(&Redacted {
+                            value,
+                            pointers: &pointers,
+                            depth: self.depth + 1,
+                        })?,
                     }
                 }
                 out.end()
@@ -240,8 +255,16 @@ mod tests {
     fn redacted_serialisation_equals_removal() {
         let text = r#"{"z":1,"SoDienThoai":"0901","a":{"Email":"x@y.vn","keep":[1,{"b":2,"c":3}]},"n":12345678901234567890,"f":1.0}"#;
         let doc: Value = serde_json::from_str(text).unwrap();
-        let pointers: Vec<JsonPointer> =
-            ["/SoDienThoai", "/a/Email", "/a/keep/1/c", "/missing", "/z/deeper"].iter().map(|p| JsonPointer::parse(p).unwrap()).collect();
+        let pointers: Vec<JsonPointer> = [
+            "/SoDienThoai",
+            "/a/Email",
+            "/a/keep/1/c",
+            "/missing",
+            "/z/deeper",
+        ]
+        .iter()
+        .map(|p| JsonPointer::parse(p).unwrap())
+        .collect();
         let refs: Vec<&JsonPointer> = pointers.iter().collect();
         let mut removed = doc.clone();
         for p in &pointers {
@@ -249,7 +272,10 @@ mod tests {
         }
         let written = Redacted::new(&doc, &refs).to_vec();
         assert_eq!(written, serde_json::to_vec(&removed).unwrap());
-        assert_eq!(std::str::from_utf8(&written).unwrap(), r#"{"z":1,"a":{"keep":[1,{"b":2}]},"n":12345678901234567890,"f":1.0}"#);
+        assert_eq!(
+            std::str::from_utf8(&written).unwrap(),
+            r#"{"z":1,"a":{"keep":[1,{"b":2}]},"n":12345678901234567890,"f":1.0}"#
+        );
     }
 
     #[test]

@@ -49,10 +49,10 @@ impl Schema {
             .iter_errors(payload)
             .map(|error| {
                 let mut field = error.instance_path().to_string();
-                if let ValidationErrorKind::Required { property } = error.kind() {
-                    if let Some(name) = property.as_str() {
-                        field = format!("{field}/{}", name.replace('~', "~0").replace('/', "~1"));
-                    }
+                if let ValidationErrorKind::Required { property } = error.kind()
+                    && let Some(name) = property.as_str()
+                {
+                    field = format!("{field}/{}", name.replace('~', "~0").replace('/', "~1"));
                 }
                 Violation {
                     field,

@@ -183,7 +183,7 @@ mod tests {
         let Claim::Owner(ticket) = w.claim(id) else {
             panic!()
         };
-        let Claim::Wait(mut rx) = w.claim(id) else {
+        let Claim::Wait(rx) = w.claim(id) else {
             panic!()
         };
         drop(ticket);
