@@ -7,7 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 state="$(mktemp -d "${TMPDIR:-/tmp}/mekong-test-kafka.XXXXXX")"
 cleanup() {
-  deploy/kafka/kafka.sh stop "$state" >&2 || true
+  deploy/kafka/kafka.sh stop "$state" >/dev/null 2>&1 || true
   rm -rf "$state"
 }
 trap cleanup EXIT
@@ -19,4 +19,12 @@ MEKONG_TEST_KAFKA="$(deploy/kafka/kafka.sh start "$state")"
 export MEKONG_TEST_KAFKA
 echo "test broker: Apache Kafka at $MEKONG_TEST_KAFKA" >&2
 
-cargo test --workspace "$@"
+# The whole run's tally as the last line, whatever order cargo ran the test binaries in.
+log="$state/cargo-test.log"
+set +e
+cargo test --workspace "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+deploy/kafka/kafka.sh stop "$state" >&2 || true
+awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "summary: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
+exit "$status"

@@ -134,6 +134,7 @@ impl TestHub {
             TopicSettings {
                 partitions: 3,
                 replication: 1,
+                max_message_bytes: mekong_kafka::message_bytes_for(config.limits.max_record_bytes),
             },
             Duration::from_secs(30),
         )

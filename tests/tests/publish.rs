@@ -420,3 +420,27 @@ async fn a_stream_of_thousands_answers_every_record_by_request_id() {
         good as i64
     );
 }
+
+#[tokio::test]
+async fn a_record_at_the_size_limit_is_written() {
+    // The producer and the topics the hub creates are sized for the hub's own limit plus key and
+    // headers, so a payload right at the limit is not refused further down.
+    let (hub, s) = TestHub::start().await;
+    let mut client = hub.client().await;
+    let limit = mekong_gateway::GatewayConfig::default()
+        .limits
+        .max_record_bytes;
+    let head = r#"{"MaHoSo":"H29-BIG","LoaiDoiTuong":2,"NgayTiepNhan":"20261128083000","GhiChu":""#;
+    let payload = format!("{head}{}\"}}", "x".repeat(limit - head.len() - 2));
+    assert_eq!(payload.len(), limit);
+    let mut request = record("dossier.sync", payload.as_bytes());
+    request.attributes = (0..32)
+        .map(|i| (format!("a{i}"), "v".repeat(1024)))
+        .collect();
+    client
+        .publish(authed("q1-key", request))
+        .await
+        .expect("a record at the limit is written");
+    let m = &read_records(&hub.bootstrap, &format!("t-city-{s}"), 1, WAIT).await[0];
+    assert_eq!(m.payload().map(<[u8]>::len), Some(limit));
+}

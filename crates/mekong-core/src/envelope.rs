@@ -98,7 +98,10 @@ const RESERVED_ATTRIBUTES: [&str; 9] = [
     "data_base64",
 ];
 const MAX_ATTRIBUTES: usize = 32;
-const MAX_ATTRIBUTE_VALUE_BYTES: usize = 4096;
+const MAX_ATTRIBUTE_VALUE_BYTES: usize = 1024;
+/// Partition keys given by the caller; with the attributes this keeps a record's headers and key
+/// well inside the room Kafka messages have beside the payload.
+const MAX_KEY_BYTES: usize = 4096;
 
 impl Catalog {
     /// Judges a record by this catalog and, when every rule accepts it, returns the Kafka records
@@ -167,6 +170,19 @@ impl Catalog {
             (None, Some(pointer)) => key_from_payload(&data, pointer)?,
             (None, None) => s.record_id.to_string(),
         };
+        if key.len() > MAX_KEY_BYTES {
+            let field = match (s.key.filter(|k| !k.is_empty()), &record_type.key) {
+                (None, Some(pointer)) => pointer.to_string(),
+                _ => "key".to_string(),
+            };
+            return Err(Rejection::invalid(
+                "the partition key is too long",
+                vec![Violation {
+                    field,
+                    description: format!("at most {MAX_KEY_BYTES} bytes"),
+                }],
+            ));
+        }
 
         // Route. Copies to the same topic from several routes are written once, with the union of
         // their redactions: a field any route wants hidden stays hidden.

@@ -49,6 +49,9 @@ impl PublishError {
             PublishError::Produce(e @ ProduceError::Unavailable(_)) => {
                 (Code::Unavailable, e.to_string(), vec![], None)
             }
+            PublishError::Produce(e @ ProduceError::TooLarge(_)) => {
+                (Code::ResourceExhausted, e.to_string(), vec![], None)
+            }
             PublishError::Produce(e @ ProduceError::Refused(_)) => {
                 (Code::FailedPrecondition, e.to_string(), vec![], None)
             }

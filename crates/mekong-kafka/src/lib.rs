@@ -9,5 +9,5 @@ mod producer;
 mod topics;
 
 pub use backbone::{Backbone, KafkaOptions};
-pub use producer::{ProduceError, Producer, ProducerSettings, WrittenCopy};
+pub use producer::{ProduceError, Producer, ProducerSettings, WrittenCopy, message_bytes_for};
 pub use topics::{TopicSettings, ensure_topics};

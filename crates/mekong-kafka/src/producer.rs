@@ -22,6 +22,18 @@ pub struct ProducerSettings {
     /// Bound on what waits in the producer's queue; past it, writes are refused as exhausted.
     pub max_queued_messages: u32,
     pub max_queued_kbytes: u32,
+    /// Largest Kafka message (payload, key and headers); see [`message_bytes_for`].
+    pub max_message_bytes: usize,
+}
+
+/// Room for a record's key, headers and framing on top of its payload.
+const MESSAGE_HEADROOM: usize = 64 * 1024;
+
+/// The Kafka message size that fits a payload of `max_record_bytes` with its key and headers. The
+/// producer and the topics the hub creates are set to it, so the hub's own limit is the one callers
+/// meet, not a smaller one deeper down.
+pub fn message_bytes_for(max_record_bytes: usize) -> usize {
+    max_record_bytes + MESSAGE_HEADROOM
 }
 
 impl Default for ProducerSettings {
@@ -31,6 +43,7 @@ impl Default for ProducerSettings {
             linger: Duration::from_millis(5),
             max_queued_messages: 100_000,
             max_queued_kbytes: 64 * 1024,
+            max_message_bytes: message_bytes_for(1024 * 1024),
         }
     }
 }
@@ -53,7 +66,10 @@ pub enum ProduceError {
     /// Kafka did not acknowledge in time, or refused for a reason that may pass.
     #[error("Kafka did not acknowledge the record: {0}")]
     Unavailable(String),
-    /// Kafka refused the record for good (e.g. larger than the topic allows).
+    /// Larger than Kafka accepts for the topic (its `max.message.bytes`).
+    #[error("Kafka refused the record as too large for the topic: {0}")]
+    TooLarge(String),
+    /// Kafka refused the record for good (e.g. not authorised for the topic).
     #[error("Kafka refused the record: {0}")]
     Refused(String),
 }
@@ -84,6 +100,7 @@ impl Producer {
                 "queue.buffering.max.kbytes",
                 settings.max_queued_kbytes.to_string(),
             )
+            .set("message.max.bytes", settings.max_message_bytes.to_string())
             .create()?;
         Ok(Producer { inner, settings })
     }
@@ -139,10 +156,11 @@ impl Producer {
 fn classify(error: KafkaError) -> ProduceError {
     match error.rdkafka_error_code() {
         Some(RDKafkaErrorCode::QueueFull) => ProduceError::QueueFull,
+        Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize) => {
+            ProduceError::TooLarge(error.to_string())
+        }
         Some(
-            RDKafkaErrorCode::MessageSizeTooLarge
-            | RDKafkaErrorCode::InvalidMessageSize
-            | RDKafkaErrorCode::InvalidRecord
+            RDKafkaErrorCode::InvalidRecord
             | RDKafkaErrorCode::TopicAuthorizationFailed
             | RDKafkaErrorCode::InvalidTopic,
         ) => ProduceError::Refused(error.to_string()),

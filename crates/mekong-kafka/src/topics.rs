@@ -17,6 +17,8 @@ const EMBEDDED_DEFAULT_PARTITIONS: i32 = 3;
 pub struct TopicSettings {
     pub partitions: i32,
     pub replication: i32,
+    /// The topic's `max.message.bytes`.
+    pub max_message_bytes: usize,
 }
 
 /// Creates the topics that do not exist yet. Returns the names it created.
@@ -44,6 +46,7 @@ pub async fn ensure_topics(
         return Ok(topics.iter().map(|t| t.to_string()).collect());
     }
     let admin: AdminClient<DefaultClientContext> = backbone.client_config().create()?;
+    let max_message_bytes = settings.max_message_bytes.to_string();
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| {
@@ -52,6 +55,7 @@ pub async fn ensure_topics(
                 settings.partitions,
                 TopicReplication::Fixed(settings.replication),
             )
+            .set("max.message.bytes", &max_message_bytes)
         })
         .collect();
     let options = AdminOptions::new()

@@ -10,7 +10,9 @@ use arc_swap::ArcSwap;
 use clap::Args;
 use mekong_core::Limits;
 use mekong_gateway::{Gateway, GatewayConfig, WindowSettings};
-use mekong_kafka::{Backbone, Producer, ProducerSettings, TopicSettings, ensure_topics};
+use mekong_kafka::{
+    Backbone, Producer, ProducerSettings, TopicSettings, ensure_topics, message_bytes_for,
+};
 use tracing::{info, warn};
 
 #[derive(Args, Debug)]
@@ -89,7 +91,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         let topics: Vec<&str> = catalog.destination_topics().into_iter().collect();
-        let settings = TopicSettings { partitions: args.topic_partitions, replication: args.topic_replication };
+        let max_message_bytes = message_bytes_for(args.max_record_bytes);
+        let settings = TopicSettings {
+            partitions: args.topic_partitions,
+            replication: args.topic_replication,
+            max_message_bytes,
+        };
         let created = ensure_topics(&backbone, &topics, settings, Duration::from_secs(30))
             .await
             .with_context(|| format!("cannot create destination topics on Kafka at {}", backbone.bootstrap_servers()))?;
@@ -97,7 +104,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             info!(?created, "destination topics created");
         }
 
-        let producer = Producer::new(&backbone, ProducerSettings { delivery_timeout: args.publish_timeout, ..Default::default() })?;
+        let producer_settings = ProducerSettings {
+            delivery_timeout: args.publish_timeout,
+            max_message_bytes,
+            ..Default::default()
+        };
+        let producer = Producer::new(&backbone, producer_settings)?;
         let config = GatewayConfig {
             limits: Limits { max_record_bytes: args.max_record_bytes },
             max_batch_records: args.max_batch_records,
