@@ -22,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, bail};
 use clap::Parser;
 use futures::SinkExt;
+use mekong_core::JsonPointer;
 use mekong_proto::v1::ingest_service_client::IngestServiceClient;
 use mekong_proto::v1::{PublishRequest, PublishResponse, publish_result};
 use rdkafka::ClientConfig;
@@ -148,7 +149,7 @@ impl Template {
     fn new(sample: &Value, key_pointer: &str, redact: &[String]) -> anyhow::Result<Template> {
         let mut value = sample.clone();
         for pointer in redact {
-            remove_pointer(&mut value, pointer);
+            JsonPointer::parse(pointer)?.remove(&mut value);
         }
         let slot = value
             .pointer_mut(key_pointer)
@@ -186,16 +187,6 @@ impl Template {
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn remove_pointer(value: &mut Value, pointer: &str) {
-    let Some((parent, last)) = pointer.rsplit_once('/') else {
-        return;
-    };
-    let last = last.replace("~1", "/").replace("~0", "~");
-    if let Some(Value::Object(map)) = value.pointer_mut(parent) {
-        map.shift_remove(&last);
-    }
 }
 
 /// Every record of the run gets a distinct number, hence a distinct key.
