@@ -444,3 +444,64 @@ async fn a_record_at_the_size_limit_is_written() {
     let m = &read_records(&hub.bootstrap, &format!("t-city-{s}"), 1, WAIT).await[0];
     assert_eq!(m.payload().map(<[u8]>::len), Some(limit));
 }
+
+#[tokio::test]
+async fn health_and_reflection_are_served_for_standard_tools() {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+
+    let (hub, _) = TestHub::start().await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", hub.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let health = HealthClient::new(channel.clone())
+        .check(HealthCheckRequest {
+            service: "mekong.v1.IngestService".into(),
+        })
+        .await
+        .expect("health check")
+        .into_inner();
+    assert_eq!(health.status(), ServingStatus::Serving);
+
+    let ask = |request| ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(request),
+    };
+    let requests = futures::stream::iter([
+        ask(MessageRequest::ListServices(String::new())),
+        ask(MessageRequest::FileContainingSymbol(
+            "google.rpc.BadRequest".into(),
+        )),
+    ]);
+    let mut answers = ServerReflectionClient::new(channel)
+        .server_reflection_info(requests)
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        answers.next().await.unwrap().unwrap().message_response
+    else {
+        panic!("a service list")
+    };
+    let names: HashSet<_> = list.service.into_iter().map(|s| s.name).collect();
+    for service in [
+        "mekong.v1.IngestService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+    ] {
+        assert!(names.contains(service), "{service} in {names:?}");
+    }
+    // Error details are decodable by reflection-driven tools such as grpcurl.
+    let details = answers.next().await.unwrap().unwrap().message_response;
+    assert!(
+        matches!(details, Some(MessageResponse::FileDescriptorResponse(_))),
+        "{details:?}"
+    );
+}

@@ -370,7 +370,8 @@ fn base_headers(s: &Submission<'_>, source: &str, schema_version: u32) -> Vec<(S
     headers
 }
 
-/// `00-<32 hex>-<16 hex>-<2 hex>`, W3C Trace Context version 00.
+/// `<version>-<trace id>-<parent id>-<flags>` as W3C Trace Context writes it: lower-case hex of 2,
+/// 32, 16 and 2 digits; version `ff` and all-zero ids are invalid.
 fn is_traceparent(tp: &str) -> bool {
     let parts: Vec<&str> = tp.split('-').collect();
     let hex = |s: &str, n: usize| {
@@ -383,6 +384,9 @@ fn is_traceparent(tp: &str) -> bool {
         && hex(parts[1], 32)
         && hex(parts[2], 16)
         && hex(parts[3], 2)
+        && parts[0] != "ff"
+        && parts[1].bytes().any(|b| b != b'0')
+        && parts[2].bytes().any(|b| b != b'0')
 }
 
 #[cfg(test)]
@@ -574,15 +578,22 @@ mod tests {
         assert_eq!(header(&p.copies[0], "ce_district"), Some("q1"));
         assert_eq!(header(&p.copies[0], "traceparent"), s.traceparent);
 
-        s.traceparent = Some("garbage");
-        let p = c
-            .prepare(c.client("q1").unwrap(), s, &Limits::default())
-            .unwrap();
-        assert_eq!(
-            header(&p.copies[0], "traceparent"),
-            None,
-            "a malformed traceparent is not passed on"
-        );
+        for bad in [
+            "garbage",
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+            "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
+        ] {
+            s.traceparent = Some(bad);
+            let p = c
+                .prepare(c.client("q1").unwrap(), s, &Limits::default())
+                .unwrap();
+            assert_eq!(
+                header(&p.copies[0], "traceparent"),
+                None,
+                "{bad} is not passed on"
+            );
+        }
 
         let bad = HashMap::from([
             ("id".to_string(), "x".to_string()),
