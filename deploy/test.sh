@@ -12,6 +12,30 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The Python environment of the interop test (tests/tests/interop.rs reads records with
+# confluent-kafka and the CloudEvents SDK): a venv with tests/python/requirements.txt, made again
+# when that file changes or the venv no longer works (e.g. python3 was upgraded).
+pyenv="${MEKONG_PYENV:-$HOME/.cache/mekong/pyenv}"
+requirements=tests/python/requirements.txt
+mkdir -p "$(dirname "$pyenv")"
+exec 8>"$pyenv.lock"
+flock 8  # two test runs at once must not both build it
+if ! cmp -s "$requirements" "$pyenv/requirements.txt" \
+  || ! "$pyenv/bin/python" -c 'import confluent_kafka, cloudevents.v1.kafka' 2>/dev/null; then
+  if [[ -e "$pyenv" && ! -e "$pyenv/pyvenv.cfg" && -n "$(ls -A "$pyenv")" ]]; then
+    echo "MEKONG_PYENV=$pyenv is a non-empty folder but no venv: not touching it" >&2
+    exit 1
+  fi
+  echo "test python: making a venv in $pyenv from $requirements" >&2
+  rm -rf "$pyenv"
+  python3 -m venv "$pyenv"
+  "$pyenv/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements" >&2
+  cp "$requirements" "$pyenv/requirements.txt"  # written last: marks the venv complete
+fi
+exec 8>&-
+MEKONG_TEST_PYTHON="$pyenv/bin/python"
+export MEKONG_TEST_PYTHON
+
 # Build first, so the broker is not waiting idle through a cold compile.
 cargo test --workspace --no-run "$@"
 

@@ -147,6 +147,7 @@ impl TestHub {
         let gateway = Gateway {
             catalog: Arc::new(ArcSwap::from_pointee(catalog)),
             producer,
+            backbone: Arc::new(backbone),
             config,
         };
         let task = tokio::spawn(async move {

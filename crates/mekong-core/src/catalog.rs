@@ -44,6 +44,7 @@ pub struct Client {
     pub spec: ClientSpec,
     pub(crate) keys: Vec<ApiKeyHash>,
     pub(crate) publish: Vec<Pattern>,
+    pub(crate) subscribe: Vec<Pattern>,
 }
 
 impl Client {
@@ -58,6 +59,15 @@ impl Client {
     /// Whether this client may publish records of the type.
     pub fn may_publish(&self, record_type: &str) -> bool {
         self.has_role(Role::Publisher) && any_matches(&self.publish, record_type)
+    }
+
+    /// Whether this client may read the topic: a subscriber whose `subscribe` patterns match it.
+    /// Mekong's internal topics are for admins only, whatever the patterns say.
+    pub fn may_subscribe(&self, topic: &str) -> bool {
+        if topic.starts_with(crate::topic::INTERNAL_TOPIC_PREFIX) {
+            return self.has_role(Role::Admin);
+        }
+        self.has_role(Role::Subscriber) && any_matches(&self.subscribe, topic)
     }
 }
 
@@ -264,9 +274,11 @@ fn compile_client(spec: &ClientSpec, catalog: &Catalog) -> Result<Client, Vec<Fi
         }
     }
     let publish = type_patterns(&spec.publish, "publish", catalog, &mut problems);
+    let mut subscribe = Vec::new();
     for (i, topic) in spec.subscribe.iter().enumerate() {
-        if let Err(problem) = Pattern::parse(topic) {
-            problems.push((format!("subscribe[{i}]"), problem));
+        match Pattern::parse(topic) {
+            Ok(p) => subscribe.push(p),
+            Err(problem) => problems.push((format!("subscribe[{i}]"), problem)),
         }
     }
     if problems.is_empty() {
@@ -274,6 +286,7 @@ fn compile_client(spec: &ClientSpec, catalog: &Catalog) -> Result<Client, Vec<Fi
             spec: spec.clone(),
             keys,
             publish,
+            subscribe,
         })
     } else {
         Err(problems)
@@ -458,6 +471,19 @@ subscribe: [city.records]
             "a subscriber may not publish"
         );
         assert!(c.authenticate("baz").is_none());
+    }
+
+    #[test]
+    fn subscribers_read_only_their_topics_and_internal_topics_are_for_admins() {
+        let c = city();
+        let reader = c.client("reader").unwrap();
+        assert!(reader.may_subscribe("city.records"));
+        assert!(!reader.may_subscribe("dvcqg.dossier"));
+        assert!(!reader.may_subscribe("_mekong.audit"));
+        assert!(
+            !c.client("q1").unwrap().may_subscribe("city.records"),
+            "a publisher is no subscriber"
+        );
     }
 
     #[test]

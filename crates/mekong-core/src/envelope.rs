@@ -3,7 +3,7 @@
 //! mode: the payload is the value, attributes are `ce_*` headers).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
 use serde_json::Value;
@@ -370,6 +370,46 @@ fn base_headers(s: &Submission<'_>, source: &str, schema_version: u32) -> Vec<(S
     headers
 }
 
+/// A record's CloudEvents attributes, read back from its Kafka headers (binary content mode).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CloudEvent {
+    pub id: String,
+    pub record_type: String,
+    pub source: String,
+    pub time: String,
+    /// Every other attribute: `ce_<name>` as `<name>`, `content-type` as `datacontenttype`, and
+    /// `traceparent`.
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl CloudEvent {
+    /// Reads the attributes from Kafka headers; headers that are not CloudEvents are left out.
+    pub fn from_headers<'h>(headers: impl IntoIterator<Item = (&'h str, &'h [u8])>) -> CloudEvent {
+        let mut event = CloudEvent::default();
+        for (name, value) in headers {
+            let value = String::from_utf8_lossy(value).into_owned();
+            match name {
+                "ce_id" => event.id = value,
+                "ce_type" => event.record_type = value,
+                "ce_source" => event.source = value,
+                "ce_time" => event.time = value,
+                "content-type" => {
+                    event.attributes.insert("datacontenttype".into(), value);
+                }
+                "traceparent" => {
+                    event.attributes.insert("traceparent".into(), value);
+                }
+                _ => {
+                    if let Some(attribute) = name.strip_prefix("ce_") {
+                        event.attributes.insert(attribute.to_owned(), value);
+                    }
+                }
+            }
+        }
+        event
+    }
+}
+
 /// `<version>-<trace id>-<parent id>-<flags>` as W3C Trace Context writes it: lower-case hex of 2,
 /// 32, 16 and 2 digits; version `ff` and all-zero ids are invalid.
 fn is_traceparent(tp: &str) -> bool {
@@ -608,6 +648,44 @@ mod tests {
             .unwrap_err();
         assert_eq!(r.kind, RejectionKind::InvalidArgument);
         assert_eq!(r.violations.len(), 2);
+    }
+
+    #[test]
+    fn headers_read_back_into_the_same_cloud_event() {
+        let c = city();
+        let attrs = HashMap::from([("district".to_string(), "q1".to_string())]);
+        let p = c
+            .prepare(
+                c.client("q1").unwrap(),
+                submit("dossier.sync", CITIZEN, &attrs),
+                &Limits::default(),
+            )
+            .unwrap();
+        let copy = &p.copies[0];
+        let event =
+            CloudEvent::from_headers(copy.headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())));
+        assert_eq!(event.id, "00000000-0000-0000-0000-000000000007");
+        assert_eq!(
+            (event.record_type.as_str(), event.source.as_str()),
+            ("dossier.sync", "q1")
+        );
+        assert_eq!(event.time, "2026-11-18T11:06:40.123Z");
+        assert_eq!(
+            event.attributes.get("district").map(String::as_str),
+            Some("q1")
+        );
+        assert_eq!(
+            event.attributes.get("datacontenttype").map(String::as_str),
+            Some("application/json")
+        );
+        assert_eq!(
+            event.attributes.get("specversion").map(String::as_str),
+            Some("1.0")
+        );
+        assert!(
+            !event.attributes.contains_key("mekong_route"),
+            "Mekong's own headers are not attributes"
+        );
     }
 
     #[test]

@@ -19,7 +19,9 @@ mod topic;
 
 pub use access::{ApiKeyHash, Role, hash_api_key};
 pub use catalog::{Catalog, CatalogError, Client, RecordType, Route};
-pub use envelope::{Copy, Limits, Prepared, Submission, UnevaluableCondition, record_id_for};
+pub use envelope::{
+    CloudEvent, Copy, Limits, Prepared, Submission, UnevaluableCondition, record_id_for,
+};
 pub use redact::{JsonPointer, PointerError};
 pub use rejection::{Rejection, RejectionKind, Violation};
 pub use resource::{

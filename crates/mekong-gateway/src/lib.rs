@@ -8,12 +8,14 @@ mod idempotency;
 mod ingest;
 mod server;
 mod status;
+mod subscribe;
 
 use std::time::Duration;
 
 pub use idempotency::WindowSettings;
 pub use ingest::Ingest;
 pub use server::{Gateway, serve};
+pub use subscribe::Subscribe;
 
 /// How the gateway treats requests.
 #[derive(Debug, Clone, Copy)]

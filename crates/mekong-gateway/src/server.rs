@@ -1,22 +1,24 @@
-//! Wiring: the ingest service, standard health and reflection, on one listener.
+//! Wiring: the ingest and subscribe services, standard health and reflection, on one listener.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use mekong_core::Catalog;
-use mekong_kafka::Producer;
+use mekong_kafka::{Backbone, Producer};
 use mekong_proto::v1::ingest_service_server::IngestServiceServer;
+use mekong_proto::v1::subscribe_service_server::SubscribeServiceServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 
-use crate::{GatewayConfig, Ingest};
+use crate::{GatewayConfig, Ingest, Subscribe};
 
 /// Everything the gateway serves with.
 pub struct Gateway {
     pub catalog: Arc<ArcSwap<Catalog>>,
     pub producer: Producer,
+    pub backbone: Arc<Backbone>,
     pub config: GatewayConfig,
 }
 
@@ -27,6 +29,18 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let config = gateway.config;
+    // Subscription streams never end on their own: at shutdown they are told to, so the server's
+    // graceful drain can finish.
+    let (stopping, stop_streams) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stopping.send(true);
+    };
+    let subscribe = SubscribeServiceServer::new(Subscribe::new(
+        Arc::clone(&gateway.catalog),
+        gateway.backbone,
+        stop_streams,
+    ));
     let ingest = Ingest::new(gateway.catalog, gateway.producer, config);
     // A batch may carry up to `max_batch_bytes` of payloads; past this bound the transport refuses
     // the message itself (OUT_OF_RANGE) before it is buffered.
@@ -35,6 +49,9 @@ pub async fn serve(
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<IngestServiceServer<Ingest>>().await;
+    health
+        .set_serving::<SubscribeServiceServer<Subscribe>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(mekong_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -48,6 +65,7 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(ingest)
+        .add_service(subscribe)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
 }

@@ -6,8 +6,10 @@
 
 mod backbone;
 mod producer;
+mod subscription;
 mod topics;
 
 pub use backbone::{Backbone, KafkaOptions};
 pub use producer::{ProduceError, Producer, ProducerSettings, WrittenCopy, message_bytes_for};
-pub use topics::{TopicSettings, ensure_topics};
+pub use subscription::{Received, StartPosition, Subscriber, SubscriptionSettings};
+pub use topics::{TopicSettings, ensure_topics, topic_exists};

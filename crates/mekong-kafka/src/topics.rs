@@ -74,3 +74,18 @@ pub async fn ensure_topics(
     }
     Ok(created)
 }
+
+/// Whether the topic exists (blocking: a metadata request to the cluster).
+pub fn topic_exists(
+    backbone: &Backbone,
+    topic: &str,
+    timeout: Duration,
+) -> Result<bool, KafkaError> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let client: BaseConsumer = backbone.client_config().create()?;
+    let metadata = client.fetch_metadata(Some(topic), timeout)?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()))
+}

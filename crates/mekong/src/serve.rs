@@ -121,7 +121,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         println!("listening on {}", listener.local_addr()?);
         info!(listen = %args.listen, "gateway serving mekong.v1.IngestService, grpc.health.v1.Health and reflection");
 
-        let gateway = Gateway { catalog: Arc::new(ArcSwap::from_pointee(catalog)), producer: producer.clone(), config };
+        let gateway = Gateway {
+            catalog: Arc::new(ArcSwap::from_pointee(catalog)),
+            producer: producer.clone(),
+            backbone: Arc::new(backbone),
+            config,
+        };
         mekong_gateway::serve(listener, gateway, shutdown_signal()).await?;
         info!("shutting down: flushing the producer");
         producer.flush(Duration::from_secs(10))?;

@@ -1,0 +1,328 @@
+//! Reading a topic for one subscriber stream, at least once: a Kafka consumer group member that
+//! commits a partition's position only up to the first record its client has not acknowledged.
+//! When partitions move to another member, what was acknowledged is committed first, so nothing
+//! unacknowledged is skipped and little acknowledged is read again.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use crate::Backbone;
+
+/// Where a group without a committed position starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartPosition {
+    Earliest,
+    Latest,
+    /// The first record at or after this time (milliseconds since the epoch).
+    Time(i64),
+}
+
+/// A record as read from Kafka.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Vec<u8>,
+    pub payload: Vec<u8>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// How far each assigned partition has been delivered and acknowledged.
+#[derive(Default)]
+struct Tracker {
+    partitions: HashMap<i32, PartitionState>,
+}
+
+#[derive(Default)]
+struct PartitionState {
+    /// Delivered, not yet acknowledged.
+    unacked: BTreeSet<i64>,
+    /// The offset after the last delivered record.
+    next: Option<i64>,
+    /// The position last committed.
+    committed: Option<i64>,
+}
+
+impl PartitionState {
+    /// The position that may be committed: the first unacknowledged record, or past everything.
+    fn position(&self) -> Option<i64> {
+        self.unacked.first().copied().or(self.next)
+    }
+}
+
+impl Tracker {
+    fn in_flight(&self) -> usize {
+        self.partitions.values().map(|p| p.unacked.len()).sum()
+    }
+
+    /// The positions of these partitions, whether committed already or not: for a synchronous commit
+    /// that must not rely on an earlier asynchronous one having landed.
+    fn positions(&mut self, partitions: impl IntoIterator<Item = i32>) -> Vec<(i32, i64)> {
+        let mut positions = Vec::new();
+        for partition in partitions {
+            if let Some(state) = self.partitions.get_mut(&partition)
+                && let Some(position) = state.position()
+            {
+                state.committed = Some(position);
+                positions.push((partition, position));
+            }
+        }
+        positions
+    }
+
+    /// Positions to commit for these partitions (those that moved since the last commit).
+    fn due(&mut self, partitions: impl IntoIterator<Item = i32>) -> Vec<(i32, i64)> {
+        let mut due = Vec::new();
+        for partition in partitions {
+            if let Some(state) = self.partitions.get_mut(&partition)
+                && let Some(position) = state.position()
+                && state.committed != Some(position)
+            {
+                state.committed = Some(position);
+                due.push((partition, position));
+            }
+        }
+        due
+    }
+}
+
+/// Rebalances: commit what was acknowledged before partitions go; on assignment, find the start by
+/// time where the group has no position yet.
+struct TrackingContext {
+    topic: String,
+    start: StartPosition,
+    tracker: Arc<Mutex<Tracker>>,
+}
+
+impl ClientContext for TrackingContext {}
+
+impl ConsumerContext for TrackingContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                if let StartPosition::Time(ms) = self.start {
+                    self.start_at_time(consumer, tpl, ms);
+                }
+                if let Err(e) = consumer.assign(tpl) {
+                    tracing::error!(error = %e, "cannot take the assigned partitions");
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let revoked: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                let mut tracker = self.tracker.lock().expect("tracker lock");
+                let due = tracker.positions(revoked.iter().copied());
+                for partition in &revoked {
+                    tracker.partitions.remove(partition);
+                }
+                drop(tracker);
+                commit(consumer, &self.topic, &due, CommitMode::Sync);
+                let _ = consumer.unassign();
+            }
+            _ => {
+                tracing::warn!(?err, "rebalance error; dropping the assignment");
+                let _ = consumer.unassign();
+            }
+        }
+    }
+}
+
+impl TrackingContext {
+    /// Sets the start offset of every partition the group has no committed position for.
+    fn start_at_time(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList, ms: i64) {
+        let timeout = Duration::from_secs(10);
+        let Ok(committed) = consumer.committed_offsets(tpl.clone(), timeout) else {
+            return;
+        };
+        let mut by_time = TopicPartitionList::new();
+        for e in committed.elements() {
+            if !matches!(e.offset(), Offset::Offset(_)) {
+                let _ = by_time.add_partition_offset(e.topic(), e.partition(), Offset::Offset(ms));
+            }
+        }
+        if by_time.count() == 0 {
+            return;
+        }
+        match consumer.offsets_for_times(by_time, timeout) {
+            Ok(found) => {
+                for e in found.elements() {
+                    let _ = tpl.set_partition_offset(e.topic(), e.partition(), e.offset());
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot find offsets by time; starting from the reset position")
+            }
+        }
+    }
+}
+
+fn commit<C: ConsumerContext>(
+    consumer: &impl Consumer<C>,
+    topic: &str,
+    due: &[(i32, i64)],
+    mode: CommitMode,
+) {
+    if due.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (partition, position) in due {
+        let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*position));
+    }
+    if let Err(e) = consumer.commit(&tpl, mode) {
+        // A later commit covers the same positions; losing one only means reading again.
+        tracing::debug!(error = %e, "commit failed");
+    }
+}
+
+/// Settings of one subscription.
+#[derive(Debug, Clone)]
+pub struct SubscriptionSettings {
+    pub topic: String,
+    /// The Kafka consumer group id.
+    pub group_id: String,
+    pub start: StartPosition,
+}
+
+/// One member of a consumer group, reading one topic for one stream.
+pub struct Subscriber {
+    consumer: StreamConsumer<TrackingContext>,
+    topic: String,
+    tracker: Arc<Mutex<Tracker>>,
+}
+
+impl Subscriber {
+    pub fn new(
+        backbone: &Backbone,
+        settings: SubscriptionSettings,
+    ) -> Result<Subscriber, KafkaError> {
+        let tracker = Arc::new(Mutex::new(Tracker::default()));
+        let context = TrackingContext {
+            topic: settings.topic.clone(),
+            start: settings.start,
+            tracker: Arc::clone(&tracker),
+        };
+        let reset = if settings.start == StartPosition::Latest {
+            "latest"
+        } else {
+            "earliest"
+        };
+        let consumer: StreamConsumer<TrackingContext> = backbone
+            .client_config()
+            .set("group.id", &settings.group_id)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", reset)
+            // Eager rebalancing: every revoke takes the whole assignment, which `rebalance` commits.
+            .set("partition.assignment.strategy", "range")
+            // Bound what is prefetched per stream.
+            .set("queued.max.messages.kbytes", "4096")
+            .create_with_context(context)?;
+        consumer.subscribe(&[&settings.topic])?;
+        Ok(Subscriber {
+            consumer,
+            topic: settings.topic,
+            tracker,
+        })
+    }
+
+    /// The next record; it counts as in flight until acknowledged.
+    pub async fn next(&self) -> Result<Received, KafkaError> {
+        let message = self.consumer.recv().await?;
+        let received = Received {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().unwrap_or_default().to_vec(),
+            payload: message.payload().unwrap_or_default().to_vec(),
+            headers: message
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        let mut tracker = self.tracker.lock().expect("tracker lock");
+        let state = tracker.partitions.entry(received.partition).or_default();
+        state.unacked.insert(received.offset);
+        state.next = Some(received.offset + 1);
+        Ok(received)
+    }
+
+    /// Records delivered and not yet acknowledged.
+    pub fn in_flight(&self) -> usize {
+        self.tracker.lock().expect("tracker lock").in_flight()
+    }
+
+    /// Acknowledges records by (topic, partition, offset) and commits positions that moved. Returns
+    /// how many were acknowledged; others (unknown, or their partition moved away) are ignored.
+    pub fn ack(&self, cursors: impl IntoIterator<Item = (String, i32, i64)>) -> usize {
+        let mut tracker = self.tracker.lock().expect("tracker lock");
+        let mut acked = 0;
+        let mut touched = BTreeSet::new();
+        for (topic, partition, offset) in cursors {
+            if topic != self.topic {
+                continue;
+            }
+            if let Some(state) = tracker.partitions.get_mut(&partition)
+                && state.unacked.remove(&offset)
+            {
+                acked += 1;
+                touched.insert(partition);
+            }
+        }
+        let due = tracker.due(touched);
+        drop(tracker);
+        commit(&self.consumer, &self.topic, &due, CommitMode::Async);
+        acked
+    }
+
+    /// Commits what was acknowledged and leaves the group.
+    pub fn close(self) {
+        let mut tracker = self.tracker.lock().expect("tracker lock");
+        let partitions: Vec<i32> = tracker.partitions.keys().copied().collect();
+        let due = tracker.positions(partitions);
+        drop(tracker);
+        commit(&self.consumer, &self.topic, &due, CommitMode::Sync);
+        self.consumer.unsubscribe();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_only_up_to_the_first_unacknowledged_record() {
+        let mut tracker = Tracker::default();
+        let state = tracker.partitions.entry(0).or_default();
+        state.unacked.extend([10, 11, 12]);
+        state.next = Some(13);
+        assert_eq!(tracker.due([0]), vec![(0, 10)]);
+        assert_eq!(tracker.due([0]), vec![], "nothing moved");
+        tracker.partitions.get_mut(&0).unwrap().unacked.remove(&11);
+        assert_eq!(tracker.due([0]), vec![], "10 is still unacknowledged");
+        tracker.partitions.get_mut(&0).unwrap().unacked.remove(&10);
+        assert_eq!(tracker.due([0]), vec![(0, 12)]);
+        tracker.partitions.get_mut(&0).unwrap().unacked.remove(&12);
+        assert_eq!(
+            tracker.due([0]),
+            vec![(0, 13)],
+            "all acknowledged: past the last"
+        );
+        assert_eq!(tracker.in_flight(), 0);
+    }
+}
