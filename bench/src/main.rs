@@ -7,7 +7,10 @@
 //!                  headers and number of Kafka writes per record (one per routed copy), every
 //!                  delivery awaited;
 //!   Publish        unary calls with N requests in flight over a few HTTP/2 connections;
-//!   PublishStream  bidirectional streams, results correlated by request_id, in flight bounded.
+//!   PublishStream  bidirectional streams, results correlated by request_id, in flight bounded;
+//!   Consume        after those, a raw rdkafka consumer (the consume baseline) and one
+//!                  SubscribeService.Consume stream each read the same N records of a topic the
+//!                  gateway wrote, from the earliest offset (see consume.rs).
 //!
 //! The report (Markdown) goes to stdout; progress to stderr.
 
@@ -101,9 +104,34 @@ struct Args {
     /// Records in flight over all PublishStream calls.
     #[arg(long, default_value_t = 1024)]
     stream_in_flight: usize,
-    /// Scenarios to run: baseline, unary, stream (ratios need the baseline).
-    #[arg(long, value_delimiter = ',', default_value = "baseline,unary,stream")]
+    /// Scenarios to run: baseline, unary, stream, consume (ratios need the baseline).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "baseline,unary,stream,consume"
+    )]
     scenarios: Vec<String>,
+    /// Consume: the topic read (one of the `topics`, so the publish scenarios fill it).
+    #[arg(long, default_value = "hcmc.dossier.v1")]
+    consume_topic: String,
+    /// Consume: records each consumer reads; the topic is topped up through the gateway first
+    /// when it holds fewer.
+    #[arg(long, default_value_t = 200_000)]
+    consume_records: u64,
+    /// Consume: max_in_flight of the Consume stream.
+    #[arg(long, default_value_t = 1024)]
+    consume_in_flight: u32,
+    /// Consume: API key of the subscribing client.
+    #[arg(long, default_value = "dw-demo-key")]
+    consume_api_key: String,
+    /// Consume: librdkafka property of the raw consumer, e.g. queued.max.messages.kbytes=4096
+    /// (repeatable).
+    #[arg(long = "raw-consumer-option", value_name = "KEY=VALUE")]
+    raw_consumer_options: Vec<String>,
+    /// Extra librdkafka property of the gateway (`serve --kafka-option`), e.g.
+    /// fetch.queue.backoff.ms=10 (repeatable).
+    #[arg(long = "gateway-kafka-option", value_name = "KEY=VALUE")]
+    gateway_kafka_options: Vec<String>,
     /// Extra environment of the gateway process, e.g. MEKONG_LOG=warn (repeatable).
     #[arg(long = "gateway-env", value_name = "KEY=VALUE")]
     gateway_env: Vec<String>,
@@ -133,6 +161,8 @@ fn main() -> anyhow::Result<()> {
 macro_rules! progress {
     ($($t:tt)*) => { eprintln!("mekong-bench: {}", format!($($t)*)) };
 }
+
+mod consume;
 
 // ------------------------------------------------------------------------------------ payloads
 
@@ -656,6 +686,11 @@ async fn start_gateway(args: &Args) -> anyhow::Result<GatewayProcess> {
         .arg("--resources")
         .arg(&args.resources)
         .args(["--topic-partitions", &args.partitions.to_string()])
+        .args(
+            args.gateway_kafka_options
+                .iter()
+                .flat_map(|kv| ["--kafka-option", kv.as_str()]),
+        )
         .envs(args.gateway_env.iter().filter_map(|kv| kv.split_once('=')))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -910,6 +945,12 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         });
     }
 
+    let consume_rows = if args.scenarios.iter().any(|s| s == "consume") {
+        consume_scenarios(&args, &work, &gateway.addr, watched_gateway).await?
+    } else {
+        vec![]
+    };
+
     let rss = peak_rss_mb(gateway.pid);
     stop_gateway(gateway).await;
 
@@ -1007,6 +1048,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         ));
     }
     line(String::new());
+    let consume_ratio = consume_report(&args, &consume_rows, &mut line);
+    errors_total += consume_rows
+        .iter()
+        .map(|r| r.stats.error_count())
+        .sum::<u64>();
     let rss_text = rss
         .map(|r| format!("{r:.1} MB"))
         .unwrap_or_else(|| "unknown".into());
@@ -1031,6 +1077,12 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         line(format!(
             "| PublishStream ≥ 0.5 × baseline | {stream_ratio:.2} × | {} |",
             met(stream_ratio >= 0.5)
+        ));
+    }
+    if consume_ratio.is_finite() {
+        line(format!(
+            "| Consume ≥ 0.5 × raw consumer | {consume_ratio:.2} × | {} |",
+            met(consume_ratio >= 0.5)
         ));
     }
     if let Some(r) = unary_256 {
@@ -1072,5 +1124,162 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             progress!("{}: {n} × {e}", row.name);
         }
     }
+    for row in &consume_rows {
+        for (e, n) in &row.stats.errors {
+            progress!("{}: {n} × {e}", row.name);
+        }
+    }
     Ok(errors_total > 0)
+}
+
+// ------------------------------------------------------------------------------------ consume
+
+struct ConsumeRow {
+    name: String,
+    in_flight: String,
+    stats: consume::ConsumeStats,
+}
+
+/// The raw consumer, then one Consume stream, each reading the same number of records from the
+/// earliest offset of `--consume-topic` with a group of its own.
+async fn consume_scenarios(
+    args: &Arc<Args>,
+    work: &Arc<Workload>,
+    addr: &str,
+    watched: Watched,
+) -> anyhow::Result<Vec<ConsumeRow>> {
+    let topic = &args.consume_topic;
+    let wanted = args.consume_records;
+    let present = consume::records_in(&args.kafka, topic)?;
+    if present < wanted {
+        progress!(
+            "Consume: {topic} holds {present} records; publishing {} more through the gateway",
+            wanted - present
+        );
+        consume::fill(Arc::clone(work), connect(addr).await?, wanted - present).await?;
+    }
+    progress!("Consume baseline: raw rdkafka StreamConsumer reads {wanted} records of {topic}");
+    let raw = consume::raw(
+        &args.kafka,
+        &args.raw_consumer_options,
+        topic,
+        wanted,
+        watched,
+    )
+    .await;
+    progress!(
+        "Consume baseline: {:.0} records/s, {} errors",
+        raw.rate(),
+        raw.error_count()
+    );
+    progress!(
+        "Consume: one stream, max_in_flight {}, reads {wanted} records of {topic}",
+        args.consume_in_flight
+    );
+    let gateway = consume::gateway(
+        connect(addr).await?,
+        &args.consume_api_key,
+        topic,
+        args.consume_in_flight,
+        wanted,
+        watched,
+    )
+    .await;
+    progress!(
+        "Consume: {:.0} records/s, {} errors",
+        gateway.rate(),
+        gateway.error_count()
+    );
+    Ok(vec![
+        ConsumeRow {
+            name: "Baseline: rdkafka StreamConsumer".into(),
+            in_flight: "–".into(),
+            stats: raw,
+        },
+        ConsumeRow {
+            name: "Consume, 1 stream".into(),
+            in_flight: args.consume_in_flight.to_string(),
+            stats: gateway,
+        },
+    ])
+}
+
+/// The Consume table; returns the ratio of the Consume stream to the raw consumer.
+fn consume_report(args: &Args, rows: &[ConsumeRow], line: &mut impl FnMut(String)) -> f64 {
+    let Some(base) = rows.first().map(|r| r.stats.rate()) else {
+        return f64::NAN;
+    };
+    line(format!(
+        "Consume: each reads {} records of `{}` ({} partitions, written by the publish scenarios above, topped up through the gateway when short) from the \
+         earliest offset with a fresh consumer group. Records/s from the first record to the last; the time \
+         to the first record (group join, first fetch) is left out and shown apart. The baseline is a raw \
+         rdkafka `StreamConsumer` with librdkafka's defaults{}, copying key, payload and headers out \
+         of each message and committing asynchronously every {} records; the Consume stream acknowledges \
+         in batches as records arrive (at most {} per `Ack`){}.",
+        args.consume_records,
+        args.consume_topic,
+        args.partitions,
+        if args.raw_consumer_options.is_empty() {
+            String::new()
+        } else {
+            format!(" and {}", code_list(&args.raw_consumer_options))
+        },
+        consume::ACK_BATCH,
+        consume::ACK_BATCH,
+        if args.gateway_kafka_options.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; the gateway runs with `--kafka-option` {}",
+                code_list(&args.gateway_kafka_options)
+            )
+        },
+    ));
+    line(String::new());
+    line("| Scenario | In flight | Records | Records/s | Payload MB/s | First record after (s) | Errors | vs baseline | CPU gateway / broker / bench (cores) | Gateway CPU per record (µs) |".into());
+    line("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|".into());
+    for (i, row) in rows.iter().enumerate() {
+        let stats = &row.stats;
+        let rate = stats.rate();
+        let baseline = i == 0;
+        let cpu = stats.cpu;
+        line(format!(
+            "| {} | {} | {} | {:.0} | {:.1} | {} | {} | {:.2} | {} / {} / {} | {} |",
+            row.name,
+            row.in_flight,
+            stats.records,
+            rate,
+            stats.payload_bytes as f64 / 1e6 / stats.elapsed.as_secs_f64(),
+            stats
+                .first_record
+                .map(|d| format!("{:.2}", d.as_secs_f64()))
+                .unwrap_or_else(|| "–".into()),
+            stats.error_count(),
+            rate / base,
+            if baseline {
+                "–".into()
+            } else {
+                fmt_cores(cpu.gateway)
+            },
+            fmt_cores(cpu.broker),
+            fmt_cores(cpu.bench),
+            match (baseline, cpu.gateway, cpu.bench) {
+                (true, _, Some(b)) => format!("– (consumer process: {:.1})", b * 1e6 / rate),
+                (false, Some(g), _) => format!("{:.1}", g * 1e6 / rate),
+                _ => "–".into(),
+            },
+        ));
+    }
+    line(String::new());
+    rows.get(1)
+        .map(|r| r.stats.rate() / base)
+        .unwrap_or(f64::NAN)
+}
+
+fn code_list(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|t| format!("`{t}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

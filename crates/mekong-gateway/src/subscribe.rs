@@ -27,6 +27,9 @@ use crate::auth::authenticate;
 /// In flight per stream when the subscription does not say, and at most.
 const DEFAULT_IN_FLIGHT: u32 = 256;
 const MAX_IN_FLIGHT: u32 = 4096;
+/// How often acknowledged positions are committed: often enough that little is read again after a
+/// crash, seldom enough that commits cost Kafka little.
+const COMMIT_INTERVAL: Duration = Duration::from_millis(200);
 
 /// The subscribe service. Cheap to clone.
 #[derive(Clone)]
@@ -173,6 +176,8 @@ struct Session {
 
 impl Session {
     async fn run(mut self) {
+        let mut commits = tokio::time::interval(COMMIT_INTERVAL);
+        commits.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let room = self.subscriber.in_flight() < self.max_in_flight;
             tokio::select! {
@@ -196,6 +201,7 @@ impl Session {
                     }
                     Err(e) => warn!(error = %e, "consumer error"),
                 },
+                _ = commits.tick() => self.subscriber.commit_acknowledged(),
                 _ = self.shutdown.changed() => {
                     let _ = self.out.send(Err(Status::unavailable("the hub is shutting down; reconnect to resume"))).await;
                     break;

@@ -226,8 +226,10 @@ impl Subscriber {
             .set("auto.offset.reset", reset)
             // Eager rebalancing: every revoke takes the whole assignment, which `rebalance` commits.
             .set("partition.assignment.strategy", "range")
-            // Bound what is prefetched per stream.
-            .set("queued.max.messages.kbytes", "4096")
+            // Bound what is prefetched per stream, and fetch again soon once there is room (the
+            // default waits a whole second, which starves a stream that drains its queue fast).
+            .set("queued.max.messages.kbytes", "8192")
+            .set("fetch.queue.backoff.ms", "10")
             .create_with_context(context)?;
         consumer.subscribe(&[&settings.topic])?;
         Ok(Subscriber {
@@ -267,12 +269,12 @@ impl Subscriber {
         self.tracker.lock().expect("tracker lock").in_flight()
     }
 
-    /// Acknowledges records by (topic, partition, offset) and commits positions that moved. Returns
-    /// how many were acknowledged; others (unknown, or their partition moved away) are ignored.
+    /// Acknowledges records by (topic, partition, offset). Returns how many were acknowledged; others
+    /// (unknown, or their partition moved away) are ignored. Positions are committed by
+    /// [`Subscriber::commit_acknowledged`], which the caller runs on a timer, not once per ack.
     pub fn ack(&self, cursors: impl IntoIterator<Item = (String, i32, i64)>) -> usize {
         let mut tracker = self.tracker.lock().expect("tracker lock");
         let mut acked = 0;
-        let mut touched = BTreeSet::new();
         for (topic, partition, offset) in cursors {
             if topic != self.topic {
                 continue;
@@ -281,13 +283,18 @@ impl Subscriber {
                 && state.unacked.remove(&offset)
             {
                 acked += 1;
-                touched.insert(partition);
             }
         }
-        let due = tracker.due(touched);
+        acked
+    }
+
+    /// Commits, asynchronously, the positions that moved since the last commit.
+    pub fn commit_acknowledged(&self) {
+        let mut tracker = self.tracker.lock().expect("tracker lock");
+        let partitions: Vec<i32> = tracker.partitions.keys().copied().collect();
+        let due = tracker.due(partitions);
         drop(tracker);
         commit(&self.consumer, &self.topic, &due, CommitMode::Async);
-        acked
     }
 
     /// Commits what was acknowledged and leaves the group.

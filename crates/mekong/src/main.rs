@@ -3,6 +3,7 @@
 
 mod resources;
 mod serve;
+mod tail;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +33,8 @@ enum Command {
         #[arg(default_value = "examples/hcmc")]
         resources: std::path::PathBuf,
     },
+    /// Print the records of a topic as JSON lines, read through a gateway's SubscribeService.
+    Tail(tail::TailArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -44,6 +47,7 @@ fn main() -> std::process::ExitCode {
         .init();
     let result = match Cli::parse().command {
         Command::Serve(args) => serve::run(args),
+        Command::Tail(args) => return tail::run(args),
         Command::Check { resources } => resources::load(&resources).map(|catalog| {
             let (types, routes, clients) = catalog.counts();
             println!(

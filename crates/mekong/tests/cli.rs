@@ -243,6 +243,36 @@ async fn with_no_flags_it_serves_the_examples_on_an_embedded_backbone_any_kafka_
         .unwrap();
     assert_eq!(message.payload(), Some(&payload[..]));
     drop(message);
+    // `mekong tail` reads it back through the gateway's SubscribeService, as a JSON line.
+    let mut tail = mekong()
+        .args([
+            "tail",
+            "hcmc.dossier.v1",
+            "--token",
+            "dw-demo-key",
+            "--server",
+            &listen,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(tail.stdout.take().unwrap()).lines();
+    let tailed = Served(tail);
+    let (sender, first_line) = std::sync::mpsc::channel();
+    std::thread::spawn(move || sender.send(lines.next()));
+    let line = first_line
+        .recv_timeout(Duration::from_secs(60))
+        .expect("tail prints a line within 60 s")
+        .unwrap()
+        .unwrap();
+    drop(tailed);
+    let printed: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+    assert_eq!(printed["record_id"], response.record_id.as_str(), "{line}");
+    assert_eq!(printed["record_type"], "dossier.sync", "{line}");
+    let sent: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(printed["data"], sent, "{line}");
+
     // Close the consumer while the backbone is still there, or closing waits for it in vain.
     drop(consumer);
     drop(served);

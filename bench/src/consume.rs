@@ -1,0 +1,402 @@
+//! The Consume scenarios: reading N records of a topic the gateway wrote, from the earliest offset,
+//! with a fresh consumer group each.
+//!
+//!   raw consumer   rdkafka `StreamConsumer` with librdkafka's defaults (but the gateway's group
+//!                  settings), copying each record's key, payload and headers out (as the gateway
+//!                  does) and committing positions asynchronously every `ACK_BATCH` records; no gRPC;
+//!   Consume        one `SubscribeService.Consume` stream, `max_in_flight` records unacknowledged at
+//!                  most, acknowledging in batches as records arrive.
+//!
+//! Throughput is measured from the first record received to the N-th, so the time a fresh group
+//! takes to form is left out (it is reported separately as the time to the first record).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::FutureExt;
+use mekong_proto::v1::ingest_service_client::IngestServiceClient;
+use mekong_proto::v1::subscribe_service_client::SubscribeServiceClient;
+use mekong_proto::v1::{
+    Ack, ConsumeRequest, Cursor, PublishRequest, StartFrom, Subscription, consume_request,
+    publish_result,
+};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use tokio::sync::Semaphore;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+use crate::{CpuUse, NEXT, Watched, Workload, cpu_ticks, status_text};
+
+/// Records acknowledged (gateway) or committed (raw consumer) at once, at most.
+pub const ACK_BATCH: usize = 256;
+/// A scenario gives up when no record arrives for this long.
+const STALL: Duration = Duration::from_secs(60);
+
+/// What one Consume scenario measured.
+#[derive(Default)]
+pub struct ConsumeStats {
+    /// Records received (at most the N asked for).
+    pub records: u64,
+    pub payload_bytes: u64,
+    /// From subscribing to the first record.
+    pub first_record: Option<Duration>,
+    /// From the first record to the last.
+    pub elapsed: Duration,
+    /// Errors, by message (a record delivered out of order per partition is one).
+    pub errors: BTreeMap<String, u64>,
+    pub cpu: CpuUse,
+}
+
+impl ConsumeStats {
+    pub fn rate(&self) -> f64 {
+        if self.records < 2 || self.elapsed.is_zero() {
+            return f64::NAN;
+        }
+        (self.records - 1) as f64 / self.elapsed.as_secs_f64()
+    }
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+    fn error(&mut self, e: String) {
+        *self.errors.entry(e).or_default() += 1;
+    }
+}
+
+/// Counts records, times the window from the first to the last, samples CPU over it, and checks
+/// that offsets grow within each partition.
+struct Meter {
+    watched: Watched,
+    wanted: u64,
+    subscribed: Instant,
+    first: Option<(Instant, [Option<u64>; 3])>,
+    last_offsets: HashMap<i32, i64>,
+    stats: ConsumeStats,
+}
+
+impl Meter {
+    fn new(watched: Watched, wanted: u64) -> Meter {
+        Meter {
+            watched,
+            wanted,
+            subscribed: Instant::now(),
+            first: None,
+            last_offsets: HashMap::new(),
+            stats: ConsumeStats::default(),
+        }
+    }
+    fn pids(&self) -> [Option<u32>; 3] {
+        [
+            self.watched.gateway,
+            self.watched.broker,
+            Some(std::process::id()),
+        ]
+    }
+    /// Counts one record; true once N have arrived.
+    fn record(&mut self, partition: i32, offset: i64, payload_len: usize) -> bool {
+        if self.first.is_none() {
+            let now = Instant::now();
+            self.stats.first_record = Some(now - self.subscribed);
+            self.first = Some((now, self.pids().map(|p| p.and_then(cpu_ticks))));
+        }
+        if let Some(previous) = self.last_offsets.insert(partition, offset)
+            && previous >= offset
+        {
+            self.stats.error(format!(
+                "offset not increasing within a partition ({previous} then {offset})"
+            ));
+        }
+        self.stats.records += 1;
+        self.stats.payload_bytes += payload_len as u64;
+        self.stats.records >= self.wanted
+    }
+    fn done(mut self) -> ConsumeStats {
+        if let Some((from, before)) = self.first {
+            let secs = from.elapsed().as_secs_f64();
+            self.stats.elapsed = from.elapsed();
+            let used: Vec<Option<f64>> = self
+                .pids()
+                .iter()
+                .zip(before)
+                .map(|(p, b)| {
+                    Some((p.and_then(cpu_ticks)?.saturating_sub(b?)) as f64 / 100.0 / secs)
+                })
+                .collect();
+            self.stats.cpu = CpuUse {
+                gateway: used[0],
+                broker: used[1],
+                bench: used[2],
+            };
+        }
+        if self.stats.records < self.wanted {
+            self.stats.error(format!(
+                "read {} of {} records",
+                self.stats.records, self.wanted
+            ));
+        }
+        self.stats
+    }
+}
+
+/// Records in a topic (sum over its partitions of high − low watermark).
+pub fn records_in(kafka: &str, topic: &str) -> anyhow::Result<u64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka)
+        .create()
+        .context("cannot create a metadata client")?;
+    let timeout = Duration::from_secs(10);
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .with_context(|| format!("cannot read the metadata of {topic}"))?;
+    let mut total = 0;
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, p.id(), timeout)
+                .with_context(|| format!("cannot read the watermarks of {topic}/{}", p.id()))?;
+            total += (high - low).max(0) as u64;
+        }
+    }
+    Ok(total)
+}
+
+/// Publishes `count` records through one PublishStream, so the topic has enough to read.
+pub async fn fill(work: Arc<Workload>, channel: Channel, count: u64) -> anyhow::Result<()> {
+    let in_flight = 1024;
+    let (mut tx, rx) = futures::channel::mpsc::channel::<PublishRequest>(in_flight);
+    let mut request = tonic::Request::new(rx);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", work.args.api_key).parse()?,
+    );
+    let mut inbound = IngestServiceClient::new(channel)
+        .publish_stream(request)
+        .await
+        .map_err(|s| anyhow::anyhow!("PublishStream: {}", status_text(&s)))?
+        .into_inner();
+    let permits = Arc::new(Semaphore::new(in_flight));
+    let sender = {
+        let (permits, work) = (Arc::clone(&permits), Arc::clone(&work));
+        tokio::spawn(async move {
+            use futures::SinkExt;
+            for _ in 0..count {
+                let Ok(permit) = permits.acquire().await else {
+                    break;
+                };
+                permit.forget();
+                let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if tx.send(work.request(n, n.to_string())).await.is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let mut published = 0;
+    while let Some(result) = inbound
+        .message()
+        .await
+        .map_err(|s| anyhow::anyhow!("PublishStream: {}", status_text(&s)))?
+    {
+        permits.add_permits(1);
+        match result.outcome {
+            Some(publish_result::Outcome::Published(_)) => published += 1,
+            Some(publish_result::Outcome::Error(e)) => {
+                anyhow::bail!("filling: RecordError {}: {}", e.code, e.message)
+            }
+            None => anyhow::bail!("filling: a result without an outcome"),
+        }
+    }
+    let _ = sender.await;
+    anyhow::ensure!(
+        published == count,
+        "filling: {published} of {count} records published"
+    );
+    Ok(())
+}
+
+/// The baseline: a raw rdkafka consumer reading `wanted` records from the earliest offset.
+pub async fn raw(
+    kafka: &str,
+    options: &[String],
+    topic: &str,
+    wanted: u64,
+    watched: Watched,
+) -> ConsumeStats {
+    // librdkafka's defaults, as an integrator reading Kafka directly would have them, but for the
+    // group settings the gateway's consumer has too (crates/mekong-kafka/src/subscription.rs).
+    // Unlike the gateway's, its prefetch is not bounded (queued.max.messages.kbytes).
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", kafka)
+        .set("group.id", format!("mekong-bench-raw-{}", Uuid::now_v7()))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "range");
+    for (k, v) in options.iter().filter_map(|kv| kv.split_once('=')) {
+        config.set(k, v);
+    }
+    let consumer: StreamConsumer = match config.create() {
+        Ok(c) => c,
+        Err(e) => {
+            let mut stats = ConsumeStats::default();
+            stats.error(format!("cannot create the consumer: {e}"));
+            return stats;
+        }
+    };
+    let mut meter = Meter::new(watched, wanted);
+    if let Err(e) = consumer.subscribe(&[topic]) {
+        meter.stats.error(format!("subscribe: {e}"));
+        return meter.done();
+    }
+    let mut positions: HashMap<i32, i64> = HashMap::new();
+    let mut uncommitted = 0;
+    loop {
+        let message = match tokio::time::timeout(STALL, consumer.recv()).await {
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) => {
+                meter.stats.error(format!("recv: {e}"));
+                continue;
+            }
+            Err(_) => {
+                meter.stats.error(format!("no record for {STALL:?}"));
+                break;
+            }
+        };
+        // What the gateway copies out of each message.
+        let key = message.key().unwrap_or_default().to_vec();
+        let payload = message.payload().unwrap_or_default().to_vec();
+        let headers: Vec<(String, Vec<u8>)> = message
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        std::hint::black_box((&key, &headers));
+        let (partition, offset) = (message.partition(), message.offset());
+        drop(message);
+        positions.insert(partition, offset + 1);
+        uncommitted += 1;
+        if uncommitted >= ACK_BATCH {
+            commit(&consumer, topic, &positions);
+            uncommitted = 0;
+        }
+        if meter.record(partition, offset, payload.len()) {
+            break;
+        }
+    }
+    let stats = meter.done();
+    commit(&consumer, topic, &positions);
+    consumer.unsubscribe();
+    stats
+}
+
+fn commit(consumer: &StreamConsumer, topic: &str, positions: &HashMap<i32, i64>) {
+    let mut tpl = TopicPartitionList::new();
+    for (&partition, &position) in positions {
+        let _ = tpl.add_partition_offset(topic, partition, Offset::Offset(position));
+    }
+    let _ = consumer.commit(&tpl, CommitMode::Async);
+}
+
+/// The gateway: one Consume stream reading `wanted` records from the earliest offset.
+pub async fn gateway(
+    channel: Channel,
+    api_key: &str,
+    topic: &str,
+    max_in_flight: u32,
+    wanted: u64,
+    watched: Watched,
+) -> ConsumeStats {
+    let mut meter = Meter::new(watched, wanted);
+    let (requests, request_stream) = futures::channel::mpsc::unbounded();
+    let send = |request| {
+        let _ = requests.unbounded_send(ConsumeRequest {
+            request: Some(request),
+        });
+    };
+    send(consume_request::Request::Subscribe(Subscription {
+        topic: topic.to_owned(),
+        group: format!("bench-{}", Uuid::now_v7()),
+        start_from: StartFrom::Earliest.into(),
+        start_time_ms: 0,
+        record_types: vec![],
+        max_in_flight,
+    }));
+    let mut request = tonic::Request::new(request_stream);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {api_key}")
+            .parse()
+            .expect("an ASCII api key"),
+    );
+    let mut client = SubscribeServiceClient::new(channel).max_decoding_message_size(64 << 20);
+    let mut inbound = match client.consume(request).await {
+        Ok(response) => response.into_inner(),
+        Err(status) => {
+            meter
+                .stats
+                .error(format!("Consume: {}", status_text(&status)));
+            return meter.done();
+        }
+    };
+    let mut unacked: Vec<Cursor> = Vec::with_capacity(ACK_BATCH);
+    let ack = |unacked: &mut Vec<Cursor>| {
+        if !unacked.is_empty() {
+            let cursors = std::mem::replace(unacked, Vec::with_capacity(ACK_BATCH));
+            send(consume_request::Request::Ack(Ack { cursors }));
+        }
+    };
+    loop {
+        // Acknowledge what arrived as soon as nothing more is ready (or a batch is full).
+        let next = match inbound.message().now_or_never() {
+            Some(next) => next,
+            None => {
+                ack(&mut unacked);
+                match tokio::time::timeout(STALL, inbound.message()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        meter.stats.error(format!("no record for {STALL:?}"));
+                        break;
+                    }
+                }
+            }
+        };
+        match next {
+            Ok(Some(record)) => {
+                let cursor = record.cursor.unwrap_or_default();
+                let done = meter.record(cursor.partition, cursor.offset, record.payload.len());
+                unacked.push(cursor);
+                if done {
+                    break;
+                }
+                if unacked.len() >= ACK_BATCH {
+                    ack(&mut unacked);
+                }
+            }
+            Ok(None) => {
+                meter.stats.error("the server ended the stream".into());
+                break;
+            }
+            Err(status) => {
+                meter
+                    .stats
+                    .error(format!("Consume ended: {}", status_text(&status)));
+                break;
+            }
+        }
+    }
+    let stats = meter.done();
+    // Acknowledge the rest, end the request stream and let the server end its side.
+    ack(&mut unacked);
+    drop(requests);
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = inbound.message().await {}
+    })
+    .await;
+    stats
+}
