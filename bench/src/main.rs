@@ -355,18 +355,7 @@ where
             stats
         }));
     }
-    let mut total = Stats::default();
-    for task in tasks {
-        match task.await {
-            Ok(stats) => total.merge(stats),
-            Err(e) => {
-                *total
-                    .errors
-                    .entry(format!("worker failed: {e}"))
-                    .or_default() += 1
-            }
-        }
-    }
+    let mut total = join_stats(tasks, "worker").await;
     total.window = duration;
     total.cpu = cpu.await.unwrap_or_default();
     total
@@ -474,6 +463,23 @@ async fn baseline(work: Arc<Workload>, watched: Watched) -> anyhow::Result<Stats
     .await)
 }
 
+/// The merged statistics of finished tasks; a task that panicked counts as an error.
+async fn join_stats(tasks: Vec<tokio::task::JoinHandle<Stats>>, what: &str) -> Stats {
+    let mut total = Stats::default();
+    for task in tasks {
+        match task.await {
+            Ok(stats) => total.merge(stats),
+            Err(e) => {
+                *total
+                    .errors
+                    .entry(format!("{what} failed: {e}"))
+                    .or_default() += 1
+            }
+        }
+    }
+    total
+}
+
 async fn connect(addr: &str) -> anyhow::Result<Channel> {
     Endpoint::from_shared(format!("http://{addr}"))?
         .tcp_nodelay(true)
@@ -540,18 +546,7 @@ async fn stream(
             window,
         )));
     }
-    let mut total = Stats::default();
-    for task in tasks {
-        match task.await {
-            Ok(stats) => total.merge(stats),
-            Err(e) => {
-                *total
-                    .errors
-                    .entry(format!("stream task failed: {e}"))
-                    .or_default() += 1
-            }
-        }
-    }
+    let mut total = join_stats(tasks, "stream task").await;
     total.window = work.args.duration;
     total.cpu = cpu.await.unwrap_or_default();
     total
