@@ -199,7 +199,11 @@ impl Session {
                             break;
                         }
                     }
-                    Err(e) => warn!(error = %e, "consumer error"),
+                    Err(e) => {
+                        // Kafka errors (a broker away, say) repeat until it is back: do not spin.
+                        warn!(error = %e, "consumer error");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
                 },
                 _ = commits.tick() => self.subscriber.commit_acknowledged(),
                 _ = self.shutdown.changed() => {
