@@ -32,10 +32,6 @@ pub async fn serve(
     // Subscription streams never end on their own: at shutdown they are told to, so the server's
     // graceful drain can finish.
     let (stopping, stop_streams) = tokio::sync::watch::channel(false);
-    let shutdown = async move {
-        shutdown.await;
-        let _ = stopping.send(true);
-    };
     let subscribe = SubscribeServiceServer::new(Subscribe::new(
         Arc::clone(&gateway.catalog),
         gateway.backbone,
@@ -52,6 +48,17 @@ pub async fn serve(
     health
         .set_serving::<SubscribeServiceServer<Subscribe>>()
         .await;
+    // At shutdown: report NOT_SERVING (load balancers stop sending), then end the streams.
+    let shutdown = async move {
+        shutdown.await;
+        health
+            .set_not_serving::<IngestServiceServer<Ingest>>()
+            .await;
+        health
+            .set_not_serving::<SubscribeServiceServer<Subscribe>>()
+            .await;
+        let _ = stopping.send(true);
+    };
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(mekong_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
