@@ -29,7 +29,7 @@ use tokio::sync::Semaphore;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-use crate::{CpuUse, NEXT, Watched, Workload, cpu_ticks, status_text};
+use crate::{CpuUse, NEXT, Watched, Workload, authed, cpu_ticks, status_text};
 
 /// Records acknowledged (gateway) or committed (raw consumer) at once, at most.
 pub const ACK_BATCH: usize = 256;
@@ -167,11 +167,7 @@ pub fn records_in(kafka: &str, topic: &str) -> anyhow::Result<u64> {
 pub async fn fill(work: Arc<Workload>, channel: Channel, count: u64) -> anyhow::Result<()> {
     let in_flight = 1024;
     let (mut tx, rx) = futures::channel::mpsc::channel::<PublishRequest>(in_flight);
-    let mut request = tonic::Request::new(rx);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {}", work.args.api_key).parse()?,
-    );
+    let request = authed(&work.args.api_key, rx);
     let mut inbound = IngestServiceClient::new(channel)
         .publish_stream(request)
         .await
@@ -327,13 +323,7 @@ pub async fn gateway(
         record_types: vec![],
         max_in_flight,
     }));
-    let mut request = tonic::Request::new(request_stream);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {api_key}")
-            .parse()
-            .expect("an ASCII api key"),
-    );
+    let request = authed(api_key, request_stream);
     let mut client = SubscribeServiceClient::new(channel).max_decoding_message_size(64 << 20);
     let mut inbound = match client.consume(request).await {
         Ok(response) => response.into_inner(),

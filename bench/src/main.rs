@@ -498,6 +498,16 @@ fn check_response(response: &PublishResponse, copies: usize) -> Result<(), Strin
     Ok(())
 }
 
+/// A request carrying `authorization: Bearer <api key>` metadata.
+fn authed<T>(api_key: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let value = format!("Bearer {api_key}")
+        .parse()
+        .expect("an ASCII api key");
+    request.metadata_mut().insert("authorization", value);
+    request
+}
+
 fn status_text(s: &tonic::Status) -> String {
     format!("{:?}: {}", s.code(), s.message())
 }
@@ -561,13 +571,7 @@ async fn one_stream(
     let mut stats = Stats::default();
     let copies = work.args.topics.len();
     let (mut tx, rx) = futures::channel::mpsc::channel::<PublishRequest>(in_flight);
-    let mut request = tonic::Request::new(rx);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {}", work.args.api_key)
-            .parse()
-            .expect("an ASCII api key"),
-    );
+    let request = authed(&work.args.api_key, rx);
     let mut client = IngestServiceClient::new(channel).max_decoding_message_size(64 << 20);
     let mut inbound = match client.publish_stream(request).await {
         Ok(response) => response.into_inner(),
@@ -818,11 +822,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         redacted,
         schema_version: "1".into(),
     });
-    let mut probe =
-        tonic::Request::new(work.request(NEXT.fetch_add(1, Ordering::Relaxed), String::new()));
-    probe
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {}", args.api_key).parse()?);
+    let probe = authed(
+        &args.api_key,
+        work.request(NEXT.fetch_add(1, Ordering::Relaxed), String::new()),
+    );
     let response = IngestServiceClient::new(probe_channel.clone())
         .publish(probe)
         .await
