@@ -178,13 +178,17 @@ impl TestHub {
         (hub, suffix)
     }
 
-    pub async fn client(&self) -> IngestServiceClient<Channel> {
-        let channel = Channel::from_shared(format!("http://{}", self.addr))
+    /// A new connection to the gateway, for any of its services.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
             .unwrap()
             .connect()
             .await
-            .expect("connect to the gateway");
-        IngestServiceClient::new(channel)
+            .expect("connect to the gateway")
+    }
+
+    pub async fn client(&self) -> IngestServiceClient<Channel> {
+        IngestServiceClient::new(self.channel().await)
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(64 << 20)
     }

@@ -456,11 +456,7 @@ async fn health_and_reflection_are_served_for_standard_tools() {
     };
 
     let (hub, _) = TestHub::start().await;
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", hub.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = hub.channel().await;
     let health = HealthClient::new(channel.clone())
         .check(HealthCheckRequest {
             service: "mekong.v1.IngestService".into(),

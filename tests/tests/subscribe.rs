@@ -54,11 +54,7 @@ impl Consumer {
         key: &str,
         subscription: Subscription,
     ) -> Result<Consumer, tonic::Status> {
-        let channel = tonic::transport::Channel::from_shared(format!("http://{}", hub.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let channel = hub.channel().await;
         let (acks, requests) = mpsc::channel(1024);
         acks.send(ConsumeRequest {
             request: Some(consume_request::Request::Subscribe(subscription)),
