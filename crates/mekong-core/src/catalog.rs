@@ -8,19 +8,32 @@ use crate::access::{ApiKeyHash, Role, find_key_owner};
 use crate::condition::Condition;
 use crate::pattern::{Pattern, any_matches};
 use crate::redact::JsonPointer;
-use crate::resource::{ClientSpec, Document, RecordTypeSpec, Resource, ResourceError, RouteSpec};
+use crate::resource::{
+    ClientSpec, Document, Kind, RecordTypeSpec, Resource, ResourceError, RouteSpec,
+};
 use crate::schema::Schema;
 use crate::topic::check_topic_name;
+use serde_json::Value;
 
 /// A record type, compiled.
 #[derive(Debug)]
 pub struct RecordType {
     pub spec: RecordTypeSpec,
     pub(crate) key: Option<JsonPointer>,
-    pub(crate) schema: Schema,
-    /// The schema version records are validated against. Versioning arrives with the admin plane;
-    /// until then every record type has one schema, version 1.
-    pub(crate) schema_version: u32,
+    /// Every schema version, oldest first: `schemas[v - 1]` is version `v`; the last is the spec's.
+    pub(crate) schemas: Vec<Schema>,
+}
+
+impl RecordType {
+    /// The newest schema version; records that do not pin a version are validated against it.
+    pub fn latest_version(&self) -> u32 {
+        self.schemas.len() as u32
+    }
+
+    /// The compiled schema of a version (1-based), if the record type has it.
+    pub(crate) fn schema(&self, version: u32) -> Option<&Schema> {
+        self.schemas.get((version as usize).checked_sub(1)?)
+    }
 }
 
 /// A route, compiled.
@@ -102,9 +115,19 @@ pub struct Catalog {
 
 impl Catalog {
     /// Checks and compiles documents into a catalog. Every problem is reported, not just the first.
+    /// Each record type has one schema version, its spec's.
     pub fn build(documents: Vec<Document>) -> Result<Catalog, CatalogError> {
+        Catalog::build_versioned(documents, &BTreeMap::new())
+    }
+
+    /// As [`Catalog::build`], with the earlier schema versions of record types: `earlier[name]` holds
+    /// versions 1, 2, ... and the spec's schema is the version after them.
+    pub fn build_versioned(
+        documents: Vec<Document>,
+        earlier: &BTreeMap<String, Vec<Value>>,
+    ) -> Result<Catalog, CatalogError> {
         let mut errors = Vec::new();
-        let mut seen: BTreeMap<(&'static str, String), (String, usize)> = BTreeMap::new();
+        let mut seen: BTreeMap<(Kind, String), (String, usize)> = BTreeMap::new();
         let mut record_types = Vec::new();
         let mut routes = Vec::new();
         let mut clients = Vec::new();
@@ -138,7 +161,8 @@ impl Catalog {
 
         let mut catalog = Catalog::default();
         for (doc, spec) in record_types {
-            match compile_record_type(spec) {
+            let history = earlier.get(&spec.name).map_or(&[][..], Vec::as_slice);
+            match compile_record_type(spec, history) {
                 Ok(rt) => {
                     catalog.record_types.insert(spec.name.clone(), rt);
                 }
@@ -213,6 +237,10 @@ impl Catalog {
             .collect()
     }
 
+    pub fn record_types(&self) -> impl Iterator<Item = &RecordType> {
+        self.record_types.values()
+    }
+
     /// How many resources of each kind: (record types, routes, clients).
     pub fn counts(&self) -> (usize, usize, usize) {
         (
@@ -239,22 +267,39 @@ fn check_name(name: &str) -> Result<(), String> {
 
 type FieldProblem = (String, String);
 
-fn compile_record_type(spec: &RecordTypeSpec) -> Result<RecordType, Vec<FieldProblem>> {
+fn compile_record_type(
+    spec: &RecordTypeSpec,
+    earlier: &[Value],
+) -> Result<RecordType, Vec<FieldProblem>> {
+    let mut problems = Vec::new();
     let key = spec
         .key
         .as_deref()
         .map(JsonPointer::parse)
         .transpose()
-        .map_err(|e| ("key".to_string(), e.to_string()));
-    let schema = Schema::compile(&spec.schema).map_err(|e| ("schema".to_string(), e));
-    match (key, schema) {
-        (Ok(key), Ok(schema)) => Ok(RecordType {
+        .unwrap_or_else(|e| {
+            problems.push(("key".to_string(), e.to_string()));
+            None
+        });
+    let mut schemas = Vec::with_capacity(earlier.len() + 1);
+    for (i, schema) in earlier.iter().enumerate() {
+        match Schema::compile(schema) {
+            Ok(s) => schemas.push(s),
+            Err(e) => problems.push(("schema".into(), format!("stored version {}: {e}", i + 1))),
+        }
+    }
+    match Schema::compile(&spec.schema) {
+        Ok(s) => schemas.push(s),
+        Err(e) => problems.push(("schema".into(), e)),
+    }
+    if problems.is_empty() {
+        Ok(RecordType {
             spec: spec.clone(),
             key,
-            schema,
-            schema_version: 1,
-        }),
-        (key, schema) => Err(key.err().into_iter().chain(schema.err()).collect()),
+            schemas,
+        })
+    } else {
+        Err(problems)
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::catalog::{Catalog, Client};
+use crate::catalog::{Catalog, Client, Route};
 use crate::pattern::any_matches;
 use crate::redact::{JsonPointer, Redacted};
 use crate::rejection::{Rejection, RejectionKind, Violation};
@@ -39,6 +39,8 @@ pub struct Submission<'a> {
     pub attributes: &'a HashMap<String, String>,
     /// W3C trace context of the caller, if it sent one.
     pub traceparent: Option<&'a str>,
+    /// The schema version to validate against; 0 for the latest.
+    pub schema_version: u32,
     pub record_id: Uuid,
     pub time: SystemTime,
 }
@@ -153,12 +155,29 @@ impl Catalog {
                 }],
             )
         })?;
-        let violations = record_type.schema.violations(&data);
+        let schema_version = match s.schema_version {
+            0 => record_type.latest_version(),
+            v => v,
+        };
+        let Some(schema) = record_type.schema(schema_version) else {
+            return Err(Rejection::invalid(
+                format!(
+                    "record type `{}` has no schema version {schema_version}; versions 1 to {} exist (0 means the latest)",
+                    s.record_type,
+                    record_type.latest_version()
+                ),
+                vec![Violation {
+                    field: "schema_version".into(),
+                    description: "no such version".into(),
+                }],
+            ));
+        };
+        let violations = schema.violations(&data);
         if !violations.is_empty() {
             let n = violations.len();
             return Err(Rejection::invalid(
                 format!(
-                    "record does not match the schema of `{}` ({n} violation{})",
+                    "record does not match the schema of `{}`, version {schema_version} ({n} violation{})",
                     s.record_type,
                     if n == 1 { "" } else { "s" }
                 ),
@@ -189,24 +208,16 @@ impl Catalog {
         let mut unevaluable = Vec::new();
         let mut targets: Vec<(&str, Vec<String>, Vec<&JsonPointer>)> = Vec::new();
         for route in &self.routes {
-            let spec = &route.spec.matcher;
-            if !any_matches(&route.types, s.record_type)
-                || !(spec.sources.is_empty() || spec.sources.iter().any(|c| c == client.name()))
-            {
-                continue;
-            }
-            if let Some(condition) = &route.condition {
-                match condition.evaluate(&data, s.record_type, client.name()) {
-                    Ok(true) => {}
-                    Ok(false) => continue,
-                    Err(error) => {
-                        unevaluable.push(UnevaluableCondition {
-                            route: route.spec.name.clone(),
-                            error,
-                        });
-                        continue;
-                    }
+            match route.judge(&data, s.record_type, client.name()) {
+                RouteVerdict::Matched => {}
+                RouteVerdict::Unevaluable(error) => {
+                    unevaluable.push(UnevaluableCondition {
+                        route: route.spec.name.clone(),
+                        error,
+                    });
+                    continue;
                 }
+                _ => continue,
             }
             for dest in &route.destinations {
                 match targets
@@ -244,7 +255,7 @@ impl Catalog {
             return Err(Rejection::new(RejectionKind::FailedPrecondition, message));
         }
 
-        let headers = base_headers(&s, client.name(), record_type.schema_version);
+        let headers = base_headers(&s, client.name(), schema_version);
         let mut copies = Vec::with_capacity(targets.len());
         for (topic, routes, redact) in targets {
             let value = if redact.is_empty() {
@@ -264,10 +275,81 @@ impl Catalog {
         }
         Ok(Prepared {
             record_id: s.record_id,
-            schema_version: record_type.schema_version,
+            schema_version,
             copies,
             unevaluable,
         })
+    }
+}
+
+/// Whether a route takes a record, and if not, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteVerdict {
+    Matched,
+    /// The record type is not among the route's `match.types`.
+    OtherType,
+    /// The publishing client is not among the route's `match.sources`.
+    OtherSource,
+    /// The condition evaluated to false.
+    ConditionFalse,
+    /// The condition could not be evaluated (a missing field, a type mismatch): no match.
+    Unevaluable(String),
+}
+
+impl Route {
+    /// Judges one record (already parsed) against this route.
+    pub fn judge(&self, data: &Value, record_type: &str, source: &str) -> RouteVerdict {
+        let spec = &self.spec.matcher;
+        if !any_matches(&self.types, record_type) {
+            return RouteVerdict::OtherType;
+        }
+        if !(spec.sources.is_empty() || spec.sources.iter().any(|c| c == source)) {
+            return RouteVerdict::OtherSource;
+        }
+        match &self.condition {
+            None => RouteVerdict::Matched,
+            Some(condition) => match condition.evaluate(data, record_type, source) {
+                Ok(true) => RouteVerdict::Matched,
+                Ok(false) => RouteVerdict::ConditionFalse,
+                Err(error) => RouteVerdict::Unevaluable(error),
+            },
+        }
+    }
+}
+
+/// What a record would become, for administrators trying a record out: the verdict of every rule
+/// and how each route judged it.
+#[derive(Debug)]
+pub struct RecordTest<'a> {
+    /// The copies that would be written, or why the record would be refused.
+    pub outcome: Result<Prepared<'a>, Rejection>,
+    /// Each route and its verdict; empty when the record type is unknown or the payload is not JSON.
+    pub routes: Vec<(String, RouteVerdict)>,
+}
+
+impl Catalog {
+    /// Runs a record through every rule without writing it anywhere.
+    pub fn test_record<'a>(
+        &self,
+        client: &Client,
+        submission: Submission<'a>,
+        limits: &Limits,
+    ) -> RecordTest<'a> {
+        let routes = match serde_json::from_slice::<Value>(submission.payload) {
+            Ok(data) if self.record_type(submission.record_type).is_some() => self
+                .routes
+                .iter()
+                .map(|r| {
+                    let verdict = r.judge(&data, submission.record_type, client.name());
+                    (r.spec.name.clone(), verdict)
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        RecordTest {
+            outcome: self.prepare(client, submission, limits),
+            routes,
+        }
     }
 }
 
@@ -445,6 +527,7 @@ mod tests {
             key: None,
             attributes,
             traceparent: None,
+            schema_version: 0,
             record_id: Uuid::from_u128(7),
             time: SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_795_000_000_123),
         }
@@ -528,8 +611,8 @@ mod tests {
 
         // The condition's field is missing: evaluation fails, the route is skipped, and it is reported.
         let mut c2 = city();
-        c2.record_types.get_mut("dossier.sync").unwrap().schema =
-            crate::schema::Schema::compile(&serde_json::json!({})).unwrap();
+        c2.record_types.get_mut("dossier.sync").unwrap().schemas =
+            vec![crate::schema::Schema::compile(&serde_json::json!({})).unwrap()];
         let odd = br#"{"MaHoSo":"H29-3"}"#;
         let p = c2
             .prepare(
@@ -691,8 +774,8 @@ mod tests {
     #[test]
     fn a_missing_key_field_is_a_violation_at_its_pointer() {
         let mut c = city();
-        c.record_types.get_mut("dossier.sync").unwrap().schema =
-            crate::schema::Schema::compile(&serde_json::json!({})).unwrap();
+        c.record_types.get_mut("dossier.sync").unwrap().schemas =
+            vec![crate::schema::Schema::compile(&serde_json::json!({})).unwrap()];
         let none = HashMap::new();
         let r = c
             .prepare(

@@ -7,7 +7,9 @@
 //! Everything expensive (schemas, CEL programs) is compiled once, when a catalog is built.
 
 mod access;
+mod audit;
 mod catalog;
+mod compat;
 mod condition;
 mod envelope;
 mod pattern;
@@ -15,17 +17,22 @@ mod redact;
 mod rejection;
 mod resource;
 mod schema;
+mod state;
 mod topic;
 
 pub use access::{ApiKeyHash, Role, hash_api_key};
+pub use audit::{AUDIT_TOPIC, ResourceEvent};
 pub use catalog::{Catalog, CatalogError, Client, RecordType, Route};
+pub use compat::incompatibilities;
 pub use envelope::{
-    CloudEvent, Copy, Limits, Prepared, Submission, UnevaluableCondition, record_id_for,
+    CloudEvent, Copy, Limits, Prepared, RecordTest, RouteVerdict, Submission, UnevaluableCondition,
+    record_id_for,
 };
 pub use redact::{JsonPointer, PointerError};
 pub use rejection::{Rejection, RejectionKind, Violation};
 pub use resource::{
-    ClientSpec, DestinationSpec, Document, MatchSpec, RecordTypeSpec, Resource, ResourceError,
-    RouteSpec, parse_documents,
+    ClientSpec, Compatibility, DestinationSpec, Document, Kind, MatchSpec, RecordTypeSpec,
+    Resource, ResourceError, RouteSpec, parse_documents,
 };
+pub use state::{Change, Key, Outcome, Plan, Proposal, ResourceState, Stored, Verdict};
 pub use topic::{INTERNAL_TOPIC_PREFIX, check_topic_name};

@@ -20,6 +20,26 @@ pub struct RecordTypeSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     pub schema: Value,
+    /// Which schema changes are allowed; see [`Compatibility`].
+    #[serde(default)]
+    pub compatibility: Compatibility,
+}
+
+/// How a record type's schema may change. A new schema that breaks the mode is refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compatibility {
+    /// Records valid under the previous schema stay valid under the new one: publishers that have
+    /// not upgraded keep working (the default).
+    #[default]
+    Backward,
+    /// Records valid under the new schema are valid under the previous one: consumers that have not
+    /// upgraded can read what upgraded publishers write.
+    Forward,
+    /// Both.
+    Full,
+    /// No check.
+    None,
 }
 
 /// A `Route`: which records go to which topics.
@@ -81,8 +101,44 @@ pub struct ApiKeySpec {
     pub sha256: String,
 }
 
-/// One resource of any kind.
-#[derive(Debug, Clone, PartialEq)]
+/// The kinds of resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    RecordType,
+    Route,
+    Client,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::RecordType, Kind::Route, Kind::Client];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::RecordType => "RecordType",
+            Kind::Route => "Route",
+            Kind::Client => "Client",
+        }
+    }
+
+    /// A kind as people type it: `RecordType`, `recordtype`, `recordtypes`, `route`, `Routes` ...
+    pub fn parse(text: &str) -> Option<Kind> {
+        let lower = text.to_ascii_lowercase();
+        let singular = lower.strip_suffix('s').unwrap_or(&lower);
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(singular))
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One resource of any kind. Serialised as its spec with a `kind` field, as administrators write it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind")]
 pub enum Resource {
     RecordType(RecordTypeSpec),
     Route(RouteSpec),
@@ -90,11 +146,11 @@ pub enum Resource {
 }
 
 impl Resource {
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> Kind {
         match self {
-            Resource::RecordType(_) => "RecordType",
-            Resource::Route(_) => "Route",
-            Resource::Client(_) => "Client",
+            Resource::RecordType(_) => Kind::RecordType,
+            Resource::Route(_) => Kind::Route,
+            Resource::Client(_) => Kind::Client,
         }
     }
 
@@ -107,6 +163,24 @@ impl Resource {
     }
 }
 
+impl Resource {
+    /// The resource as one JSON value, `kind` first.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).expect("resources serialise to JSON")
+    }
+
+    /// Reads a resource back from [`Resource::to_value`]'s form.
+    pub fn from_value(value: Value) -> Result<Resource, String> {
+        parse_resource(value).map_err(|(field, problem)| {
+            if field.is_empty() {
+                problem
+            } else {
+                format!("field `{field}`: {problem}")
+            }
+        })
+    }
+}
+
 /// A resource and where it was written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Document {
@@ -114,6 +188,8 @@ pub struct Document {
     pub source: String,
     /// 1-based position of the document in its source.
     pub index: usize,
+    /// 1-based line where the document starts in its source; 0 when unknown.
+    pub line: usize,
     pub resource: Resource,
 }
 
@@ -123,6 +199,8 @@ pub struct ResourceError {
     pub source: String,
     /// 1-based document number; 0 when the problem is with the source as a whole.
     pub index: usize,
+    /// 1-based line in the source: where the document starts, or the syntax error is; 0 when unknown.
+    pub line: usize,
     /// `Kind "name"` when known.
     pub resource: Option<String>,
     /// The field, as a path like `match.when` or `to[0].topic`; empty for the document itself.
@@ -135,6 +213,7 @@ impl ResourceError {
         ResourceError {
             source: doc.source.clone(),
             index: doc.index,
+            line: doc.line,
             resource: Some(format!(
                 "{} \"{}\"",
                 doc.resource.kind(),
@@ -149,6 +228,9 @@ impl ResourceError {
 impl fmt::Display for ResourceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.source)?;
+        if self.line > 0 {
+            write!(f, ":{}", self.line)?;
+        }
         if self.index > 0 {
             write!(f, ": document {}", self.index)?;
         }
@@ -169,11 +251,14 @@ impl std::error::Error for ResourceError {}
 pub fn parse_documents(source: &str, text: &str) -> (Vec<Document>, Vec<ResourceError>) {
     let mut documents = Vec::new();
     let mut errors = Vec::new();
+    let starts = document_lines(text);
     for (i, yaml) in serde_norway::Deserializer::from_str(text).enumerate() {
         let index = i + 1;
-        let error = |field: &str, problem: String| ResourceError {
+        let line = starts.get(i).copied().unwrap_or(0);
+        let error = |line: usize, field: &str, problem: String| ResourceError {
             source: source.to_owned(),
             index,
+            line,
             resource: None,
             field: field.to_owned(),
             problem,
@@ -182,7 +267,8 @@ pub fn parse_documents(source: &str, text: &str) -> (Vec<Document>, Vec<Resource
             Ok(Value::Null) => continue,
             Ok(value) => value,
             Err(e) => {
-                errors.push(error("", format!("not valid YAML/JSON: {e}")));
+                let at = e.location().map_or(line, |l| l.line());
+                errors.push(error(at, "", format!("not valid YAML/JSON: {e}")));
                 // The YAML stream cannot be trusted past a syntax error.
                 break;
             }
@@ -191,12 +277,38 @@ pub fn parse_documents(source: &str, text: &str) -> (Vec<Document>, Vec<Resource
             Ok(resource) => documents.push(Document {
                 source: source.to_owned(),
                 index,
+                line,
                 resource,
             }),
-            Err((field, problem)) => errors.push(error(&field, problem)),
+            Err((field, problem)) => errors.push(error(line, &field, problem)),
         }
     }
     (documents, errors)
+}
+
+/// The 1-based line where each YAML document of `text` starts (its first line that is not blank or
+/// a comment; 0 for an empty document). Documents are split at `---` lines; a `---` before any
+/// content opens the first document instead.
+fn document_lines(text: &str) -> Vec<usize> {
+    let mut starts = vec![0];
+    let mut opened = false;
+    for (n, line) in text.lines().enumerate() {
+        let is_separator =
+            line.starts_with("---") && line[3..].chars().next().is_none_or(char::is_whitespace);
+        let trimmed = line.trim();
+        if is_separator {
+            if opened {
+                starts.push(0);
+            }
+            opened = true;
+        } else if !trimmed.is_empty() && !trimmed.starts_with('#') {
+            opened = true;
+            if let Some(start @ 0) = starts.last_mut() {
+                *start = n + 1;
+            }
+        }
+    }
+    starts
 }
 
 /// One document's value into a typed resource; errors as (field path, problem).
@@ -267,14 +379,21 @@ publish: [dossier.sync]
         assert_eq!(errors, vec![]);
         let kinds: Vec<_> = docs
             .iter()
-            .map(|d| (d.index, d.resource.kind(), d.resource.name()))
+            .map(|d| {
+                (
+                    d.index,
+                    d.line,
+                    d.resource.kind().as_str(),
+                    d.resource.name(),
+                )
+            })
             .collect();
         assert_eq!(
             kinds,
             [
-                (1, "RecordType", "dossier.sync"),
-                (2, "Route", "r"),
-                (4, "Client", "q1")
+                (1, 2, "RecordType", "dossier.sync"),
+                (2, 7, "Route", "r"),
+                (4, 13, "Client", "q1")
             ]
         );
     }
@@ -296,7 +415,7 @@ publish: [dossier.sync]
         assert!(
             errors[1]
                 .to_string()
-                .starts_with("routes.yaml: document 2: field `kind`: unknown kind `Widget`"),
+                .starts_with("routes.yaml:6: document 2: field `kind`: unknown kind `Widget`"),
             "{}",
             errors[1]
         );

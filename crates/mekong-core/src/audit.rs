@@ -1,0 +1,84 @@
+//! The audit trail's events, as written to `_mekong.audit` (JSON, one event per Kafka record, keyed
+//! by what the event is about). Who did what, when, and what it changed.
+
+use serde::Serialize;
+
+use crate::state::{Plan, Verdict};
+
+/// The audit topic.
+pub const AUDIT_TOPIC: &str = "_mekong.audit";
+
+/// A change to a resource, accepted or rejected.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceEvent {
+    /// Always `resource.changed` or `resource.rejected`.
+    pub event: &'static str,
+    pub time: String,
+    /// The client that asked for the change.
+    pub actor: String,
+    /// `apply` or `delete`.
+    pub action: &'static str,
+    /// created, updated, deleted or rejected.
+    pub outcome: &'static str,
+    pub kind: String,
+    pub name: String,
+    pub old_version: Option<u64>,
+    pub new_version: Option<u64>,
+    /// SHA-256 of each side as stored (hex).
+    pub old_sha256: Option<String>,
+    pub new_sha256: Option<String>,
+    /// Why a rejected change was refused.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+impl ResourceEvent {
+    /// The events of a judged change: one per resource it changed (or would have, when rejected).
+    /// Resources left unchanged are not events.
+    pub fn from_plan(
+        plan: &Plan,
+        action: &'static str,
+        actor: &str,
+        time: &str,
+    ) -> Vec<ResourceEvent> {
+        let rejected = plan.verdict != Verdict::Accepted;
+        let all_problems: Vec<String> = plan.problems.iter().map(|p| p.to_string()).collect();
+        plan.changes
+            .iter()
+            .filter(|c| rejected || c.outcome != crate::state::Outcome::Unchanged)
+            .map(|c| ResourceEvent {
+                event: if rejected {
+                    "resource.rejected"
+                } else {
+                    "resource.changed"
+                },
+                time: time.to_owned(),
+                actor: actor.to_owned(),
+                action,
+                outcome: if rejected {
+                    "rejected"
+                } else {
+                    c.outcome.as_str()
+                },
+                kind: c.key.kind.to_string(),
+                name: c.key.name.clone(),
+                old_version: c.old.as_ref().map(|o| o.version),
+                new_version: c.new.as_ref().map(|n| n.version),
+                old_sha256: c.old.as_ref().map(|o| o.digest()),
+                new_sha256: c.new.as_ref().map(|n| n.digest()),
+                problems: if !c.problems.is_empty() {
+                    c.problems.clone()
+                } else if rejected {
+                    all_problems.clone()
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect()
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("audit events serialise to JSON")
+    }
+}
