@@ -7,7 +7,11 @@ use protox::prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
-    let files = ["mekong/v1/ingest.proto", "mekong/v1/subscribe.proto"];
+    let files = [
+        "mekong/v1/ingest.proto",
+        "mekong/v1/subscribe.proto",
+        "mekong/v1/admin.proto",
+    ];
     let fds: FileDescriptorSet = protox::compile(files, [&proto_root])?;
 
     // Kept for gRPC server reflection.

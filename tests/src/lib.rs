@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use mekong_core::{Catalog, parse_documents};
-use mekong_gateway::{Gateway, GatewayConfig};
-use mekong_kafka::{Backbone, Producer, ProducerSettings, TopicSettings, ensure_topics};
+use mekong_gateway::{Changes, Gateway, GatewayConfig};
+use mekong_kafka::{
+    Backbone, Producer, ProducerSettings, Store, StoreSettings, TopicSettings, ensure_topics,
+};
 use mekong_proto::v1::PublishRequest;
 use mekong_proto::v1::ingest_service_client::IngestServiceClient;
 use rdkafka::ClientConfig;
@@ -119,35 +121,80 @@ pub struct TestHub {
 
 impl TestHub {
     /// Serves `yaml` against the broker at `bootstrap`, creating destination topics (3 partitions).
+    /// The hub has a resource store of its own (a topic unique to it), seeded with `yaml`.
     pub async fn start_with(
         bootstrap: &str,
         yaml: &str,
         config: GatewayConfig,
         producer: ProducerSettings,
     ) -> TestHub {
-        let catalog = catalog(yaml);
-        let backbone = Backbone::external(bootstrap, Vec::new());
-        let topics: Vec<&str> = catalog.destination_topics().into_iter().collect();
-        ensure_topics(
-            &backbone,
-            &topics,
-            TopicSettings {
-                partitions: 3,
-                replication: 1,
-                max_message_bytes: mekong_kafka::message_bytes_for(config.limits.max_record_bytes),
-            },
-            Duration::from_secs(30),
-        )
-        .await
-        .expect("creating test topics");
+        let store_topic = format!("_mekong.resources.test-{}", unique());
+        TestHub::start_on_store(bootstrap, &store_topic, Some(yaml), config, producer).await
+    }
+
+    /// Serves the resources of the store in `store_topic`, first applying `yaml` if given (as
+    /// `mekong serve --resources` does). Hubs on the same store topic share their resources.
+    pub async fn start_on_store(
+        bootstrap: &str,
+        store_topic: &str,
+        yaml: Option<&str>,
+        config: GatewayConfig,
+        producer: ProducerSettings,
+    ) -> TestHub {
+        let backbone = Arc::new(Backbone::external(bootstrap, Vec::new()));
+        let catalog = Arc::new(ArcSwap::from_pointee(Catalog::default()));
+        let settings = StoreSettings {
+            topic: store_topic.to_owned(),
+            replication: 1,
+            ..StoreSettings::default()
+        };
+        let store = Store::open(Arc::clone(&backbone), Arc::clone(&catalog), settings)
+            .await
+            .expect("opening the resource store");
+        let topics = TopicSettings {
+            partitions: 3,
+            replication: 1,
+            max_message_bytes: mekong_kafka::message_bytes_for(config.limits.max_record_bytes),
+            configs: &[],
+        };
+        let changes = Changes {
+            store: Arc::new(store),
+            backbone: Arc::clone(&backbone),
+            topics,
+        };
+        if let Some(yaml) = yaml {
+            let sources = [("test.yaml".to_string(), yaml.to_string())];
+            let applied = changes
+                .apply(&sources, &Default::default(), "test-harness", false)
+                .await
+                .expect("applying the test resources");
+            assert_eq!(
+                applied.plan.verdict,
+                mekong_core::Verdict::Accepted,
+                "{:?}",
+                applied.plan.problems
+            );
+        }
+        let destinations: Vec<String> = catalog
+            .load()
+            .destination_topics()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let destinations: Vec<&str> = destinations.iter().map(String::as_str).collect();
+        ensure_topics(&backbone, &destinations, topics, Duration::from_secs(30))
+            .await
+            .expect("creating test topics");
         let producer = Producer::new(&backbone, producer).expect("producer");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let gateway = Gateway {
-            catalog: Arc::new(ArcSwap::from_pointee(catalog)),
+            catalog,
             producer,
-            backbone: Arc::new(backbone),
+            backbone,
+            store: changes.store,
+            topics,
             config,
         };
         let task = tokio::spawn(async move {

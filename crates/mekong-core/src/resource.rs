@@ -14,7 +14,7 @@ use crate::access::Role;
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RecordTypeSpec {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
     /// JSON pointer to the partition key inside the payload, e.g. `/MaHoSo`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,7 +47,7 @@ pub enum Compatibility {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RouteSpec {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
     #[serde(rename = "match")]
     pub matcher: MatchSpec,
@@ -81,16 +81,16 @@ pub struct DestinationSpec {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ClientSpec {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
     pub roles: Vec<Role>,
     #[serde(default)]
     pub api_keys: Vec<ApiKeySpec>,
     /// Record types (names or trailing-`*` prefixes) it may publish.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub publish: Vec<String>,
     /// Topics it may read.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subscribe: Vec<String>,
 }
 

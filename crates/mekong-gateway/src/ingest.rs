@@ -118,6 +118,7 @@ impl Ingest {
                 key: Some(request.key.as_str()),
                 attributes: &request.attributes,
                 traceparent: caller.traceparent.as_deref(),
+                schema_version: request.schema_version,
                 record_id,
                 time: SystemTime::now(),
             };

@@ -1,8 +1,9 @@
-//! The gRPC face of Mekong: the ingest service, authentication, the mapping of domain errors onto
+//! The gRPC face of Mekong: the ingest, subscribe and admin services, authentication, the mapping of domain errors onto
 //! gRPC statuses, the idempotency window, health and reflection.
 //!
 //! This room translates; the rules live in `mekong-core` and the Kafka work in `mekong-kafka`.
 
+mod admin;
 mod auth;
 mod idempotency;
 mod ingest;
@@ -12,6 +13,7 @@ mod subscribe;
 
 use std::time::Duration;
 
+pub use admin::{Admin, Applied, Changes};
 pub use idempotency::WindowSettings;
 pub use ingest::Ingest;
 pub use server::{Gateway, serve};

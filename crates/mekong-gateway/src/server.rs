@@ -1,24 +1,30 @@
-//! Wiring: the ingest and subscribe services, standard health and reflection, on one listener.
+//! Wiring: the ingest, subscribe and admin services, standard health and reflection, on one
+//! listener.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use mekong_core::Catalog;
-use mekong_kafka::{Backbone, Producer};
+use mekong_kafka::{Backbone, Producer, Store, TopicSettings};
+use mekong_proto::v1::admin_service_server::AdminServiceServer;
 use mekong_proto::v1::ingest_service_server::IngestServiceServer;
 use mekong_proto::v1::subscribe_service_server::SubscribeServiceServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 
-use crate::{GatewayConfig, Ingest, Subscribe};
+use crate::{Admin, Changes, GatewayConfig, Ingest, Subscribe};
 
 /// Everything the gateway serves with.
 pub struct Gateway {
     pub catalog: Arc<ArcSwap<Catalog>>,
     pub producer: Producer,
     pub backbone: Arc<Backbone>,
+    /// The resource store the catalog follows.
+    pub store: Arc<Store>,
+    /// How destination topics of new routes are created.
+    pub topics: TopicSettings,
     pub config: GatewayConfig,
 }
 
@@ -32,6 +38,16 @@ pub async fn serve(
     // Subscription streams never end on their own: at shutdown they are told to, so the server's
     // graceful drain can finish.
     let (stopping, stop_streams) = tokio::sync::watch::channel(false);
+    let admin = AdminServiceServer::new(Admin::new(
+        Arc::clone(&gateway.catalog),
+        Changes {
+            store: gateway.store,
+            backbone: Arc::clone(&gateway.backbone),
+            topics: gateway.topics,
+        },
+        config.limits,
+    ))
+    .max_decoding_message_size(64 * 1024 * 1024);
     let subscribe = SubscribeServiceServer::new(Subscribe::new(
         Arc::clone(&gateway.catalog),
         gateway.backbone,
@@ -48,6 +64,7 @@ pub async fn serve(
     health
         .set_serving::<SubscribeServiceServer<Subscribe>>()
         .await;
+    health.set_serving::<AdminServiceServer<Admin>>().await;
     // At shutdown: report NOT_SERVING (load balancers stop sending), then end the streams.
     let shutdown = async move {
         shutdown.await;
@@ -57,6 +74,7 @@ pub async fn serve(
         health
             .set_not_serving::<SubscribeServiceServer<Subscribe>>()
             .await;
+        health.set_not_serving::<AdminServiceServer<Admin>>().await;
         let _ = stopping.send(true);
     };
     let reflection = tonic_reflection::server::Builder::configure()
@@ -73,6 +91,7 @@ pub async fn serve(
         .add_service(reflection)
         .add_service(ingest)
         .add_service(subscribe)
+        .add_service(admin)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
 }

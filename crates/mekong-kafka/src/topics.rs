@@ -19,6 +19,8 @@ pub struct TopicSettings {
     pub replication: i32,
     /// The topic's `max.message.bytes`.
     pub max_message_bytes: usize,
+    /// Further topic configs, e.g. `cleanup.policy=compact`.
+    pub configs: &'static [(&'static str, &'static str)],
 }
 
 /// Creates the topics that do not exist yet. Returns the names it created.
@@ -38,12 +40,17 @@ pub async fn ensure_topics(
         } else {
             EMBEDDED_DEFAULT_PARTITIONS
         };
+        let mut created = Vec::new();
         for topic in topics {
-            if let Some(result) = backbone.create_embedded_topic(topic, partitions) {
-                result?;
+            match backbone.create_embedded_topic(topic, partitions) {
+                Some(Ok(())) => created.push(topic.to_string()),
+                Some(Err(e))
+                    if e.rdkafka_error_code() == Some(RDKafkaErrorCode::TopicAlreadyExists) => {}
+                Some(Err(e)) => return Err(e),
+                None => {}
             }
         }
-        return Ok(topics.iter().map(|t| t.to_string()).collect());
+        return Ok(created);
     }
     let admin: AdminClient<DefaultClientContext> = backbone.client_config().create()?;
     let max_message_bytes = settings.max_message_bytes.to_string();
@@ -56,6 +63,12 @@ pub async fn ensure_topics(
                 TopicReplication::Fixed(settings.replication),
             )
             .set("max.message.bytes", &max_message_bytes)
+        })
+        .map(|topic| {
+            settings
+                .configs
+                .iter()
+                .fold(topic, |topic, (key, value)| topic.set(key, value))
         })
         .collect();
     let options = AdminOptions::new()

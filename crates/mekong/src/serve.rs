@@ -5,13 +5,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
 use clap::Args;
-use mekong_core::Limits;
-use mekong_gateway::{Gateway, GatewayConfig, WindowSettings};
+use mekong_core::{Catalog, Limits, Outcome, Verdict};
+use mekong_gateway::{Changes, Gateway, GatewayConfig, WindowSettings};
 use mekong_kafka::{
-    Backbone, Producer, ProducerSettings, TopicSettings, ensure_topics, message_bytes_for,
+    Backbone, Producer, ProducerSettings, RESOURCES_TOPIC, Store, StoreSettings, TopicSettings,
+    ensure_topics, message_bytes_for,
 };
 use tracing::{info, warn};
 
@@ -20,9 +21,11 @@ pub struct ServeArgs {
     /// Address the gRPC gateway listens on.
     #[arg(long, default_value = "127.0.0.1:50051")]
     listen: SocketAddr,
-    /// Directory of *.yaml / *.yml / *.json resource files.
-    #[arg(long, default_value = "examples/hcmc")]
-    resources: PathBuf,
+    /// Directory of *.yaml / *.yml / *.json resource files applied to the resource store at start
+    /// (unchanged resources are not rewritten). Default: examples/hcmc on the embedded backbone;
+    /// none with --kafka, where the store holds the resources.
+    #[arg(long)]
+    resources: Option<PathBuf>,
     /// Kafka bootstrap servers (host:port,...). Without it, an embedded development backbone starts.
     #[arg(long, env = "MEKONG_KAFKA")]
     kafka: Option<String>,
@@ -64,10 +67,20 @@ fn key_value(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))
 }
 
+/// Who the audit trail names for changes made by seeding from `--resources`.
+const SEED_ACTOR: &str = "mekong serve --resources";
+
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let catalog = crate::resources::load(&args.resources)?;
-    let (types, routes, clients) = catalog.counts();
-    info!(dir = %args.resources.display(), types, routes, clients, "resources loaded");
+    let resources = match (&args.resources, &args.kafka) {
+        (Some(dir), _) => Some(dir.clone()),
+        (None, None) => Some(PathBuf::from("examples/hcmc")),
+        (None, Some(_)) => None,
+    };
+    // Read the files before anything starts: a missing directory is a quick, plain error.
+    let seed = resources
+        .as_ref()
+        .map(|dir| crate::resources::read(std::slice::from_ref(dir)))
+        .transpose()?;
 
     let backbone = match &args.kafka {
         Some(bootstrap) => Backbone::external(bootstrap.clone(), args.kafka_options.clone()),
@@ -90,13 +103,31 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let topics: Vec<&str> = catalog.destination_topics().into_iter().collect();
+        let backbone = Arc::new(backbone);
+        let catalog = Arc::new(ArcSwap::from_pointee(Catalog::default()));
+        let store_settings = StoreSettings { replication: args.topic_replication, ..Default::default() };
+        let store = Store::open(Arc::clone(&backbone), Arc::clone(&catalog), store_settings)
+            .await
+            .with_context(|| format!("cannot read the resource store `{RESOURCES_TOPIC}` on Kafka at {}", backbone.bootstrap_servers()))?;
+        let store = Arc::new(store);
         let max_message_bytes = message_bytes_for(args.max_record_bytes);
         let settings = TopicSettings {
             partitions: args.topic_partitions,
             replication: args.topic_replication,
             max_message_bytes,
+            configs: &[],
         };
+        let changes = Changes { store: Arc::clone(&store), backbone: Arc::clone(&backbone), topics: settings };
+        if let (Some(dir), Some(sources)) = (&resources, seed) {
+            seed_store(&changes, dir, &sources).await?;
+        }
+        let current = catalog.load_full();
+        let (types, routes, clients) = current.counts();
+        info!(types, routes, clients, "serving the stored resources");
+        if types + routes + clients == 0 {
+            warn!("the resource store is empty: apply resources with `mekong apply` (see docs/operator-guide.md)");
+        }
+        let topics: Vec<&str> = current.destination_topics().into_iter().collect();
         let created = ensure_topics(&backbone, &topics, settings, Duration::from_secs(30))
             .await
             .with_context(|| format!("cannot create destination topics on Kafka at {}", backbone.bootstrap_servers()))?;
@@ -119,12 +150,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         };
         let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
         println!("listening on {}", listener.local_addr()?);
-        info!(listen = %args.listen, "gateway serving mekong.v1.IngestService, grpc.health.v1.Health and reflection");
+        info!(listen = %args.listen, "gateway serving mekong.v1 IngestService, SubscribeService and AdminService, grpc.health.v1.Health and reflection");
 
         let gateway = Gateway {
-            catalog: Arc::new(ArcSwap::from_pointee(catalog)),
+            catalog,
             producer: producer.clone(),
-            backbone: Arc::new(backbone),
+            backbone,
+            store,
+            topics: settings,
             config,
         };
         mekong_gateway::serve(listener, gateway, shutdown_signal()).await?;
@@ -132,6 +165,39 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         producer.flush(Duration::from_secs(10))?;
         anyhow::Ok(())
     })?;
+    Ok(())
+}
+
+/// Applies the files of `--resources` as an ordinary change. A refused change stops the start.
+async fn seed_store(
+    changes: &Changes,
+    dir: &std::path::Path,
+    sources: &[(String, String)],
+) -> anyhow::Result<()> {
+    let applied = changes
+        .apply(sources, &Default::default(), SEED_ACTOR, false)
+        .await
+        .with_context(|| format!("cannot apply `{}` to the resource store", dir.display()))?;
+    let plan = &applied.plan;
+    if plan.verdict != Verdict::Accepted {
+        bail!(
+            "the resources in `{}` were refused; nothing was changed:\n{}",
+            dir.display(),
+            plan.problems
+                .iter()
+                .map(|p| format!("  {p}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    let count = |o: Outcome| plan.changes.iter().filter(|c| c.outcome == o).count();
+    info!(
+        dir = %dir.display(),
+        created = count(Outcome::Created),
+        updated = count(Outcome::Updated),
+        unchanged = count(Outcome::Unchanged),
+        "resources applied to the store"
+    );
     Ok(())
 }
 

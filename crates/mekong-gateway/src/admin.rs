@@ -1,0 +1,488 @@
+//! `mekong.v1.AdminService`: resources changed through the store while the hub runs, and records
+//! tried out against the catalog. Every caller needs the `admin` role.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use mekong_core::{
+    Catalog, Key, Kind, Limits, Outcome, Plan, Proposal, RejectionKind, ResourceError,
+    ResourceEvent, Role, RouteVerdict, Stored, Submission, Verdict, parse_documents,
+};
+use mekong_kafka::{Backbone, Store, StoreError, TopicSettings, View, ensure_topics};
+use mekong_proto::v1 as pb;
+use mekong_proto::v1::admin_service_server::AdminService;
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::auth::authenticate;
+
+/// What the admin service works with.
+pub struct Admin {
+    catalog: Arc<ArcSwap<Catalog>>,
+    changes: Changes,
+    limits: Limits,
+}
+
+/// Applying and deleting resources through the store; shared by the service and `mekong serve`'s
+/// seeding from files.
+#[derive(Clone)]
+pub struct Changes {
+    pub store: Arc<Store>,
+    pub backbone: Arc<Backbone>,
+    /// How destination topics of new routes are created.
+    pub topics: TopicSettings,
+}
+
+/// A judged change, and whether it was written.
+pub struct Applied {
+    pub plan: Plan,
+    pub applied: bool,
+    pub view: Arc<View>,
+}
+
+impl Changes {
+    /// Applies documents as `actor`. A dry run judges against the current state and writes nothing;
+    /// otherwise the change (accepted or rejected) is audited, and an accepted one is in this
+    /// instance's catalog when this returns.
+    pub async fn apply(
+        &self,
+        sources: &[(String, String)],
+        expected_versions: &BTreeMap<String, u64>,
+        actor: &str,
+        dry_run: bool,
+    ) -> Result<Applied, StoreError> {
+        let mut documents = Vec::new();
+        let mut parse_errors = Vec::new();
+        for (name, text) in sources {
+            let (docs, errors) = parse_documents(name, text);
+            documents.extend(docs);
+            parse_errors.extend(errors);
+        }
+        let now = now();
+        let proposal = |state: &mekong_core::ResourceState| {
+            state.plan_apply(Proposal {
+                documents: documents.clone(),
+                parse_errors: parse_errors.clone(),
+                expected_versions,
+                actor,
+                now: &now,
+            })
+        };
+        if dry_run {
+            let view = self.store.sync().await?;
+            let plan = proposal(&view.state);
+            return Ok(Applied {
+                plan,
+                applied: false,
+                view,
+            });
+        }
+        let transaction = self.store.begin().await?;
+        let plan = proposal(&transaction.view.state);
+        self.finish(transaction, plan, "apply", actor, &now).await
+    }
+
+    /// Deletes one resource as `actor`.
+    pub async fn delete(
+        &self,
+        key: &Key,
+        expected_version: Option<u64>,
+        actor: &str,
+        dry_run: bool,
+    ) -> Result<Applied, StoreError> {
+        if dry_run {
+            let view = self.store.sync().await?;
+            let plan = view.state.plan_delete(key, expected_version);
+            return Ok(Applied {
+                plan,
+                applied: false,
+                view,
+            });
+        }
+        let transaction = self.store.begin().await?;
+        let plan = transaction.view.state.plan_delete(key, expected_version);
+        self.finish(transaction, plan, "delete", actor, &now())
+            .await
+    }
+
+    async fn finish(
+        &self,
+        transaction: mekong_kafka::Transaction<'_>,
+        plan: Plan,
+        action: &'static str,
+        actor: &str,
+        now: &str,
+    ) -> Result<Applied, StoreError> {
+        let events = ResourceEvent::from_plan(&plan, action, actor, now);
+        let writes: Vec<(Key, Option<Stored>)> = if plan.verdict == Verdict::Accepted {
+            plan.writes()
+                .map(|(k, v)| (k.clone(), v.cloned()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if events.is_empty() {
+            // Nothing changes and nothing was refused: nothing to write or audit.
+            let view = transaction.view.clone();
+            return Ok(Applied {
+                plan,
+                applied: false,
+                view,
+            });
+        }
+        if let Some(catalog) = &plan.catalog {
+            // New routes write to topics that may not exist yet.
+            let topics: Vec<&str> = catalog.destination_topics().into_iter().collect();
+            ensure_topics(
+                &self.backbone,
+                &topics,
+                self.topics,
+                std::time::Duration::from_secs(30),
+            )
+            .await?;
+        }
+        let applied = !writes.is_empty();
+        let view = transaction.commit(writes, events).await?;
+        if applied {
+            for change in plan.writes() {
+                info!(resource = %change.0, actor, action, "resource changed");
+            }
+        } else {
+            warn!(
+                actor,
+                action,
+                problems = plan.problems.len(),
+                "resource change rejected"
+            );
+        }
+        Ok(Applied {
+            plan,
+            applied,
+            view,
+        })
+    }
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+impl Admin {
+    pub fn new(catalog: Arc<ArcSwap<Catalog>>, changes: Changes, limits: Limits) -> Admin {
+        Admin {
+            catalog,
+            changes,
+            limits,
+        }
+    }
+
+    /// The calling client, which must hold the admin role.
+    fn admin<T>(&self, request: &Request<T>) -> Result<String, Status> {
+        let catalog = self.catalog.load();
+        let name = authenticate(&catalog, request.metadata())?;
+        let is_admin = catalog
+            .client(&name)
+            .is_some_and(|c| c.has_role(Role::Admin));
+        if !is_admin {
+            return Err(Status::permission_denied(format!(
+                "client `{name}` lacks the admin role needed for the admin service"
+            )));
+        }
+        Ok(name)
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for Admin {
+    async fn apply(
+        &self,
+        request: Request<pb::ApplyRequest>,
+    ) -> Result<Response<pb::ApplyResponse>, Status> {
+        let actor = self.admin(&request)?;
+        let request = request.into_inner();
+        let sources: Vec<(String, String)> = request
+            .sources
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let name = if s.name.is_empty() {
+                    format!("source {}", i + 1)
+                } else {
+                    s.name
+                };
+                (name, s.text)
+            })
+            .collect();
+        if sources.iter().all(|(_, text)| text.trim().is_empty()) {
+            return Err(Status::invalid_argument(
+                "nothing to apply: send at least one source with resource documents",
+            ));
+        }
+        let expected: BTreeMap<String, u64> = request.expected_versions.into_iter().collect();
+        for key in expected.keys() {
+            if Key::parse(key).is_none() {
+                return Err(Status::invalid_argument(format!(
+                    "expected_versions: `{key}` is not `Kind/name` (kinds: RecordType, Route, Client)"
+                )));
+            }
+        }
+        let outcome = self
+            .changes
+            .apply(&sources, &expected, &actor, request.dry_run)
+            .await
+            .map_err(store_status)?;
+        refused(&outcome.plan)?;
+        Ok(Response::new(pb::ApplyResponse {
+            results: results(&outcome),
+            applied: outcome.applied,
+        }))
+    }
+
+    async fn get(
+        &self,
+        request: Request<pb::GetRequest>,
+    ) -> Result<Response<pb::StoredResource>, Status> {
+        self.admin(&request)?;
+        let request = request.into_inner();
+        let key = Key::new(kind(&request.kind)?, request.name);
+        let view = self.changes.store.sync().await.map_err(store_status)?;
+        match view.state.get(&key) {
+            Some(stored) => Ok(Response::new(stored_resource(stored))),
+            None => Err(Status::not_found(format!("there is no {key}"))),
+        }
+    }
+
+    async fn list(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::ListResponse>, Status> {
+        self.admin(&request)?;
+        let request = request.into_inner();
+        let kind = match request.kind.as_str() {
+            "" => None,
+            text => Some(kind(text)?),
+        };
+        let view = self.changes.store.sync().await.map_err(store_status)?;
+        Ok(Response::new(pb::ListResponse {
+            resources: view.state.list(kind).map(stored_resource).collect(),
+        }))
+    }
+
+    async fn delete(
+        &self,
+        request: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let actor = self.admin(&request)?;
+        let request = request.into_inner();
+        let key = Key::new(kind(&request.kind)?, request.name);
+        let expected = (request.expected_version > 0).then_some(request.expected_version);
+        let outcome = self
+            .changes
+            .delete(&key, expected, &actor, request.dry_run)
+            .await
+            .map_err(store_status)?;
+        refused(&outcome.plan)?;
+        let version = outcome.plan.changes[0]
+            .old
+            .as_ref()
+            .map_or(0, |o| o.version);
+        Ok(Response::new(pb::DeleteResponse {
+            version,
+            applied: outcome.applied,
+        }))
+    }
+
+    async fn test_record(
+        &self,
+        request: Request<pb::TestRecordRequest>,
+    ) -> Result<Response<pb::TestRecordResponse>, Status> {
+        self.admin(&request)?;
+        let request = request.into_inner();
+        let catalog = self.catalog.load_full();
+        let Some(client) = catalog.client(&request.client) else {
+            return Err(Status::not_found(format!(
+                "there is no client `{}` to act as",
+                request.client
+            )));
+        };
+        let attributes = HashMap::new();
+        let submission = Submission {
+            record_type: &request.record_type,
+            payload: &request.payload,
+            key: Some(request.key.as_str()),
+            attributes: &attributes,
+            traceparent: None,
+            schema_version: request.schema_version,
+            record_id: Uuid::now_v7(),
+            time: SystemTime::now(),
+        };
+        let test = catalog.test_record(client, submission, &self.limits);
+        let routes = test
+            .routes
+            .iter()
+            .map(|(route, verdict)| pb::RouteDecision {
+                route: route.clone(),
+                matched: *verdict == RouteVerdict::Matched,
+                reason: match verdict {
+                    RouteVerdict::Matched => String::new(),
+                    RouteVerdict::OtherType => "the record type is not in match.types".into(),
+                    RouteVerdict::OtherSource => {
+                        format!("client `{}` is not in match.sources", request.client)
+                    }
+                    RouteVerdict::ConditionFalse => "match.when is false for this record".into(),
+                    RouteVerdict::Unevaluable(e) => {
+                        format!("match.when could not be evaluated (counts as no match): {e}")
+                    }
+                },
+            })
+            .collect();
+        let response = match test.outcome {
+            Ok(prepared) => pb::TestRecordResponse {
+                accepted: true,
+                schema_version: prepared.schema_version,
+                routes,
+                copies: prepared
+                    .copies
+                    .into_iter()
+                    .map(|c| pb::TestCopy {
+                        topic: c.topic,
+                        key: c.key,
+                        headers: c.headers.into_iter().collect(),
+                        payload: c.value.into_owned(),
+                        routes: c.routes,
+                    })
+                    .collect(),
+                ..Default::default()
+            },
+            Err(rejection) => pb::TestRecordResponse {
+                accepted: false,
+                rejection_code: rejection_code(rejection.kind).into(),
+                rejection_message: rejection.message,
+                violations: rejection
+                    .violations
+                    .into_iter()
+                    .map(|v| pb::FieldProblem {
+                        field: v.field,
+                        description: v.description,
+                    })
+                    .collect(),
+                routes,
+                ..Default::default()
+            },
+        };
+        Ok(Response::new(response))
+    }
+}
+
+fn kind(text: &str) -> Result<Kind, Status> {
+    Kind::parse(text).ok_or_else(|| {
+        Status::invalid_argument(format!(
+            "unknown kind `{text}`; expected one of RecordType, Route, Client"
+        ))
+    })
+}
+
+fn rejection_code(kind: RejectionKind) -> &'static str {
+    match kind {
+        RejectionKind::Unauthenticated => "UNAUTHENTICATED",
+        RejectionKind::PermissionDenied => "PERMISSION_DENIED",
+        RejectionKind::NotFound => "NOT_FOUND",
+        RejectionKind::InvalidArgument => "INVALID_ARGUMENT",
+        RejectionKind::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        RejectionKind::FailedPrecondition => "FAILED_PRECONDITION",
+    }
+}
+
+/// A refused change as a status: every problem in the message, one per line, and as field
+/// violations (`Kind/name:field`).
+fn refused(plan: &Plan) -> Result<(), Status> {
+    let code = match plan.verdict {
+        Verdict::Accepted => return Ok(()),
+        Verdict::Invalid => Code::InvalidArgument,
+        Verdict::Conflict => Code::FailedPrecondition,
+        Verdict::NotFound => Code::NotFound,
+    };
+    let n = plan.problems.len();
+    let mut message = format!(
+        "rejected, nothing changed: {n} problem{}",
+        if n == 1 { "" } else { "s" }
+    );
+    for p in &plan.problems {
+        message.push_str(&format!("\n  {p}"));
+    }
+    let violations: Vec<_> = plan
+        .problems
+        .iter()
+        .map(|p| tonic_types::FieldViolation::new(violation_field(p), p.to_string()))
+        .collect();
+    let mut details = ErrorDetails::new();
+    details.set_bad_request(violations);
+    Err(Status::with_error_details(code, message, details))
+}
+
+fn violation_field(p: &ResourceError) -> String {
+    let resource = p
+        .resource
+        .as_deref()
+        .and_then(|r| r.split_once(' '))
+        .map(|(kind, name)| format!("{kind}/{}", name.trim_matches('"')))
+        .unwrap_or_else(|| p.source.clone());
+    if p.field.is_empty() {
+        resource
+    } else {
+        format!("{resource}:{}", p.field)
+    }
+}
+
+fn results(outcome: &Applied) -> Vec<pb::ResourceResult> {
+    outcome
+        .plan
+        .changes
+        .iter()
+        .map(|c| {
+            let now = c.new.as_ref().or(c.old.as_ref());
+            pb::ResourceResult {
+                kind: c.key.kind.to_string(),
+                name: c.key.name.clone(),
+                outcome: c.outcome.as_str().into(),
+                version: now.map_or(0, |s| s.version),
+                schema_version: now.map_or(0, Stored::schema_version),
+                before: c.old.as_ref().map_or(String::new(), spec_json),
+                after: match c.outcome {
+                    Outcome::Deleted => None,
+                    Outcome::Unchanged => c.old.as_ref(),
+                    _ => c.new.as_ref(),
+                }
+                .map_or(String::new(), spec_json),
+            }
+        })
+        .collect()
+}
+
+fn spec_json(stored: &Stored) -> String {
+    stored.resource.to_value().to_string()
+}
+
+fn stored_resource(stored: &Stored) -> pb::StoredResource {
+    pb::StoredResource {
+        kind: stored.resource.kind().to_string(),
+        name: stored.resource.name().to_owned(),
+        version: stored.version,
+        changed_by: stored.changed_by.clone(),
+        changed_at: stored.changed_at.clone(),
+        spec: spec_json(stored),
+        schema_version: stored.schema_version(),
+        schemas: stored.schemas.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+pub(crate) fn store_status(e: StoreError) -> Status {
+    match e {
+        StoreError::Concurrent => Status::aborted(e.to_string()),
+        StoreError::Unavailable(_) | StoreError::Stopped => Status::unavailable(e.to_string()),
+    }
+}
