@@ -383,35 +383,44 @@ impl ResourceState {
             });
         }
 
-        if !problems.is_empty() {
-            let verdict = if conflict {
-                Verdict::Conflict
-            } else {
-                Verdict::Invalid
-            };
-            return Plan::refuse(verdict, changes, problems);
-        }
+        // The catalog after the change is built even when problems are known already, so that
+        // one answer lists every problem.
         let mut after = self.clone();
         for change in &changes {
             if let Some(new) = &change.new {
                 after.set(change.key.clone(), Some(new.clone()));
             }
         }
-        match after.catalog_locating(&located) {
-            Ok(catalog) => Plan {
+        let catalog = match after.catalog_locating(&located) {
+            Ok(catalog) => Some(catalog),
+            Err(CatalogError(more)) => {
+                problems.extend(more);
+                None
+            }
+        };
+        match catalog {
+            Some(catalog) if problems.is_empty() => Plan {
                 verdict: Verdict::Accepted,
                 changes,
-                problems: Vec::new(),
+                problems,
                 catalog: Some(catalog),
             },
-            Err(CatalogError(problems)) => Plan::refuse(Verdict::Invalid, changes, problems),
+            _ => {
+                problems.sort_by(|a, b| (&a.source, a.index).cmp(&(&b.source, b.index)));
+                let verdict = if conflict {
+                    Verdict::Conflict
+                } else {
+                    Verdict::Invalid
+                };
+                Plan::refuse(verdict, changes, problems)
+            }
         }
     }
 
     /// Judges a delete. It is refused while another resource refers to the one deleted.
     pub fn plan_delete(&self, key: &Key, expected_version: Option<u64>) -> Plan {
         let problem = |text: String| ResourceError {
-            source: key.to_string(),
+            source: "delete".into(),
             index: 0,
             line: 0,
             resource: Some(format!("{} \"{}\"", key.kind, key.name)),

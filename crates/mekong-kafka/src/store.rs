@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use mekong_core::{AUDIT_TOPIC, Catalog, Key, ResourceEvent, ResourceState, Stored};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
@@ -291,7 +291,7 @@ impl Transaction<'_> {
             match delivery {
                 Ok(Ok(d)) if i < parts => last_resource_offset = Some(d.offset),
                 Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => return Err(fenced(e)),
+                Ok(Err((e, _))) => return Err(failure(&self.producer, e)),
                 Err(_) => return Err(StoreError::Stopped),
             }
         }
@@ -299,7 +299,7 @@ impl Transaction<'_> {
         tokio::task::spawn_blocking(move || producer.commit_transaction(timeout))
             .await
             .map_err(|_| StoreError::Stopped)?
-            .map_err(fenced)?;
+            .map_err(|e| failure(&self.producer, e))?;
         match last_resource_offset {
             Some(offset) => self.store.wait_for(offset + 1).await,
             None => Ok(self.view),
@@ -307,8 +307,15 @@ impl Transaction<'_> {
     }
 }
 
-/// A producer fenced by another instance's change is the expected loser of a race; anything else
-/// is Kafka being unavailable.
+/// Why a write of a change failed. A producer fenced by another instance's change (its queued
+/// records are then purged) lost a race; anything else is Kafka being unavailable.
+fn failure(producer: &FutureProducer, e: KafkaError) -> StoreError {
+    match producer.client().fatal_error() {
+        Some((RDKafkaErrorCode::Fenced, _)) => StoreError::Concurrent,
+        _ => fenced(e),
+    }
+}
+
 fn fenced(e: KafkaError) -> StoreError {
     let text = e.to_string();
     if text.contains("fenced") || text.contains("Fenced") || text.contains("PRODUCER_FENCED") {

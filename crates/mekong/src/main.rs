@@ -1,6 +1,8 @@
 //! `mekong`: the city's data-integration hub, as one binary. A thin shell over the library crates:
 //! it reads flags and files, starts the backbone and serves.
 
+mod admin;
+mod remote;
 mod resources;
 mod serve;
 mod tail;
@@ -35,6 +37,16 @@ enum Command {
     },
     /// Print the records of a topic as JSON lines, read through a gateway's SubscribeService.
     Tail(tail::TailArgs),
+    /// Create or update resources on a running hub (all or nothing).
+    Apply(admin::ApplyArgs),
+    /// Show what `apply` would change, as a diff against the stored resources.
+    Diff(admin::DiffArgs),
+    /// Show stored resources: a table, or YAML to edit and apply again.
+    Get(admin::GetArgs),
+    /// Delete a resource; refused while other resources refer to it.
+    Delete(admin::DeleteArgs),
+    /// Run a record through access, validation and routing as a client would publish it.
+    TestRecord(admin::TestRecordArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -48,6 +60,11 @@ fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Command::Serve(args) => serve::run(args),
         Command::Tail(args) => return tail::run(args),
+        Command::Apply(args) => return admin::run(|| admin::apply(args)),
+        Command::Diff(args) => return admin::run(|| admin::diff(args)),
+        Command::Get(args) => return admin::run(|| admin::get(args)),
+        Command::Delete(args) => return admin::run(|| admin::delete(args)),
+        Command::TestRecord(args) => return admin::run(|| admin::test_record(args)),
         Command::Check { resources } => resources::load(&resources).map(|catalog| {
             let (types, routes, clients) = catalog.counts();
             println!(

@@ -21,8 +21,8 @@ use mekong_proto::v1::{
 };
 use serde::Serialize;
 use serde_json::value::RawValue;
-use tonic::Code;
-use tonic::transport::Endpoint;
+
+use crate::remote::{Failure, endpoint};
 
 /// Most records acknowledged by one `Ack`, when records keep arriving without a pause.
 const ACK_BATCH: usize = 64;
@@ -106,46 +106,6 @@ fn split_offset(s: &str) -> (&str, i64) {
     (s, 0)
 }
 
-/// Why `tail` failed: the message for stderr and the exit code.
-struct Failure {
-    exit: u8,
-    message: String,
-}
-
-impl Failure {
-    fn usage(message: String) -> Failure {
-        Failure { exit: 2, message }
-    }
-    fn other(message: String) -> Failure {
-        Failure { exit: 1, message }
-    }
-    fn status(status: &tonic::Status) -> Failure {
-        let exit = match status.code() {
-            Code::InvalidArgument
-            | Code::NotFound
-            | Code::PermissionDenied
-            | Code::Unauthenticated => 2,
-            _ => 1,
-        };
-        Failure {
-            exit,
-            message: format!("{}: {}", code_name(status.code()), status.message()),
-        }
-    }
-}
-
-/// The canonical name of a gRPC code: `PermissionDenied` → `PERMISSION_DENIED`.
-fn code_name(code: Code) -> String {
-    let mut name = String::new();
-    for (i, c) in format!("{code:?}").chars().enumerate() {
-        if i > 0 && c.is_ascii_uppercase() {
-            name.push('_');
-        }
-        name.push(c.to_ascii_uppercase());
-    }
-    name
-}
-
 pub fn run(args: TailArgs) -> ExitCode {
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -159,20 +119,6 @@ pub fn run(args: TailArgs) -> ExitCode {
             ExitCode::from(failure.exit)
         }
     }
-}
-
-fn endpoint(server: &str) -> Result<Endpoint, Failure> {
-    let url = if server.contains("://") {
-        server.to_owned()
-    } else {
-        format!("http://{server}")
-    };
-    if !url.starts_with("http://") {
-        return Err(Failure::usage(format!(
-            "--server {server}: only plaintext http:// is supported"
-        )));
-    }
-    Endpoint::from_shared(url).map_err(|e| Failure::usage(format!("--server {server}: {e}")))
 }
 
 /// How the loop over delivered records ended.
@@ -432,12 +378,5 @@ mod tests {
             compact("{\n  \"a b\": [1.50, \"x\\\" y\"],\r\n \"c\" : {} }"),
             "{\"a b\":[1.50,\"x\\\" y\"],\"c\":{}}"
         );
-    }
-
-    #[test]
-    fn code_names() {
-        assert_eq!(code_name(Code::PermissionDenied), "PERMISSION_DENIED");
-        assert_eq!(code_name(Code::Ok), "OK");
-        assert_eq!(code_name(Code::NotFound), "NOT_FOUND");
     }
 }
