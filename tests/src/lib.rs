@@ -14,6 +14,7 @@ use mekong_kafka::{
     Backbone, Producer, ProducerSettings, Store, StoreSettings, TopicSettings, ensure_topics,
 };
 use mekong_proto::v1::PublishRequest;
+use mekong_proto::v1::admin_service_client::AdminServiceClient;
 use mekong_proto::v1::ingest_service_client::IngestServiceClient;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
@@ -35,7 +36,7 @@ pub fn unique() -> String {
 
 /// The resources most tests use; `{s}` is replaced by a suffix unique to the test.
 /// Clients: `q1` (key `q1-key`, may publish dossier.* and tax.*), `reader` (key `reader-key`,
-/// subscriber only). `tax.filed` has no route.
+/// subscriber only), `ops` (key `admin-key`, admin only). `tax.filed` has no route.
 pub const RESOURCES: &str = r#"
 kind: RecordType
 name: dossier.sync
@@ -88,6 +89,11 @@ name: reader
 roles: [subscriber]
 apiKeys: [{sha256: "SHA_READER"}]
 subscribe: ["t-city-{s}"]
+---
+kind: Client
+name: ops
+roles: [admin]
+apiKeys: [{sha256: "SHA_ADMIN"}]
 "#;
 
 /// Builds a catalog from YAML text (the harness's own resources must be valid).
@@ -108,6 +114,10 @@ pub fn standard_resources(suffix: &str) -> String {
         .replace(
             "SHA_READER",
             &hex::encode(mekong_core::hash_api_key("reader-key").0),
+        )
+        .replace(
+            "SHA_ADMIN",
+            &hex::encode(mekong_core::hash_api_key("admin-key").0),
         )
 }
 
@@ -232,6 +242,10 @@ impl TestHub {
             .connect()
             .await
             .expect("connect to the gateway")
+    }
+
+    pub async fn admin(&self) -> AdminServiceClient<Channel> {
+        AdminServiceClient::new(self.channel().await)
     }
 
     pub async fn client(&self) -> IngestServiceClient<Channel> {

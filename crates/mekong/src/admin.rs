@@ -276,7 +276,12 @@ pub async fn get(args: GetArgs) -> Result<u8, Failure> {
             if resources.is_empty() {
                 eprintln!("no resources of kind {}", args.kind);
             }
-            let width = resources.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+            let width = resources
+                .iter()
+                .map(|r| r.name.len())
+                .max()
+                .unwrap_or(4)
+                .max(4);
             println!(
                 "{:<11} {:<width$} {:>7} {:>6}  {:<24} CHANGED-BY",
                 "KIND", "NAME", "VERSION", "SCHEMA", "CHANGED-AT"
@@ -356,7 +361,11 @@ pub async fn test_record(args: TestRecordArgs) -> Result<u8, Failure> {
             report.rejection_code, report.rejection_message
         );
         for v in &report.violations {
-            let field = if v.field.is_empty() { "(payload)" } else { &v.field };
+            let field = if v.field.is_empty() {
+                "(payload)"
+            } else {
+                &v.field
+            };
             println!("  {field}: {}", v.description);
         }
     }

@@ -25,8 +25,13 @@ pub type Authed = InterceptedService<Channel, Bearer>;
 pub struct Bearer(MetadataValue<tonic::metadata::Ascii>);
 
 impl tonic::service::Interceptor for Bearer {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        request.metadata_mut().insert("authorization", self.0.clone());
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
         Ok(request)
     }
 }
@@ -93,7 +98,6 @@ pub fn code_name(code: Code) -> String {
     name
 }
 
-
 pub fn endpoint(server: &str) -> Result<Endpoint, Failure> {
     let url = if server.contains("://") {
         server.to_owned()
@@ -107,7 +111,6 @@ pub fn endpoint(server: &str) -> Result<Endpoint, Failure> {
     }
     Endpoint::from_shared(url).map_err(|e| Failure::usage(format!("--server {server}: {e}")))
 }
-
 
 #[cfg(test)]
 mod tests {

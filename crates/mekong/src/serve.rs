@@ -26,6 +26,10 @@ pub struct ServeArgs {
     /// none with --kafka, where the store holds the resources.
     #[arg(long)]
     resources: Option<PathBuf>,
+    /// The compacted topic that holds the resources. Hubs sharing one Kafka cluster share their
+    /// resources when they share this topic.
+    #[arg(long, default_value = RESOURCES_TOPIC)]
+    resources_topic: String,
     /// Kafka bootstrap servers (host:port,...). Without it, an embedded development backbone starts.
     #[arg(long, env = "MEKONG_KAFKA")]
     kafka: Option<String>,
@@ -105,10 +109,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let backbone = Arc::new(backbone);
         let catalog = Arc::new(ArcSwap::from_pointee(Catalog::default()));
-        let store_settings = StoreSettings { replication: args.topic_replication, ..Default::default() };
+        let store_settings = StoreSettings {
+            topic: args.resources_topic.clone(),
+            replication: args.topic_replication,
+            ..Default::default()
+        };
         let store = Store::open(Arc::clone(&backbone), Arc::clone(&catalog), store_settings)
             .await
-            .with_context(|| format!("cannot read the resource store `{RESOURCES_TOPIC}` on Kafka at {}", backbone.bootstrap_servers()))?;
+            .with_context(|| format!("cannot read the resource store `{}` on Kafka at {}", args.resources_topic, backbone.bootstrap_servers()))?;
         let store = Arc::new(store);
         let max_message_bytes = message_bytes_for(args.max_record_bytes);
         let settings = TopicSettings {

@@ -1,0 +1,657 @@
+//! The admin plane against the real broker: resources changed through the AdminService on one
+//! instance are enforced by another within seconds and survive restarts; schema versions and their
+//! compatibility; optimistic concurrency (within and across instances); every refusal changes
+//! nothing and says why; every change is audited; records can be tried out.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use mekong_gateway::GatewayConfig;
+use mekong_kafka::ProducerSettings;
+use mekong_proto::v1::admin_service_client::AdminServiceClient;
+use mekong_proto::v1::{
+    ApplyRequest, DeleteRequest, GetRequest, ListRequest, SourceText, TestRecordRequest,
+};
+use mekong_tests::{
+    TestHub, authed, citizen_dossier, header, kafka_bootstrap, read_records, record,
+    standard_resources, unique,
+};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use serde_json::Value;
+use tonic::Code;
+use tonic::transport::Channel;
+
+const ADMIN: &str = "admin-key";
+
+/// Two hubs on one resource store: the first seeds it with the standard resources.
+async fn two_hubs() -> (TestHub, TestHub, String, String) {
+    let suffix = unique();
+    let store = format!("_mekong.resources.test-{suffix}");
+    let bootstrap = kafka_bootstrap();
+    let yaml = standard_resources(&suffix);
+    let a = hub_on(&bootstrap, &store, Some(&yaml)).await;
+    let b = hub_on(&bootstrap, &store, None).await;
+    (a, b, suffix, store)
+}
+
+async fn hub_on(bootstrap: &str, store: &str, yaml: Option<&str>) -> TestHub {
+    TestHub::start_on_store(
+        bootstrap,
+        store,
+        yaml,
+        GatewayConfig::default(),
+        ProducerSettings::default(),
+    )
+    .await
+}
+
+fn apply_request(text: &str) -> ApplyRequest {
+    ApplyRequest {
+        sources: vec![SourceText {
+            name: "change.yaml".into(),
+            text: text.into(),
+        }],
+        ..Default::default()
+    }
+}
+
+async fn apply(
+    admin: &mut AdminServiceClient<Channel>,
+    request: ApplyRequest,
+) -> Result<mekong_proto::v1::ApplyResponse, tonic::Status> {
+    admin
+        .apply(authed(ADMIN, request))
+        .await
+        .map(|r| r.into_inner())
+}
+
+fn tax_route(suffix: &str) -> String {
+    format!(
+        "kind: Route\nname: tax\nmatch: {{types: [tax.filed]}}\nto: [{{topic: t-tax-{suffix}}}]\n"
+    )
+}
+
+/// Publishes until `accept` holds for the outcome, or fails after `within`.
+async fn eventually<F: Fn(&Result<(), tonic::Status>) -> bool>(
+    hub: &TestHub,
+    request: impl Fn() -> mekong_proto::v1::PublishRequest,
+    accept: F,
+    within: Duration,
+) -> Duration {
+    let started = Instant::now();
+    let mut client = hub.client().await;
+    loop {
+        let outcome = client
+            .publish(authed("q1-key", request()))
+            .await
+            .map(|_| ());
+        if accept(&outcome) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "not within {within:?}; last outcome: {outcome:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_change_applied_on_one_instance_is_enforced_by_the_other_and_survives_restarts() {
+    let (a, b, suffix, store) = two_hubs().await;
+    let tax = || record("tax.filed", br#"{"MaSoThue":"0301234567"}"#);
+
+    // Before: no route takes tax.filed, on either instance.
+    let before = b.client().await.publish(authed("q1-key", tax())).await;
+    assert_eq!(before.unwrap_err().code(), Code::FailedPrecondition);
+
+    let response = apply(&mut a.admin().await, apply_request(&tax_route(&suffix)))
+        .await
+        .expect("apply");
+    assert!(response.applied);
+    assert_eq!(response.results[0].outcome, "created");
+    assert_eq!(response.results[0].version, 1);
+
+    // Read-your-writes: the instance that took the change serves it as soon as Apply answers.
+    let mut on_a = a.client().await;
+    on_a.publish(authed("q1-key", tax()))
+        .await
+        .expect("the applying instance routes tax.filed at once");
+    // The other instance follows within seconds.
+    let took = eventually(&b, tax, Result::is_ok, Duration::from_secs(10)).await;
+    eprintln!("the other instance enforced the new route after {took:?}");
+
+    // Delete on B; A stops routing tax.filed.
+    let mut admin_b = b.admin().await;
+    admin_b
+        .delete(authed(
+            ADMIN,
+            DeleteRequest {
+                kind: "route".into(),
+                name: "tax".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("delete");
+    eventually(
+        &a,
+        tax,
+        |o| {
+            o.as_ref()
+                .is_err_and(|s| s.code() == Code::FailedPrecondition)
+        },
+        Duration::from_secs(10),
+    )
+    .await;
+    apply(&mut admin_b, apply_request(&tax_route(&suffix)))
+        .await
+        .expect("apply again");
+
+    // Restart both: the state is read back from Kafka, with its versions.
+    a.shutdown().await;
+    b.shutdown().await;
+    let bootstrap = kafka_bootstrap();
+    let c = hub_on(&bootstrap, &store, None).await;
+    let d = hub_on(&bootstrap, &store, None).await;
+    let route = c
+        .admin()
+        .await
+        .get(authed(
+            ADMIN,
+            GetRequest {
+                kind: "Route".into(),
+                name: "tax".into(),
+            },
+        ))
+        .await
+        .expect("the route survived")
+        .into_inner();
+    assert_eq!(
+        route.version, 1,
+        "recreated after its delete: version 1 again"
+    );
+    assert_eq!(route.changed_by, "ops");
+    for hub in [&c, &d] {
+        hub.client()
+            .await
+            .publish(authed("q1-key", tax()))
+            .await
+            .expect("both restarted instances route tax.filed");
+    }
+    let listed = d
+        .admin()
+        .await
+        .list(authed(ADMIN, ListRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        listed.resources.len(),
+        10,
+        "the standard resources and the tax route"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_changes_on_two_instances_with_the_same_expected_version_let_one_win() {
+    let (a, b, suffix, _) = two_hubs().await;
+    let mut admin_a = a.admin().await;
+    let mut admin_b = b.admin().await;
+    for round in 0..3 {
+        let version = round + 1;
+        let change = |topic: &str| {
+            let mut request = apply_request(&format!(
+                "kind: Route\nname: payments\nmatch: {{types: [\"payment.*\"]}}\nto: [{{topic: {topic}-{round}-{suffix}}}]\n"
+            ));
+            request
+                .expected_versions
+                .insert("Route/payments".into(), version);
+            request
+        };
+        let (one, two) = tokio::join!(
+            apply(&mut admin_a, change("t-pay-a")),
+            apply(&mut admin_b, change("t-pay-b"))
+        );
+        let won = [&one, &two].iter().filter(|r| r.is_ok()).count();
+        assert_eq!(won, 1, "round {round}: exactly one wins: {one:?} / {two:?}");
+        let lost = [one, two].into_iter().find_map(Result::err).unwrap();
+        assert!(
+            matches!(lost.code(), Code::FailedPrecondition | Code::Aborted),
+            "the loser learns it lost: {lost:?}"
+        );
+        let stored = admin_a
+            .get(authed(
+                ADMIN,
+                GetRequest {
+                    kind: "Route".into(),
+                    name: "payments".into(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(stored.version, version + 1, "one change per round");
+    }
+}
+
+#[tokio::test]
+async fn schema_changes_add_versions_that_publishers_may_pin() {
+    let (hub, suffix) = TestHub::start().await;
+    let mut admin = hub.admin().await;
+    let get_type = || {
+        authed(
+            ADMIN,
+            GetRequest {
+                kind: "RecordType".into(),
+                name: "dossier.sync".into(),
+            },
+        )
+    };
+    let v1 = admin.get(get_type()).await.unwrap().into_inner();
+    assert_eq!((v1.version, v1.schema_version), (1, 1));
+    let mut schema: Value = serde_json::from_str(&v1.schemas[0]).unwrap();
+
+    // Compatible (backward): a new optional field.
+    schema["properties"]["GhiChu"] = serde_json::json!({"type": "string"});
+    let doc = |schema: &Value, extra: &str| {
+        format!(
+            "{{\"kind\": \"RecordType\", \"name\": \"dossier.sync\", \"key\": \"/MaHoSo\", \"schema\": {schema}{extra}}}"
+        )
+    };
+    let response = apply(&mut admin, apply_request(&doc(&schema, "")))
+        .await
+        .expect("a new optional field is backward compatible");
+    assert_eq!(
+        (
+            response.results[0].version,
+            response.results[0].schema_version
+        ),
+        (2, 2)
+    );
+
+    // Incompatible: making it required would refuse records publishers send today.
+    let mut breaking = schema.clone();
+    breaking["required"]
+        .as_array_mut()
+        .unwrap()
+        .push("GhiChu".into());
+    let refused = apply(&mut admin, apply_request(&doc(&breaking, "")))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(
+        refused
+            .message()
+            .contains("incompatible with version 2 (compatibility `backward`): backward: `/GhiChu`: property made required"),
+        "{}",
+        refused.message()
+    );
+
+    // With compatibility `none` the same change is taken as version 3 ...
+    apply(
+        &mut admin,
+        apply_request(&doc(&breaking, ", \"compatibility\": \"none\"")),
+    )
+    .await
+    .expect("compatibility none accepts it");
+    let mut client = hub.client().await;
+    let dossier = citizen_dossier(&format!("PIN-{suffix}"));
+    let latest = client
+        .publish(authed("q1-key", record("dossier.sync", &dossier)))
+        .await
+        .unwrap_err();
+    assert_eq!(latest.code(), Code::InvalidArgument);
+    assert!(
+        latest.message().contains("version 3"),
+        "{}",
+        latest.message()
+    );
+
+    // ... and a publisher that has not caught up pins version 2, which still validates.
+    let mut pinned = record("dossier.sync", &dossier);
+    pinned.schema_version = 2;
+    let placed = client
+        .publish(authed("q1-key", pinned))
+        .await
+        .expect("the pinned version validates")
+        .into_inner();
+    let city = format!("t-city-{suffix}");
+    let landed = read_records(&hub.bootstrap, &city, 1, Duration::from_secs(20)).await;
+    assert_eq!(placed.placements[0].topic, city);
+    assert_eq!(
+        header(&landed[0], "ce_dataschema").as_deref(),
+        Some("urn:mekong:schema:dossier.sync:2")
+    );
+
+    let mut unknown = record("dossier.sync", &dossier);
+    unknown.schema_version = 9;
+    let status = client.publish(authed("q1-key", unknown)).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status
+            .message()
+            .contains("no schema version 9; versions 1 to 3 exist"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn every_refusal_changes_nothing_and_says_what_to_fix() {
+    let (hub, suffix) = TestHub::start().await;
+    let mut admin = hub.admin().await;
+    let before = admin
+        .list(authed(ADMIN, ListRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+
+    let refusals: [(&str, &str, Code, &str); 7] = [
+        (
+            "invalid YAML",
+            "kind: Route\nname: r\nmatch: {types: [dossier.sync]\nto: []\n",
+            Code::InvalidArgument,
+            "change.yaml:4: document 1: not valid YAML/JSON",
+        ),
+        (
+            "unknown kind",
+            "kind: Widget\nname: w\n",
+            Code::InvalidArgument,
+            "field `kind`: unknown kind `Widget`",
+        ),
+        (
+            "unknown field",
+            "kind: Route\nname: r\nmatch: {types: [dossier.sync], whn: x}\nto: [{topic: t}]\n",
+            Code::InvalidArgument,
+            "field `match.whn`: unknown field `whn`",
+        ),
+        (
+            "schema that does not compile",
+            "kind: RecordType\nname: land.parcel\nschema: {type: strng}\n",
+            Code::InvalidArgument,
+            "(RecordType \"land.parcel\"): field `schema`: not a valid JSON Schema",
+        ),
+        (
+            "CEL that does not parse",
+            "kind: Route\nname: r\nmatch: {types: [dossier.sync], when: 'data.x =='}\nto: [{topic: t}]\n",
+            Code::InvalidArgument,
+            "field `match.when`: CEL does not parse",
+        ),
+        (
+            "route to a type that does not exist",
+            "kind: Route\nname: r\nmatch: {types: [land.parcel]}\nto: [{topic: t}]\n",
+            Code::InvalidArgument,
+            "field `match.types[0]`: `land.parcel` matches no known record type",
+        ),
+        (
+            "all or nothing: a valid type with an invalid route",
+            "kind: RecordType\nname: land.parcel\nschema: {type: object}\n---\nkind: Route\nname: r\nmatch: {types: [land.parcel], sources: [nobody]}\nto: [{topic: t}]\n",
+            Code::InvalidArgument,
+            "change.yaml:5: document 2 (Route \"r\"): field `match.sources[0]`: no client is named `nobody`",
+        ),
+    ];
+    for (what, text, code, says) in refusals {
+        let status = apply(&mut admin, apply_request(text)).await.unwrap_err();
+        assert_eq!(status.code(), code, "{what}: {status:?}");
+        assert!(
+            status.message().contains(says),
+            "{what}: expected `{says}` in:\n{}",
+            status.message()
+        );
+        assert!(
+            status.message().starts_with("rejected, nothing changed"),
+            "{what}"
+        );
+    }
+
+    // A version conflict.
+    let mut stale = apply_request(&tax_route(&suffix).replace("name: tax", "name: city"));
+    stale.expected_versions.insert("Route/city".into(), 7);
+    let status = apply(&mut admin, stale).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(
+        status
+            .message()
+            .contains("expected version 7, but version 1 is stored (changed by `test-harness`"),
+        "{}",
+        status.message()
+    );
+
+    // A delete of something still referred to, naming the referrers.
+    let status = admin
+        .delete(authed(
+            ADMIN,
+            DeleteRequest {
+                kind: "RecordType".into(),
+                name: "dossier.sync".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    for referrer in ["Route \"city\"", "Route \"national\"", "Client \"q1\""] {
+        assert!(
+            status
+                .message()
+                .contains(&format!("still referred to by {referrer}")),
+            "{referrer} in {}",
+            status.message()
+        );
+    }
+    let status = admin
+        .delete(authed(
+            ADMIN,
+            DeleteRequest {
+                kind: "Route".into(),
+                name: "nope".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+
+    // Callers without the admin role, or without credentials.
+    let status = admin
+        .apply(authed("q1-key", apply_request(&tax_route(&suffix))))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert!(status.message().contains("lacks the admin role"));
+    let status = admin
+        .list(tonic::Request::new(ListRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let status = admin
+        .get(authed(
+            ADMIN,
+            GetRequest {
+                kind: "Widget".into(),
+                name: "x".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+
+    let after = admin
+        .list(authed(ADMIN, ListRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(after, before, "the store is untouched");
+}
+
+/// Audit events about resources whose name ends with `suffix`, read from the start of the topic.
+async fn audit_events(bootstrap: &str, suffix: &str, expected: usize) -> Vec<Value> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("test-{}", unique()))
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["_mekong.audit"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut events = Vec::new();
+    while events.len() < expected {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let message = match tokio::time::timeout(left, consumer.recv()).await {
+            Ok(m) => m.expect("reading the audit topic"),
+            Err(_) => panic!("only {events:?} of {expected} audit events arrived"),
+        };
+        let event: Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
+        if event["name"].as_str().is_some_and(|n| n.ends_with(suffix)) {
+            events.push(event);
+        }
+    }
+    events
+}
+
+#[tokio::test]
+async fn accepted_and_rejected_changes_are_audited_with_actor_versions_and_digests() {
+    let (hub, suffix) = TestHub::start().await;
+    let mut admin = hub.admin().await;
+    let name = format!("land.parcel.{suffix}");
+    let create = format!("kind: RecordType\nname: {name}\nschema: {{type: object}}\n");
+    apply(&mut admin, apply_request(&create)).await.unwrap();
+    let update =
+        format!("kind: RecordType\nname: {name}\nschema: {{type: object, required: [SoThua]}}\n");
+    apply(&mut admin, apply_request(&update)).await.unwrap_err();
+    admin
+        .delete(authed(
+            ADMIN,
+            DeleteRequest {
+                kind: "RecordType".into(),
+                name: name.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+
+    let events = audit_events(&hub.bootstrap, &suffix, 3).await;
+    let summary: Vec<(&str, &str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+                e["actor"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("apply", "created", "ops"),
+            ("apply", "rejected", "ops"),
+            ("delete", "deleted", "ops")
+        ]
+    );
+    let (created, rejected, deleted) = (&events[0], &events[1], &events[2]);
+    assert_eq!(created["newVersion"], 1);
+    assert!(created["oldSha256"].is_null());
+    assert_eq!(created["newSha256"].as_str().unwrap().len(), 64);
+    assert_eq!(rejected["event"], "resource.rejected");
+    assert_eq!(
+        (&rejected["oldVersion"], &rejected["newVersion"]),
+        (&1.into(), &2.into())
+    );
+    assert!(
+        rejected["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("property made required"),
+        "{rejected}"
+    );
+    assert_eq!(
+        deleted["oldSha256"], created["newSha256"],
+        "the deleted side is the created one"
+    );
+    assert!(deleted["newVersion"].is_null());
+}
+
+#[tokio::test]
+async fn test_record_shows_validation_routing_and_each_copy_without_writing() {
+    let (hub, suffix) = TestHub::start().await;
+    let mut admin = hub.admin().await;
+    let test = |payload: Vec<u8>, client: &str| {
+        authed(
+            ADMIN,
+            TestRecordRequest {
+                client: client.into(),
+                record_type: "dossier.sync".into(),
+                payload,
+                ..Default::default()
+            },
+        )
+    };
+    let report = admin
+        .test_record(test(citizen_dossier("TR-1"), "q1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(report.accepted, "{report:?}");
+    let routes: HashMap<_, _> = report
+        .routes
+        .iter()
+        .map(|r| (r.route.as_str(), (r.matched, r.reason.as_str())))
+        .collect();
+    assert_eq!(routes["city"], (true, ""));
+    assert_eq!(routes["national"], (true, ""));
+    assert_eq!(
+        routes["payments"],
+        (false, "the record type is not in match.types")
+    );
+    let national = report
+        .copies
+        .iter()
+        .find(|c| c.topic == format!("t-national-{suffix}"))
+        .unwrap();
+    let copy: Value = serde_json::from_slice(&national.payload).unwrap();
+    assert!(copy.get("SoDienThoai").is_none(), "shown after redaction");
+    assert_eq!(national.headers["ce_type"], "dossier.sync");
+    assert_eq!(national.key, "TR-1");
+
+    let business = br#"{"MaHoSo":"TR-2","LoaiDoiTuong":2,"NgayTiepNhan":"20261128083000"}"#;
+    let report = admin
+        .test_record(test(business.to_vec(), "q1"))
+        .await
+        .unwrap()
+        .into_inner();
+    let national = report
+        .routes
+        .iter()
+        .find(|r| r.route == "national")
+        .unwrap();
+    assert_eq!(national.reason, "match.when is false for this record");
+
+    let report = admin
+        .test_record(test(br#"{"MaHoSo":""}"#.to_vec(), "q1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!report.accepted);
+    assert_eq!(report.rejection_code, "INVALID_ARGUMENT");
+    let fields: Vec<&str> = report.violations.iter().map(|v| v.field.as_str()).collect();
+    assert!(fields.contains(&"/LoaiDoiTuong"), "{fields:?}");
+
+    let report = admin
+        .test_record(test(citizen_dossier("TR-3"), "reader"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(report.rejection_code, "PERMISSION_DENIED");
+
+    assert_eq!(
+        mekong_tests::count_records(&hub.bootstrap, &format!("t-city-{suffix}")),
+        0,
+        "nothing was written"
+    );
+}
