@@ -304,6 +304,7 @@ pub async fn get(args: GetArgs) -> Result<u8, Failure> {
 
 pub async fn delete(args: DeleteArgs) -> Result<u8, Failure> {
     let mut admin = client(&args.remote).await?;
+    let kind = mekong_core::Kind::parse(&args.kind).map_or(args.kind.clone(), |k| k.to_string());
     let response = admin
         .delete(pb::DeleteRequest {
             kind: args.kind.clone(),
@@ -316,13 +317,13 @@ pub async fn delete(args: DeleteArgs) -> Result<u8, Failure> {
         .into_inner();
     if args.dry_run {
         println!(
-            "{}/{} (version {}) can be deleted; dry run: nothing was changed",
-            args.kind, args.name, response.version
+            "{kind}/{} (version {}) can be deleted; dry run: nothing was changed",
+            args.name, response.version
         );
     } else {
         println!(
-            "{}/{} deleted (was version {})",
-            args.kind, args.name, response.version
+            "{kind}/{} deleted (was version {})",
+            args.name, response.version
         );
     }
     Ok(0)

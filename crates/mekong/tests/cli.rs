@@ -66,7 +66,7 @@ const TYPE: &str = "kind: RecordType\nname: dossier.sync\nkey: /MaHoSo\nschema: 
 fn invalid_resources_stop_the_server_naming_file_document_field_and_problem() {
     let err = refused(&[("a.yaml", &format!("{TYPE}---\nkind: Gizmo\nname: g\n"))]);
     assert!(
-        err.contains("a.yaml: document 2: field `kind`: unknown kind `Gizmo`"),
+        err.contains("a.yaml:6: document 2: field `kind`: unknown kind `Gizmo`"),
         "{err}"
     );
 
@@ -79,12 +79,12 @@ fn invalid_resources_stop_the_server_naming_file_document_field_and_problem() {
     ]);
     assert!(
         err.contains(
-            "routes.yml: document 1 (Route \"r\"): field `match.when`: CEL does not parse"
+            "routes.yml:1: document 1 (Route \"r\"): field `match.when`: CEL does not parse"
         ),
         "{err}"
     );
     assert!(
-        err.contains("routes.yml: document 1 (Route \"r\"): field `to[0].topic`"),
+        err.contains("routes.yml:1: document 1 (Route \"r\"): field `to[0].topic`"),
         "{err}"
     );
 
@@ -93,7 +93,7 @@ fn invalid_resources_stop_the_server_naming_file_document_field_and_problem() {
         r#"{"kind": "RecordType", "name": "x", "key": "MaHoSo", "schema": {"type": "nope"}}"#,
     )]);
     assert!(
-        err.contains("t.json: document 1 (RecordType \"x\"): field `key`"),
+        err.contains("t.json:1: document 1 (RecordType \"x\"): field `key`"),
         "{err}"
     );
     assert!(
@@ -102,7 +102,7 @@ fn invalid_resources_stop_the_server_naming_file_document_field_and_problem() {
     );
 
     let err = refused(&[("a.yaml", TYPE), ("b.yaml", TYPE)]);
-    assert!(err.contains("b.yaml: document 1 (RecordType \"dossier.sync\"): field `name`: duplicate name; first defined in"), "{err}");
+    assert!(err.contains("b.yaml:1: document 1 (RecordType \"dossier.sync\"): field `name`: RecordType/dossier.sync appears twice; first in"), "{err}");
 
     let err = refused(&[(
         "a.yaml",
@@ -119,13 +119,13 @@ fn invalid_resources_stop_the_server_naming_file_document_field_and_problem() {
         "a.yaml",
         "kind: Client\nname: c\nroles: [publisher]\nunknown: 1\n",
     )]);
-    assert!(err.contains("a.yaml: document 1: field `unknown`"), "{err}");
-
-    let err = refused(&[("a.yaml", "kind: [\n")]);
     assert!(
-        err.contains("a.yaml: document 1: not valid YAML/JSON"),
+        err.contains("a.yaml:1: document 1: field `unknown`"),
         "{err}"
     );
+
+    let err = refused(&[("a.yaml", "kind: [\n")]);
+    assert!(err.contains("document 1: not valid YAML/JSON"), "{err}");
 
     let err = refused(&[("readme.txt", "not a resource")]);
     assert!(err.contains("no *.yaml, *.yml or *.json files"), "{err}");
