@@ -174,3 +174,74 @@ async fn a_killed_broker_gives_unavailable_in_time_and_never_a_false_ok() {
         acknowledged.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_change_while_the_broker_is_down_is_unavailable_and_changes_nothing() {
+    use mekong_proto::v1::{ApplyRequest, GetRequest, SourceText};
+    let broker = PrivateBroker::start();
+    let s = unique();
+    let hub = TestHub::start_with(
+        &broker.bootstrap,
+        &standard_resources(&s),
+        GatewayConfig::default(),
+        ProducerSettings::default(),
+    )
+    .await;
+    let mut admin = hub.admin().await;
+    let change = || {
+        authed(
+            "admin-key",
+            ApplyRequest {
+                sources: vec![SourceText {
+                    name: "tax.yaml".into(),
+                    text: format!(
+                        "kind: Route\nname: tax\nmatch: {{types: [tax.filed]}}\nto: [{{topic: t-tax-{s}}}]\n"
+                    ),
+                }],
+                ..Default::default()
+            },
+        )
+    };
+
+    broker.kill();
+    let started = Instant::now();
+    let status = admin.apply(change()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "answered within the store's deadline, took {:?}",
+        started.elapsed()
+    );
+
+    broker.restart();
+    // The refused change left nothing behind: once Kafka is back the route is created at version 1.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let applied = loop {
+        match admin.apply(change()).await {
+            Ok(r) => break r.into_inner(),
+            Err(e) if e.code() == Code::Unavailable && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("apply after the restart: {e:?}"),
+        }
+    };
+    assert_eq!(
+        (
+            applied.results[0].outcome.as_str(),
+            applied.results[0].version
+        ),
+        ("created", 1)
+    );
+    let route = admin
+        .get(authed(
+            "admin-key",
+            GetRequest {
+                kind: "Route".into(),
+                name: "tax".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(route.version, 1);
+}
