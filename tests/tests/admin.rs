@@ -507,6 +507,13 @@ async fn audit_events(bootstrap: &str, suffix: &str, expected: usize) -> Vec<Val
         };
         let event: Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
         if event["name"].as_str().is_some_and(|n| n.ends_with(suffix)) {
+            // A CloudEvent like every record the hub writes.
+            let message = message.detach();
+            assert_eq!(
+                header(&message, "ce_type"),
+                Some(format!("mekong.{}", event["event"].as_str().unwrap()))
+            );
+            assert_eq!(header(&message, "ce_source").as_deref(), Some("mekong"));
             events.push(event);
         }
     }

@@ -236,7 +236,7 @@ impl Transaction<'_> {
     ) -> Result<Arc<View>, StoreError> {
         let timeout = self.store.settings.timeout;
         self.producer.begin_transaction().map_err(fenced)?;
-        let change_id = uuid_like();
+        let change_id = uuid::Uuid::now_v7().to_string();
         let parts = writes.len();
         let mut deliveries = Vec::new();
         for (i, (key, value)) in writes.iter().enumerate() {
@@ -267,9 +267,23 @@ impl Transaction<'_> {
         for event in &events {
             let key = format!("{}/{}", event.kind, event.name);
             let value = event.to_json();
-            let headers = OwnedHeaders::new().insert(Header {
-                key: "content-type",
-                value: Some("application/json"),
+            // Audit events are CloudEvents too, like every record the hub writes.
+            let id = uuid::Uuid::now_v7().to_string();
+            let ce_type = format!("mekong.{}", event.event);
+            let headers = [
+                ("ce_specversion", "1.0"),
+                ("ce_id", id.as_str()),
+                ("ce_source", "mekong"),
+                ("ce_type", ce_type.as_str()),
+                ("ce_time", event.time.as_str()),
+                ("content-type", "application/json"),
+            ]
+            .into_iter()
+            .fold(OwnedHeaders::new(), |headers, (key, value)| {
+                headers.insert(Header {
+                    key,
+                    value: Some(value),
+                })
             });
             let record = FutureRecord::to(AUDIT_TOPIC)
                 .key(&key)
@@ -323,13 +337,6 @@ fn fenced(e: KafkaError) -> StoreError {
     } else {
         StoreError::Unavailable(text)
     }
-}
-
-fn uuid_like() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("{nanos:x}-{:x}", std::process::id())
 }
 
 /// The follower thread: applies each complete change to the state, swaps the catalog when no more
