@@ -4,7 +4,8 @@
 //! Records that arrive together are printed together, then stdout is flushed and one `Ack` carries
 //! all their cursors; so an acknowledged record has always reached stdout (at least once). Ctrl-C
 //! acknowledges what was printed, closes the request stream and exits 0. A gRPC error prints
-//! `error: <CODE>: <message>` on stderr and exits 2 (usage, permission, unknown topic) or 1.
+//! `error: <CODE>: <message>` on stderr and exits 2 (usage, permission, unknown topic), 3 (the hub
+//! cannot be reached) or 1.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -22,7 +23,7 @@ use mekong_proto::v1::{
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::remote::{Failure, endpoint};
+use crate::remote::{Failure, Remote};
 
 /// Most records acknowledged by one `Ack`, when records keep arriving without a pause.
 const ACK_BATCH: usize = 64;
@@ -44,12 +45,8 @@ pub struct TailArgs {
     /// Only records of this type (repeatable); filtered records count as acknowledged.
     #[arg(long = "type", value_name = "TYPE")]
     types: Vec<String>,
-    /// The gateway: host:port or an http:// URL.
-    #[arg(long, env = "MEKONG_SERVER", default_value = "127.0.0.1:50051")]
-    server: String,
-    /// API key of the subscribing client.
-    #[arg(long, env = "MEKONG_TOKEN", hide_env_values = true)]
-    token: String,
+    #[command(flatten)]
+    remote: Remote,
     /// Records delivered and not yet acknowledged, at most (1..=4096) [server default: 256].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
     max_in_flight: Option<u32>,
@@ -133,17 +130,7 @@ enum Stop {
 }
 
 async fn tail(args: TailArgs) -> Result<(), Failure> {
-    let endpoint = endpoint(&args.server)?;
-    let authorization = format!("Bearer {}", args.token)
-        .parse()
-        .map_err(|_| Failure::usage("--token: not a valid header value".into()))?;
-    let channel = endpoint.connect().await.map_err(|e| {
-        Failure::other(format!(
-            "cannot connect to {}: {:#}",
-            args.server,
-            anyhow::Error::from(e)
-        ))
-    })?;
+    let channel = args.remote.connect().await?;
 
     let (start_from, start_time_ms) = match args.from {
         Start::Earliest => (StartFrom::Earliest, 0),
@@ -162,10 +149,7 @@ async fn tail(args: TailArgs) -> Result<(), Failure> {
             max_in_flight: args.max_in_flight.unwrap_or(0),
         }),
     );
-    let mut request = tonic::Request::new(request_stream);
-    request
-        .metadata_mut()
-        .insert("authorization", authorization);
+    let request = tonic::Request::new(request_stream);
     let mut client = SubscribeServiceClient::new(channel).max_decoding_message_size(64 << 20);
     let mut inbound = client
         .consume(request)
