@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, btree_map::Entry};
 use std::fmt;
 
 use crate::access::{ApiKeyHash, Role, find_key_owner};
+use crate::adapter::{Adapter, compile_adapter};
 use crate::condition::Condition;
 use crate::pattern::{Pattern, any_matches};
 use crate::redact::JsonPointer;
@@ -111,6 +112,7 @@ pub struct Catalog {
     pub(crate) record_types: BTreeMap<String, RecordType>,
     pub(crate) routes: Vec<Route>,
     pub(crate) clients: BTreeMap<String, Client>,
+    pub(crate) adapters: BTreeMap<String, Adapter>,
 }
 
 impl Catalog {
@@ -131,6 +133,7 @@ impl Catalog {
         let mut record_types = Vec::new();
         let mut routes = Vec::new();
         let mut clients = Vec::new();
+        let mut adapters = Vec::new();
 
         for doc in &documents {
             let name = doc.resource.name();
@@ -156,6 +159,7 @@ impl Catalog {
                 Resource::RecordType(spec) => record_types.push((doc, spec)),
                 Resource::Route(spec) => routes.push((doc, spec)),
                 Resource::Client(spec) => clients.push((doc, spec)),
+                Resource::Adapter(spec) => adapters.push((doc, spec)),
             }
         }
 
@@ -201,6 +205,18 @@ impl Catalog {
             }
         }
 
+        for (doc, spec) in adapters {
+            match compile_adapter(spec) {
+                Ok(adapter) => {
+                    catalog.adapters.insert(spec.name.clone(), adapter);
+                }
+                Err(e) => errors.extend(
+                    e.into_iter()
+                        .map(|(field, problem)| ResourceError::at(doc, field, problem)),
+                ),
+            }
+        }
+
         if errors.is_empty() {
             Ok(catalog)
         } else {
@@ -223,6 +239,14 @@ impl Catalog {
 
     pub fn client(&self, name: &str) -> Option<&Client> {
         self.clients.get(name)
+    }
+
+    pub fn adapters(&self) -> impl Iterator<Item = &Adapter> {
+        self.adapters.values()
+    }
+
+    pub fn adapter(&self, name: &str) -> Option<&Adapter> {
+        self.adapters.get(name)
     }
 
     pub fn routes(&self) -> &[Route] {

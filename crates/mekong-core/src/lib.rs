@@ -7,6 +7,7 @@
 //! Everything expensive (schemas, CEL programs) is compiled once, when a catalog is built.
 
 mod access;
+mod adapter;
 mod audit;
 mod catalog;
 mod compat;
@@ -21,6 +22,9 @@ mod state;
 mod topic;
 
 pub use access::{ApiKeyHash, Role, hash_api_key};
+pub use adapter::{
+    Adapter, RetryPolicy, adapter_group, check_secret_ref, dead_letter_topic, replay_topic,
+};
 pub use audit::{AUDIT_TOPIC, ResourceEvent};
 pub use catalog::{Catalog, CatalogError, Client, RecordType, Route};
 pub use compat::incompatibilities;
@@ -31,8 +35,8 @@ pub use envelope::{
 pub use redact::{JsonPointer, PointerError};
 pub use rejection::{Rejection, RejectionKind, Violation};
 pub use resource::{
-    ClientSpec, Compatibility, DestinationSpec, Document, Kind, MatchSpec, RecordTypeSpec,
-    Resource, ResourceError, RouteSpec, parse_documents,
+    AdapterSpec, AdapterType, AuthSpec, ClientSpec, Compatibility, DestinationSpec, Document, Kind,
+    MatchSpec, RecordTypeSpec, Resource, ResourceError, RetrySpec, RouteSpec, parse_documents,
 };
 pub use state::{Change, Key, Outcome, Plan, Proposal, ResourceState, Stored, Verdict};
 pub use topic::{INTERNAL_TOPIC_PREFIX, check_topic_name};

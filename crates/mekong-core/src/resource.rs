@@ -101,22 +101,127 @@ pub struct ApiKeySpec {
     pub sha256: String,
 }
 
+/// An `Adapter`: delivery of the records of some topics to an outside system over HTTP.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AdapterSpec {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// `dvcqg` (the National Public Service Portal) or `webhook` (CloudEvents over HTTP).
+    #[serde(rename = "type")]
+    pub target: AdapterType,
+    /// The topics whose records are delivered.
+    pub from: Vec<String>,
+    /// The URL records are sent to.
+    pub endpoint: String,
+    /// How long one HTTP request may take, e.g. `10s`.
+    #[serde(default = "default_timeout")]
+    pub timeout: String,
+    /// Keys delivered in parallel; records of one key always go one after another.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u32,
+    #[serde(default)]
+    pub retry: RetrySpec,
+    #[serde(default)]
+    pub auth: AuthSpec,
+    /// dvcqg: the unit code (`madonvi`) the portal knows the city by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_code: Option<String>,
+    /// dvcqg: `error_code` values worth retrying (others are final).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retryable_error_codes: Vec<String>,
+    /// dvcqg: `error_code` values meaning the session is no longer valid: log in again and retry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub session_error_codes: Vec<String>,
+}
+
+fn default_timeout() -> String {
+    "10s".into()
+}
+
+fn default_concurrency() -> u32 {
+    8
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdapterType {
+    Dvcqg,
+    Webhook,
+}
+
+/// How failed deliveries are retried: exponential backoff with jitter, up to `maxAttempts` in all.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RetrySpec {
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "default_initial_backoff")]
+    pub initial_backoff: String,
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff: String,
+}
+
+impl Default for RetrySpec {
+    fn default() -> Self {
+        RetrySpec {
+            max_attempts: default_max_attempts(),
+            initial_backoff: default_initial_backoff(),
+            max_backoff: default_max_backoff(),
+        }
+    }
+}
+
+fn default_max_attempts() -> u32 {
+    10
+}
+
+fn default_initial_backoff() -> String {
+    "1s".into()
+}
+
+fn default_max_backoff() -> String {
+    "5m".into()
+}
+
+/// Credentials, each a reference to a secret (`env:NAME` or `file:PATH`), never the secret itself.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AuthSpec {
+    /// dvcqg: where to log in for a session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// webhook: key of the HMAC-SHA256 signature over each body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hmac_secret: Option<String>,
+    /// webhook: sent as `Authorization: Bearer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token: Option<String>,
+}
+
 /// The kinds of resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     RecordType,
     Route,
     Client,
+    Adapter,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::RecordType, Kind::Route, Kind::Client];
+    pub const ALL: [Kind; 4] = [Kind::RecordType, Kind::Route, Kind::Client, Kind::Adapter];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::RecordType => "RecordType",
             Kind::Route => "Route",
             Kind::Client => "Client",
+            Kind::Adapter => "Adapter",
         }
     }
 
@@ -143,6 +248,7 @@ pub enum Resource {
     RecordType(RecordTypeSpec),
     Route(RouteSpec),
     Client(ClientSpec),
+    Adapter(AdapterSpec),
 }
 
 impl Resource {
@@ -151,6 +257,7 @@ impl Resource {
             Resource::RecordType(_) => Kind::RecordType,
             Resource::Route(_) => Kind::Route,
             Resource::Client(_) => Kind::Client,
+            Resource::Adapter(_) => Kind::Adapter,
         }
     }
 
@@ -159,6 +266,7 @@ impl Resource {
             Resource::RecordType(r) => &r.name,
             Resource::Route(r) => &r.name,
             Resource::Client(r) => &r.name,
+            Resource::Adapter(r) => &r.name,
         }
     }
 }
@@ -325,7 +433,7 @@ fn parse_resource(mut value: Value) -> Result<Resource, (String, String)> {
         None => {
             return Err((
                 "kind".into(),
-                "missing; expected one of RecordType, Route, Client".into(),
+                "missing; expected one of RecordType, Route, Client, Adapter".into(),
             ));
         }
     };
@@ -333,10 +441,13 @@ fn parse_resource(mut value: Value) -> Result<Resource, (String, String)> {
         "RecordType" => Resource::RecordType(typed(value)?),
         "Route" => Resource::Route(typed(value)?),
         "Client" => Resource::Client(typed(value)?),
+        "Adapter" => Resource::Adapter(typed(value)?),
         other => {
             return Err((
                 "kind".into(),
-                format!("unknown kind `{other}`; expected one of RecordType, Route, Client"),
+                format!(
+                    "unknown kind `{other}`; expected one of RecordType, Route, Client, Adapter"
+                ),
             ));
         }
     };

@@ -226,7 +226,7 @@ impl AdminService for Admin {
         for key in expected.keys() {
             if Key::parse(key).is_none() {
                 return Err(Status::invalid_argument(format!(
-                    "expected_versions: `{key}` is not `Kind/name` (kinds: RecordType, Route, Client)"
+                    "expected_versions: `{key}` is not `Kind/name` (kinds: RecordType, Route, Client, Adapter)"
                 )));
             }
         }
@@ -381,7 +381,7 @@ impl AdminService for Admin {
 fn kind(text: &str) -> Result<Kind, Status> {
     Kind::parse(text).ok_or_else(|| {
         Status::invalid_argument(format!(
-            "unknown kind `{text}`; expected one of RecordType, Route, Client"
+            "unknown kind `{text}`; expected one of RecordType, Route, Client, Adapter"
         ))
     })
 }
