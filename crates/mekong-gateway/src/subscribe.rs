@@ -84,7 +84,7 @@ impl SubscribeService for Subscribe {
         let subscriber = Subscriber::new(&self.backbone, settings.clone()).map_err(|e| {
             Status::unavailable(format!("cannot join the consumer group on Kafka: {e}"))
         })?;
-        info!(%client, topic = %settings.topic, group = %settings.group_id, max_in_flight, "subscription started");
+        info!(%client, topic = %settings.topics.join(","), group = %settings.group_id, max_in_flight, "subscription started");
 
         let (tx, rx) = mpsc::channel(64);
         let stream = Session {
@@ -96,7 +96,7 @@ impl SubscribeService for Subscribe {
             shutdown: self.shutdown.clone(),
         };
         let span =
-            info_span!("consume", %client, topic = %settings.topic, group = %settings.group_id);
+            info_span!("consume", %client, topic = %settings.topics.join(","), group = %settings.group_id);
         tokio::spawn(stream.run().instrument(span));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
@@ -157,7 +157,7 @@ impl Subscribe {
         }
         // Groups are per client: no client can join, or commit for, another's group.
         Ok(SubscriptionSettings {
-            topic: s.topic.clone(),
+            topics: vec![s.topic.clone()],
             group_id: format!("mekong.{client}.{group}"),
             start,
         })

@@ -1,5 +1,6 @@
-//! Reading a topic for one subscriber stream, at least once: a Kafka consumer group member that
-//! commits a partition's position only up to the first record its client has not acknowledged.
+//! Reading topics at least once, for one subscriber stream or one delivery adapter: a Kafka consumer
+//! group member that commits a partition's position only up to the first record its reader has not
+//! acknowledged.
 //! When partitions move to another member, what was acknowledged is committed first, so nothing
 //! unacknowledged is skipped and little acknowledged is read again.
 
@@ -35,10 +36,13 @@ pub struct Received {
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
+/// A partition of one of the topics read.
+type TopicPartition = (String, i32);
+
 /// How far each assigned partition has been delivered and acknowledged.
 #[derive(Default)]
 struct Tracker {
-    partitions: HashMap<i32, PartitionState>,
+    partitions: HashMap<TopicPartition, PartitionState>,
 }
 
 #[derive(Default)]
@@ -65,7 +69,10 @@ impl Tracker {
 
     /// The positions of these partitions, whether committed already or not: for a synchronous commit
     /// that must not rely on an earlier asynchronous one having landed.
-    fn positions(&mut self, partitions: impl IntoIterator<Item = i32>) -> Vec<(i32, i64)> {
+    fn positions(
+        &mut self,
+        partitions: impl IntoIterator<Item = TopicPartition>,
+    ) -> Vec<(TopicPartition, i64)> {
         let mut positions = Vec::new();
         for partition in partitions {
             if let Some(state) = self.partitions.get_mut(&partition)
@@ -79,7 +86,10 @@ impl Tracker {
     }
 
     /// Positions to commit for these partitions (those that moved since the last commit).
-    fn due(&mut self, partitions: impl IntoIterator<Item = i32>) -> Vec<(i32, i64)> {
+    fn due(
+        &mut self,
+        partitions: impl IntoIterator<Item = TopicPartition>,
+    ) -> Vec<(TopicPartition, i64)> {
         let mut due = Vec::new();
         for partition in partitions {
             if let Some(state) = self.partitions.get_mut(&partition)
@@ -97,7 +107,6 @@ impl Tracker {
 /// Rebalances: commit what was acknowledged before partitions go; on assignment, find the start by
 /// time where the group has no position yet.
 struct TrackingContext {
-    topic: String,
     start: StartPosition,
     tracker: Arc<Mutex<Tracker>>,
 }
@@ -121,14 +130,18 @@ impl ConsumerContext for TrackingContext {
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                let revoked: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                let revoked: Vec<TopicPartition> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect();
                 let mut tracker = self.tracker.lock().expect("tracker lock");
-                let due = tracker.positions(revoked.iter().copied());
+                let due = tracker.positions(revoked.iter().cloned());
                 for partition in &revoked {
                     tracker.partitions.remove(partition);
                 }
                 drop(tracker);
-                commit(consumer, &self.topic, &due, CommitMode::Sync);
+                commit(consumer, &due, CommitMode::Sync);
                 let _ = consumer.unassign();
             }
             _ => {
@@ -170,15 +183,14 @@ impl TrackingContext {
 
 fn commit<C: ConsumerContext>(
     consumer: &impl Consumer<C>,
-    topic: &str,
-    due: &[(i32, i64)],
+    due: &[(TopicPartition, i64)],
     mode: CommitMode,
 ) {
     if due.is_empty() {
         return;
     }
     let mut tpl = TopicPartitionList::new();
-    for (partition, position) in due {
+    for ((topic, partition), position) in due {
         let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*position));
     }
     if let Err(e) = consumer.commit(&tpl, mode) {
@@ -190,16 +202,15 @@ fn commit<C: ConsumerContext>(
 /// Settings of one subscription.
 #[derive(Debug, Clone)]
 pub struct SubscriptionSettings {
-    pub topic: String,
+    pub topics: Vec<String>,
     /// The Kafka consumer group id.
     pub group_id: String,
     pub start: StartPosition,
 }
 
-/// One member of a consumer group, reading one topic for one stream.
+/// One member of a consumer group, reading its topics for one reader.
 pub struct Subscriber {
     consumer: StreamConsumer<TrackingContext>,
-    topic: String,
     tracker: Arc<Mutex<Tracker>>,
 }
 
@@ -210,7 +221,6 @@ impl Subscriber {
     ) -> Result<Subscriber, KafkaError> {
         let tracker = Arc::new(Mutex::new(Tracker::default()));
         let context = TrackingContext {
-            topic: settings.topic.clone(),
             start: settings.start,
             tracker: Arc::clone(&tracker),
         };
@@ -231,12 +241,9 @@ impl Subscriber {
             .set("queued.max.messages.kbytes", "8192")
             .set("fetch.queue.backoff.ms", "10")
             .create_with_context(context)?;
-        consumer.subscribe(&[&settings.topic])?;
-        Ok(Subscriber {
-            consumer,
-            topic: settings.topic,
-            tracker,
-        })
+        let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics)?;
+        Ok(Subscriber { consumer, tracker })
     }
 
     /// The next record; it counts as in flight until acknowledged.
@@ -258,7 +265,10 @@ impl Subscriber {
                 .unwrap_or_default(),
         };
         let mut tracker = self.tracker.lock().expect("tracker lock");
-        let state = tracker.partitions.entry(received.partition).or_default();
+        let state = tracker
+            .partitions
+            .entry((received.topic.clone(), received.partition))
+            .or_default();
         state.unacked.insert(received.offset);
         state.next = Some(received.offset + 1);
         Ok(received)
@@ -276,10 +286,7 @@ impl Subscriber {
         let mut tracker = self.tracker.lock().expect("tracker lock");
         let mut acked = 0;
         for (topic, partition, offset) in cursors {
-            if topic != self.topic {
-                continue;
-            }
-            if let Some(state) = tracker.partitions.get_mut(&partition)
+            if let Some(state) = tracker.partitions.get_mut(&(topic, partition))
                 && state.unacked.remove(&offset)
             {
                 acked += 1;
@@ -291,19 +298,38 @@ impl Subscriber {
     /// Commits, asynchronously, the positions that moved since the last commit.
     pub fn commit_acknowledged(&self) {
         let mut tracker = self.tracker.lock().expect("tracker lock");
-        let partitions: Vec<i32> = tracker.partitions.keys().copied().collect();
+        let partitions: Vec<TopicPartition> = tracker.partitions.keys().cloned().collect();
         let due = tracker.due(partitions);
         drop(tracker);
-        commit(&self.consumer, &self.topic, &due, CommitMode::Async);
+        commit(&self.consumer, &due, CommitMode::Async);
+    }
+
+    /// Stops fetching from the current assignment (the consumer keeps its group membership: keep
+    /// calling [`Subscriber::next`]); for readers whose buffer is full.
+    pub fn pause(&self) {
+        if let Ok(assignment) = self.consumer.assignment()
+            && let Err(e) = self.consumer.pause(&assignment)
+        {
+            tracing::warn!(error = %e, "cannot pause the assignment");
+        }
+    }
+
+    /// Fetches again after [`Subscriber::pause`].
+    pub fn resume(&self) {
+        if let Ok(assignment) = self.consumer.assignment()
+            && let Err(e) = self.consumer.resume(&assignment)
+        {
+            tracing::warn!(error = %e, "cannot resume the assignment");
+        }
     }
 
     /// Commits what was acknowledged and leaves the group.
     pub fn close(self) {
         let mut tracker = self.tracker.lock().expect("tracker lock");
-        let partitions: Vec<i32> = tracker.partitions.keys().copied().collect();
+        let partitions: Vec<TopicPartition> = tracker.partitions.keys().cloned().collect();
         let due = tracker.positions(partitions);
         drop(tracker);
-        commit(&self.consumer, &self.topic, &due, CommitMode::Sync);
+        commit(&self.consumer, &due, CommitMode::Sync);
         self.consumer.unsubscribe();
     }
 }
@@ -315,19 +341,35 @@ mod tests {
     #[test]
     fn commits_only_up_to_the_first_unacknowledged_record() {
         let mut tracker = Tracker::default();
-        let state = tracker.partitions.entry(0).or_default();
+        let p = || ("t".to_string(), 0);
+        let state = tracker.partitions.entry(p()).or_default();
         state.unacked.extend([10, 11, 12]);
         state.next = Some(13);
-        assert_eq!(tracker.due([0]), vec![(0, 10)]);
-        assert_eq!(tracker.due([0]), vec![], "nothing moved");
-        tracker.partitions.get_mut(&0).unwrap().unacked.remove(&11);
-        assert_eq!(tracker.due([0]), vec![], "10 is still unacknowledged");
-        tracker.partitions.get_mut(&0).unwrap().unacked.remove(&10);
-        assert_eq!(tracker.due([0]), vec![(0, 12)]);
-        tracker.partitions.get_mut(&0).unwrap().unacked.remove(&12);
+        assert_eq!(tracker.due([p()]), vec![(p(), 10)]);
+        assert_eq!(tracker.due([p()]), vec![], "nothing moved");
+        tracker
+            .partitions
+            .get_mut(&p())
+            .unwrap()
+            .unacked
+            .remove(&11);
+        assert_eq!(tracker.due([p()]), vec![], "10 is still unacknowledged");
+        tracker
+            .partitions
+            .get_mut(&p())
+            .unwrap()
+            .unacked
+            .remove(&10);
+        assert_eq!(tracker.due([p()]), vec![(p(), 12)]);
+        tracker
+            .partitions
+            .get_mut(&p())
+            .unwrap()
+            .unacked
+            .remove(&12);
         assert_eq!(
-            tracker.due([0]),
-            vec![(0, 13)],
+            tracker.due([p()]),
+            vec![(p(), 13)],
             "all acknowledged: past the last"
         );
         assert_eq!(tracker.in_flight(), 0);
