@@ -82,3 +82,51 @@ impl ResourceEvent {
         serde_json::to_vec(self).expect("audit events serialise to JSON")
     }
 }
+
+/// What happened to one delivery of a record by an adapter.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryEvent {
+    /// `delivery.delivered`, `delivery.retried`, `delivery.dead_lettered` or `delivery.replayed`.
+    pub event: &'static str,
+    pub time: String,
+    pub adapter: String,
+    /// The record's id (`ce_id`), its type, its partition key.
+    pub record_id: String,
+    pub record_type: String,
+    pub key: String,
+    /// Where the adapter read it.
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// Attempts made so far.
+    pub attempt: u32,
+    /// The target's HTTP status, when it answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Why it failed, or was dead-lettered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// For a retry: how long until the next attempt, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_in_ms: Option<u64>,
+}
+
+impl DeliveryEvent {
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("audit events serialise to JSON")
+    }
+}
+
+/// The CloudEvents headers of an audit event (binary content mode, like every record the hub
+/// writes): `ce_type` is `mekong.<event>`, `ce_source` `mekong`.
+pub fn audit_headers(id: uuid::Uuid, event: &str, time: &str) -> Vec<(String, String)> {
+    vec![
+        ("ce_specversion".into(), "1.0".into()),
+        ("ce_id".into(), id.to_string()),
+        ("ce_source".into(), "mekong".into()),
+        ("ce_type".into(), format!("mekong.{event}")),
+        ("ce_time".into(), time.to_owned()),
+        ("content-type".into(), "application/json".into()),
+    ]
+}

@@ -95,8 +95,7 @@ impl SubscribeService for Subscribe {
             types: subscription.record_types,
             shutdown: self.shutdown.clone(),
         };
-        let span =
-            info_span!("consume", %client, topic = %settings.topics.join(","), group = %settings.group_id);
+        let span = info_span!("consume", %client, topic = %settings.topics.join(","), group = %settings.group_id);
         tokio::spawn(stream.run().instrument(span));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }

@@ -5,13 +5,16 @@
 //! `mekong-core`.
 
 mod backbone;
+mod deadletters;
 mod producer;
 mod store;
 mod subscription;
 mod topics;
 
 pub use backbone::{Backbone, KafkaOptions};
+pub use deadletters::{DeadLetter, read_all};
 pub use producer::{ProduceError, Producer, ProducerSettings, WrittenCopy, message_bytes_for};
+pub use rdkafka::error::KafkaError;
 pub use store::{RESOURCES_TOPIC, Store, StoreError, StoreSettings, Transaction, View};
 pub use subscription::{Received, StartPosition, Subscriber, SubscriptionSettings};
 pub use topics::{TopicSettings, ensure_topics, topic_exists};

@@ -16,7 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use mekong_core::{AUDIT_TOPIC, Catalog, Key, ResourceEvent, ResourceState, Stored};
+use mekong_core::{AUDIT_TOPIC, Catalog, Key, ResourceEvent, ResourceState, Stored, audit_headers};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
@@ -267,24 +267,14 @@ impl Transaction<'_> {
         for event in &events {
             let key = format!("{}/{}", event.kind, event.name);
             let value = event.to_json();
-            // Audit events are CloudEvents too, like every record the hub writes.
-            let id = uuid::Uuid::now_v7().to_string();
-            let ce_type = format!("mekong.{}", event.event);
-            let headers = [
-                ("ce_specversion", "1.0"),
-                ("ce_id", id.as_str()),
-                ("ce_source", "mekong"),
-                ("ce_type", ce_type.as_str()),
-                ("ce_time", event.time.as_str()),
-                ("content-type", "application/json"),
-            ]
-            .into_iter()
-            .fold(OwnedHeaders::new(), |headers, (key, value)| {
-                headers.insert(Header {
-                    key,
-                    value: Some(value),
-                })
-            });
+            let headers = audit_headers(uuid::Uuid::now_v7(), event.event, &event.time)
+                .into_iter()
+                .fold(OwnedHeaders::new(), |headers, (key, value)| {
+                    headers.insert(Header {
+                        key: &key,
+                        value: Some(&value),
+                    })
+                });
             let record = FutureRecord::to(AUDIT_TOPIC)
                 .key(&key)
                 .payload(&value)
