@@ -288,6 +288,7 @@ impl Engine {
                     status,
                     error,
                     retry_in_ms: None,
+                    actor: None,
                 };
             match outcome {
                 Attempt::Delivered { status } => {

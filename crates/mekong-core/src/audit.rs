@@ -110,6 +110,9 @@ pub struct DeliveryEvent {
     /// For a retry: how long until the next attempt, in milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_in_ms: Option<u64>,
+    /// For a replay: the admin client that asked for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
 }
 
 impl DeliveryEvent {

@@ -10,7 +10,7 @@ use mekong_core::{
     Catalog, Key, Kind, Limits, Outcome, Plan, Proposal, RejectionKind, ResourceError,
     ResourceEvent, Role, RouteVerdict, Stored, Submission, Verdict, parse_documents,
 };
-use mekong_kafka::{Backbone, Store, StoreError, TopicSettings, View, ensure_topics};
+use mekong_kafka::{Backbone, Producer, Store, StoreError, TopicSettings, View, ensure_topics};
 use mekong_proto::v1 as pb;
 use mekong_proto::v1::admin_service_server::AdminService;
 use tonic::{Code, Request, Response, Status};
@@ -19,12 +19,15 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::auth::authenticate;
+use crate::deadletters;
 
 /// What the admin service works with.
 pub struct Admin {
     catalog: Arc<ArcSwap<Catalog>>,
     changes: Changes,
     limits: Limits,
+    /// Writes replayed dead letters.
+    producer: Producer,
 }
 
 /// Applying and deleting resources through the store; shared by the service and `mekong serve`'s
@@ -172,11 +175,25 @@ fn now() -> String {
 }
 
 impl Admin {
-    pub fn new(catalog: Arc<ArcSwap<Catalog>>, changes: Changes, limits: Limits) -> Admin {
+    pub fn new(
+        catalog: Arc<ArcSwap<Catalog>>,
+        changes: Changes,
+        limits: Limits,
+        producer: Producer,
+    ) -> Admin {
         Admin {
             catalog,
             changes,
             limits,
+            producer,
+        }
+    }
+
+    /// The name of an adapter the catalog has.
+    fn adapter(&self, name: &str) -> Result<(), Status> {
+        match self.catalog.load().adapter(name) {
+            Some(_) => Ok(()),
+            None => Err(Status::not_found(format!("there is no adapter `{name}`"))),
         }
     }
 
@@ -375,6 +392,37 @@ impl AdminService for Admin {
             },
         };
         Ok(Response::new(response))
+    }
+
+    async fn list_dead_letters(
+        &self,
+        request: Request<pb::ListDeadLettersRequest>,
+    ) -> Result<Response<pb::ListDeadLettersResponse>, Status> {
+        self.admin(&request)?;
+        let adapter = request.into_inner().adapter;
+        self.adapter(&adapter)?;
+        deadletters::list(&self.changes.backbone, &adapter)
+            .await
+            .map(Response::new)
+    }
+
+    async fn replay_dead_letters(
+        &self,
+        request: Request<pb::ReplayDeadLettersRequest>,
+    ) -> Result<Response<pb::ReplayDeadLettersResponse>, Status> {
+        let actor = self.admin(&request)?;
+        let request = request.into_inner();
+        self.adapter(&request.adapter)?;
+        let replayed = deadletters::replay(
+            &self.changes.backbone,
+            &self.producer,
+            &request.adapter,
+            &request,
+            &actor,
+        )
+        .await?;
+        info!(adapter = %request.adapter, actor, replayed = replayed.replayed.len(), "dead letters replayed");
+        Ok(Response::new(replayed))
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod admin;
 mod auth;
+mod deadletters;
 mod idempotency;
 mod ingest;
 mod server;

@@ -46,6 +46,7 @@ pub async fn serve(
             topics: gateway.topics,
         },
         config.limits,
+        gateway.producer.clone(),
     ))
     .max_decoding_message_size(64 * 1024 * 1024);
     let subscribe = SubscribeServiceServer::new(Subscribe::new(

@@ -96,6 +96,101 @@ pub struct TestRecordArgs {
     remote: Remote,
 }
 
+#[derive(clap::Subcommand, Debug)]
+pub enum DlqCommand {
+    /// The records an adapter could not deliver, oldest first, and why.
+    List {
+        adapter: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Send dead letters through their adapter again.
+    Replay {
+        adapter: String,
+        /// The record id of a dead letter to replay (repeatable).
+        #[arg(
+            long = "record",
+            value_name = "ID",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
+        records: Vec<String>,
+        /// Every dead letter not replayed yet.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+pub async fn dlq(command: DlqCommand) -> Result<u8, Failure> {
+    match command {
+        DlqCommand::List { adapter, remote } => {
+            let letters = client(&remote)
+                .await?
+                .list_dead_letters(pb::ListDeadLettersRequest {
+                    adapter: adapter.clone(),
+                })
+                .await
+                .map_err(refused)?
+                .into_inner()
+                .dead_letters;
+            if letters.is_empty() {
+                println!("adapter `{adapter}` has no dead letters");
+                return Ok(0);
+            }
+            println!(
+                "{:>6}  {:<36}  {:<16}  {:>8}  {:>6}  {:<8}  {:<24}  ERROR",
+                "OFFSET", "RECORD", "TYPE", "ATTEMPTS", "STATUS", "REPLAYED", "TIME"
+            );
+            for l in &letters {
+                println!(
+                    "{:>6}  {:<36}  {:<16}  {:>8}  {:>6}  {:<8}  {:<24}  {}",
+                    l.offset,
+                    l.record_id,
+                    l.record_type,
+                    l.attempts,
+                    if l.last_status.is_empty() {
+                        "-"
+                    } else {
+                        &l.last_status
+                    },
+                    if l.replayed { "yes" } else { "no" },
+                    l.time,
+                    l.error
+                );
+            }
+            Ok(0)
+        }
+        DlqCommand::Replay {
+            adapter,
+            records,
+            all,
+            remote,
+        } => {
+            let replayed = client(&remote)
+                .await?
+                .replay_dead_letters(pb::ReplayDeadLettersRequest {
+                    adapter: adapter.clone(),
+                    record_ids: records,
+                    all,
+                })
+                .await
+                .map_err(refused)?
+                .into_inner()
+                .replayed;
+            for id in &replayed {
+                println!("replayed {id}");
+            }
+            println!(
+                "{} dead letter(s) of `{adapter}` sent again",
+                replayed.len()
+            );
+            Ok(0)
+        }
+    }
+}
+
 /// Runs one admin command on a small runtime and turns its result into an exit code.
 pub fn run<F, Fut>(command: F) -> ExitCode
 where

@@ -1,6 +1,7 @@
 //! `mekong`: the city's data-integration hub, as one binary. A thin shell over the library crates:
 //! it reads flags and files, starts the backbone and serves.
 
+mod adapters;
 mod admin;
 mod remote;
 mod resources;
@@ -47,6 +48,12 @@ enum Command {
     Delete(admin::DeleteArgs),
     /// Run a record through access, validation and routing as a client would publish it.
     TestRecord(admin::TestRecordArgs),
+    /// Dead letters of an adapter: list them, replay them.
+    #[command(subcommand)]
+    Dlq(admin::DlqCommand),
+    /// The delivery adapters, apart from the gateway.
+    #[command(subcommand)]
+    Adapters(adapters::AdaptersCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -59,12 +66,14 @@ fn main() -> std::process::ExitCode {
         .init();
     let result = match Cli::parse().command {
         Command::Serve(args) => serve::run(args),
+        Command::Adapters(command) => adapters::run(command),
         Command::Tail(args) => return tail::run(args),
         Command::Apply(args) => return admin::run(|| admin::apply(args)),
         Command::Diff(args) => return admin::run(|| admin::diff(args)),
         Command::Get(args) => return admin::run(|| admin::get(args)),
         Command::Delete(args) => return admin::run(|| admin::delete(args)),
         Command::TestRecord(args) => return admin::run(|| admin::test_record(args)),
+        Command::Dlq(command) => return admin::run(|| admin::dlq(command)),
         Command::Check { resources } => resources::load(&resources).map(|catalog| {
             let (types, routes, clients) = catalog.counts();
             println!(

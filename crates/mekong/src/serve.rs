@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
 use clap::Args;
+use mekong_adapters::EngineSettings;
 use mekong_core::{Catalog, Limits, Outcome, Verdict};
 use mekong_gateway::{Changes, Gateway, GatewayConfig, WindowSettings};
 use mekong_kafka::{
@@ -63,9 +64,12 @@ pub struct ServeArgs {
     /// How long an idempotency key is remembered.
     #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
     idempotency_window_age: Duration,
+    /// Do not run the delivery adapters here (run them with `mekong adapters run` instead).
+    #[arg(long)]
+    no_adapters: bool,
 }
 
-fn key_value(s: &str) -> Result<(String, String), String> {
+pub(crate) fn key_value(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))
@@ -160,6 +164,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         println!("listening on {}", listener.local_addr()?);
         info!(listen = %args.listen, "gateway serving mekong.v1 IngestService, SubscribeService and AdminService, grpc.health.v1.Health and reflection");
 
+        // Adapters deliver from the same catalog; they stop after the gateway has drained.
+        let (stop_adapters, adapters_stop) = tokio::sync::watch::channel(false);
+        let adapters = (!args.no_adapters).then(|| {
+            tokio::spawn(mekong_adapters::supervise(
+                Arc::clone(&catalog),
+                Arc::clone(&backbone),
+                producer.clone(),
+                EngineSettings { replication: args.topic_replication },
+                adapters_stop,
+            ))
+        });
         let gateway = Gateway {
             catalog,
             producer: producer.clone(),
@@ -169,6 +184,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             config,
         };
         mekong_gateway::serve(listener, gateway, shutdown_signal()).await?;
+        let _ = stop_adapters.send(true);
+        if let Some(adapters) = adapters {
+            info!("shutting down: stopping the adapters");
+            let _ = adapters.await;
+        }
         info!("shutting down: flushing the producer");
         producer.flush(Duration::from_secs(10))?;
         anyhow::Ok(())
@@ -209,7 +229,7 @@ async fn seed_store(
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
