@@ -7,6 +7,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub mod targets;
+
 use arc_swap::ArcSwap;
 use mekong_core::{Catalog, parse_documents};
 use mekong_gateway::{Changes, Gateway, GatewayConfig};
@@ -127,6 +129,11 @@ pub struct TestHub {
     pub bootstrap: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// The delivery adapters of the catalog, run beside the gateway as `mekong serve` does.
+    adapters: Option<(
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    )>,
 }
 
 impl TestHub {
@@ -199,6 +206,14 @@ impl TestHub {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
+        let (stop_adapters, adapters_stop) = tokio::sync::watch::channel(false);
+        let adapters = tokio::spawn(mekong_adapters::supervise(
+            Arc::clone(&catalog),
+            Arc::clone(&backbone),
+            producer.clone(),
+            mekong_adapters::EngineSettings { replication: 1 },
+            adapters_stop,
+        ));
         let gateway = Gateway {
             catalog,
             producer,
@@ -219,6 +234,7 @@ impl TestHub {
             bootstrap: bootstrap.to_owned(),
             stop: Some(stop),
             task: Some(task),
+            adapters: Some((stop_adapters, adapters)),
         }
     }
 
@@ -261,6 +277,10 @@ impl TestHub {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+        if let Some((stop, adapters)) = self.adapters.take() {
+            let _ = stop.send(true);
+            let _ = adapters.await;
+        }
     }
 }
 
@@ -268,6 +288,9 @@ impl Drop for TestHub {
     fn drop(&mut self) {
         if let Some(task) = self.task.take() {
             task.abort();
+        }
+        if let Some((_, adapters)) = self.adapters.take() {
+            adapters.abort();
         }
     }
 }
@@ -362,6 +385,50 @@ pub async fn read_records(
         }
     }
     records
+}
+
+/// Audit events from `_mekong.audit` (read from the start, committed only) that `wanted` picks, in
+/// order; fails the test if fewer than `expected` arrive within 30 s. Each is checked to be a
+/// CloudEvent whose `ce_type` is `mekong.<event>`.
+pub async fn audit_events(
+    bootstrap: &str,
+    expected: usize,
+    wanted: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("test-{}", unique()))
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["_mekong.audit"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut events = Vec::new();
+    while events.len() < expected {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let message = match tokio::time::timeout(left, consumer.recv()).await {
+            Ok(m) => m.expect("reading the audit topic").detach(),
+            Err(_) => panic!(
+                "only {} of {expected} audit events arrived: {events:?}",
+                events.len()
+            ),
+        };
+        let event: serde_json::Value =
+            serde_json::from_slice(message.payload().unwrap_or_default()).unwrap();
+        if wanted(&event) {
+            assert_eq!(
+                header(&message, "ce_type"),
+                Some(format!(
+                    "mekong.{}",
+                    event["event"].as_str().unwrap_or_default()
+                ))
+            );
+            assert_eq!(header(&message, "ce_source").as_deref(), Some("mekong"));
+            events.push(event);
+        }
+    }
+    events
 }
 
 /// A header of a Kafka record, as UTF-8.

@@ -16,9 +16,6 @@ use mekong_tests::{
     TestHub, authed, citizen_dossier, header, kafka_bootstrap, read_records, record,
     standard_resources, unique,
 };
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Message;
 use serde_json::Value;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -487,37 +484,12 @@ async fn every_refusal_changes_nothing_and_says_what_to_fix() {
     assert_eq!(after, before, "the store is untouched");
 }
 
-/// Audit events about resources whose name ends with `suffix`, read from the start of the topic.
+/// Audit events about resources whose name ends with `suffix`, in order.
 async fn audit_events(bootstrap: &str, suffix: &str, expected: usize) -> Vec<Value> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("test-{}", unique()))
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        .create()
-        .unwrap();
-    consumer.subscribe(&["_mekong.audit"]).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut events = Vec::new();
-    while events.len() < expected {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let message = match tokio::time::timeout(left, consumer.recv()).await {
-            Ok(m) => m.expect("reading the audit topic"),
-            Err(_) => panic!("only {events:?} of {expected} audit events arrived"),
-        };
-        let event: Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
-        if event["name"].as_str().is_some_and(|n| n.ends_with(suffix)) {
-            // A CloudEvent like every record the hub writes.
-            let message = message.detach();
-            assert_eq!(
-                header(&message, "ce_type"),
-                Some(format!("mekong.{}", event["event"].as_str().unwrap()))
-            );
-            assert_eq!(header(&message, "ce_source").as_deref(), Some("mekong"));
-            events.push(event);
-        }
-    }
-    events
+    mekong_tests::audit_events(bootstrap, expected, |e| {
+        e["name"].as_str().is_some_and(|n| n.ends_with(suffix))
+    })
+    .await
 }
 
 #[tokio::test]

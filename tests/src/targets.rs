@@ -1,0 +1,287 @@
+//! Real local HTTP servers that act like the systems adapters deliver to, failures included: a
+//! national portal (login for a session, `error_code` in HTTP 200 bodies, sessions that expire)
+//! and a webhook receiver. Each answers from a script, then succeeds, and records what it received.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+/// One scripted answer.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// Success: `error_code` 0 for the portal, 200 for a webhook.
+    Ok,
+    /// The portal answers HTTP 200 with this `error_code` and message.
+    ErrorCode(&'static str, &'static str),
+    /// An HTTP status, with a Retry-After in seconds if given.
+    Status(u16, Option<u64>),
+    /// Waits this long, then succeeds (for timeouts).
+    Delay(Duration),
+}
+
+/// A request as received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub at: Instant,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// What was answered.
+    pub reply: String,
+}
+
+impl Received {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+}
+
+#[derive(Default)]
+struct Script {
+    /// Answers for the next requests whose key (MaHoSo, or the webhook's ce-id prefix) matches;
+    /// `""` for any request.
+    by_key: HashMap<String, VecDeque<Reply>>,
+    received: Vec<Received>,
+    logins: usize,
+    /// Sessions the portal accepts.
+    sessions: Vec<String>,
+    /// Per request, how long to wait before answering (a slow target).
+    latency: Duration,
+}
+
+/// A scripted HTTP target, serving until dropped.
+#[derive(Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<Script>>,
+    _server: Arc<ServerTask>,
+}
+
+struct ServerTask(tokio::task::JoinHandle<()>);
+
+impl Drop for ServerTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The error code the portal uses for an expired session, as the test adapters configure it.
+pub const SESSION_EXPIRED: &str = "-2";
+
+impl Target {
+    /// A national portal: `POST /login` (`{"username","password"}` -> `{"error_code":0,"session"}`)
+    /// and `POST /api` (calls with a `session`).
+    pub async fn portal() -> Target {
+        Target::serve(|state| {
+            Router::new()
+                .route("/login", post(login))
+                .route("/api", post(portal_call))
+                .with_state(state)
+        })
+        .await
+    }
+
+    /// A webhook receiver at `POST /hook`.
+    pub async fn webhook() -> Target {
+        Target::serve(|state| Router::new().route("/hook", post(hook)).with_state(state)).await
+    }
+
+    async fn serve(router: impl FnOnce(Arc<Mutex<Script>>) -> Router) -> Target {
+        let state = Arc::new(Mutex::new(Script::default()));
+        let app = router(Arc::clone(&state));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Target {
+            addr,
+            state,
+            _server: Arc::new(ServerTask(task)),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Scripts the next answers for requests about `key` (a MaHoSo; `""` for any).
+    pub fn script(&self, key: &str, replies: impl IntoIterator<Item = Reply>) {
+        let mut state = self.state.lock().unwrap();
+        state
+            .by_key
+            .entry(key.to_owned())
+            .or_default()
+            .extend(replies);
+    }
+
+    /// Every request answers after this long.
+    pub fn set_latency(&self, latency: Duration) {
+        self.state.lock().unwrap().latency = latency;
+    }
+
+    /// The portal forgets every session: the next call with one gets `SESSION_EXPIRED`.
+    pub fn expire_sessions(&self) {
+        self.state.lock().unwrap().sessions.clear();
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.lock().unwrap().received.clone()
+    }
+
+    pub fn logins(&self) -> usize {
+        self.state.lock().unwrap().logins
+    }
+
+    /// Waits until `done` holds for what was received, or fails after `timeout`.
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let received = self.received();
+            if done(&received) {
+                return received;
+            }
+            if Instant::now() > deadline {
+                let replies: Vec<&str> = received.iter().map(|r| r.reply.as_str()).collect();
+                panic!(
+                    "{what}: not within {timeout:?}; {} requests: {replies:?}",
+                    received.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The next scripted reply for a request about `key`.
+    fn next_reply(state: &mut Script, key: &str) -> Reply {
+        for k in [key, ""] {
+            if let Some(reply) = state.by_key.get_mut(k).and_then(VecDeque::pop_front) {
+                return reply;
+            }
+        }
+        Reply::Ok
+    }
+}
+
+async fn login(State(state): State<Arc<Mutex<Script>>>, body: Bytes) -> Response {
+    let credentials: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut state = state.lock().unwrap();
+    if credentials["username"] != "mekong" || credentials["password"] != "portal-password" {
+        return axum::Json(json!({"error_code": 1, "message": "sai tên đăng nhập hoặc mật khẩu"}))
+            .into_response();
+    }
+    state.logins += 1;
+    let session = format!("session-{}", state.logins);
+    state.sessions.push(session.clone());
+    axum::Json(json!({"error_code": 0, "session": session})).into_response()
+}
+
+async fn portal_call(
+    State(state): State<Arc<Mutex<Script>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let call: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let key = call["data"][0]["MaHoSo"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let session = call["session"].as_str().unwrap_or_default().to_owned();
+    let (reply, latency) = {
+        let mut state = state.lock().unwrap();
+        if !state.sessions.contains(&session) {
+            state.received.push(Received {
+                at: Instant::now(),
+                headers,
+                body,
+                reply: "session expired".into(),
+            });
+            return axum::Json(
+                json!({"error_code": SESSION_EXPIRED, "message": "phiên làm việc đã hết hạn"}),
+            )
+            .into_response();
+        }
+        (Target::next_reply(&mut state, &key), state.latency)
+    };
+    answer(state, reply, latency, headers, body, |reply| match reply {
+        Reply::Ok | Reply::Delay(_) => {
+            axum::Json(json!({"error_code": 0, "message": "Thành công"})).into_response()
+        }
+        Reply::ErrorCode(code, message) => {
+            axum::Json(json!({"error_code": code, "message": message})).into_response()
+        }
+        Reply::Status(status, retry_after) => status_response(*status, *retry_after),
+    })
+    .await
+}
+
+async fn hook(
+    State(state): State<Arc<Mutex<Script>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let payload: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let key = payload["MaHoSo"].as_str().unwrap_or_default().to_owned();
+    let (reply, latency) = {
+        let mut state = state.lock().unwrap();
+        (Target::next_reply(&mut state, &key), state.latency)
+    };
+    answer(state, reply, latency, headers, body, |reply| match reply {
+        Reply::Status(status, retry_after) => status_response(*status, *retry_after),
+        _ => StatusCode::NO_CONTENT.into_response(),
+    })
+    .await
+}
+
+/// Waits as scripted, records the request with its reply, and answers.
+async fn answer(
+    state: Arc<Mutex<Script>>,
+    reply: Reply,
+    latency: Duration,
+    headers: HeaderMap,
+    body: Bytes,
+    respond: impl Fn(&Reply) -> Response,
+) -> Response {
+    let wait = match &reply {
+        Reply::Delay(d) => *d + latency,
+        _ => latency,
+    };
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+    state.lock().unwrap().received.push(Received {
+        at: Instant::now(),
+        headers,
+        body,
+        reply: format!("{reply:?}"),
+    });
+    respond(&reply)
+}
+
+fn status_response(status: u16, retry_after: Option<u64>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap();
+    match retry_after {
+        Some(seconds) => (status, [("Retry-After", seconds.to_string())], "busy").into_response(),
+        None => (status, "failure").into_response(),
+    }
+}

@@ -1,0 +1,548 @@
+//! Delivery adapters against the real broker and real local HTTP servers that act like the targets:
+//! the exact body the national portal expects, retries (portal error codes, 5xx, 429 with
+//! Retry-After, timeouts), session expiry, dead letters with their reasons and their replay, order
+//! per key while another key fails, webhooks as CloudEvents with signatures, and refused adapters.
+
+use std::time::Duration;
+
+use mekong_gateway::GatewayConfig;
+use mekong_kafka::ProducerSettings;
+use mekong_proto::v1::{
+    ApplyRequest, ListDeadLettersRequest, ReplayDeadLettersRequest, SourceText,
+};
+use mekong_tests::targets::{Reply, SESSION_EXPIRED, Target};
+use mekong_tests::{
+    TestHub, authed, citizen_dossier, header, kafka_bootstrap, read_records, record,
+    standard_resources, unique,
+};
+use serde_json::{Value, json};
+use tonic::Code;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Secrets for the adapters, in files (`file:` references), as a mounted secret would be.
+fn secret_file(name: &str, value: &str) -> String {
+    let dir = std::env::temp_dir().join("mekong-test-secrets");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{value}\n")).unwrap();
+    format!("file:{}", path.display())
+}
+
+/// The standard resources, a dossier.progress type routed to its own topic, and a portal adapter
+/// reading the national dossier topic and the progress topic.
+fn portal_resources(s: &str, portal: &Target, retry: &str) -> String {
+    format!(
+        r#"{standard}
+---
+kind: RecordType
+name: dossier.progress
+key: /MaHoSo
+schema: {{type: object, required: [MaHoSo]}}
+---
+kind: Route
+name: progress
+match: {{types: [dossier.progress]}}
+to: [{{topic: "t-progress-{s}"}}]
+---
+kind: Adapter
+name: portal-{s}
+type: dvcqg
+from: ["t-national-{s}", "t-progress-{s}"]
+endpoint: "{api}"
+timeout: 1s
+concurrency: 4
+retry: {retry}
+unitCode: "000.00.01.H29"
+retryableErrorCodes: ["99"]
+sessionErrorCodes: ["{SESSION_EXPIRED}"]
+auth:
+  loginEndpoint: "{login}"
+  username: "{user}"
+  password: "{password}"
+"#,
+        standard = standard_resources(s),
+        api = portal.url("/api"),
+        login = portal.url("/login"),
+        user = secret_file("portal-user", "mekong"),
+        password = secret_file("portal-password", "portal-password"),
+    )
+}
+
+const QUICK_RETRY: &str = "{maxAttempts: 5, initialBackoff: 100ms, maxBackoff: 400ms}";
+
+async fn portal_hub(retry: &str) -> (TestHub, Target, String) {
+    let portal = Target::portal().await;
+    let s = unique();
+    let hub = TestHub::start_with(
+        &kafka_bootstrap(),
+        &portal_resources(&s, &portal, retry),
+        GatewayConfig::default(),
+        ProducerSettings::default(),
+    )
+    .await;
+    (hub, portal, s)
+}
+
+async fn publish(hub: &TestHub, record_type: &str, payload: &[u8]) -> String {
+    hub.client()
+        .await
+        .publish(authed("q1-key", record(record_type, payload)))
+        .await
+        .expect("published")
+        .into_inner()
+        .record_id
+}
+
+/// Calls that reached the portal with a valid session (not the ones it refused as expired).
+fn accepted(received: &[mekong_tests::targets::Received]) -> Vec<Value> {
+    received
+        .iter()
+        .filter(|r| r.reply != "session expired")
+        .map(|r| r.json())
+        .collect()
+}
+
+/// Audit events of one record, in order.
+async fn audit_events(bootstrap: &str, record_id: &str, expected: usize) -> Vec<Value> {
+    mekong_tests::audit_events(bootstrap, expected, |e| e["recordId"] == record_id).await
+}
+
+#[tokio::test]
+async fn the_portal_gets_the_exact_calls_it_expects_after_one_login() {
+    let (hub, portal, s) = portal_hub(QUICK_RETRY).await;
+    let ma_ho_so = format!("H29-{s}");
+    publish(&hub, "dossier.sync", &citizen_dossier(&ma_ho_so)).await;
+    let progress = format!(
+        r#"{{"MaHoSo":"{ma_ho_so}","NguoiXuLy":"Trần Thị Bích","ThoiDiemXuLy":"2026-11-28T07:30:00Z","TrangThai":4,"NoiBo":"x"}}"#
+    );
+    publish(&hub, "dossier.progress", progress.as_bytes()).await;
+
+    let received = portal
+        .wait_for("two calls", WAIT, |r| accepted(r).len() >= 2)
+        .await;
+    let calls = accepted(&received);
+    assert_eq!(portal.logins(), 1, "one session, reused");
+    let sync = calls
+        .iter()
+        .find(|c| c["service"] == "DongBoHoSoMC")
+        .expect("a sync call");
+    assert_eq!(
+        sync,
+        &json!({
+            "session": "session-1",
+            "madonvi": "000.00.01.H29",
+            "service": "DongBoHoSoMC",
+            "isUpdating": false,
+            "data": [{
+                "MaHoSo": ma_ho_so,
+                "ChuHoSo": "Nguyễn Văn An",
+                "LoaiDoiTuong": "1",
+                "NgayTiepNhan": "20261128083000"
+            }]
+        }),
+        "the national route's redacted copy, mapped field by field"
+    );
+    let step = calls
+        .iter()
+        .find(|c| c["service"] == "CapNhatTienDoHoSoMC")
+        .expect("a progress call");
+    assert_eq!(
+        step,
+        &json!({
+            "session": "session-1",
+            "madonvi": "000.00.01.H29",
+            "service": "CapNhatTienDoHoSoMC",
+            "data": [{
+                "MaHoSo": ma_ho_so,
+                "NguoiXuLy": "Trần Thị Bích",
+                "ThoiDiemXuLy": "20261128143000",
+                "TrangThai": "4"
+            }]
+        }),
+        "dates in Asia/Ho_Chi_Minh yyyyMMddHHmmss, codes as strings, unknown fields left out"
+    );
+}
+
+#[tokio::test]
+async fn retryable_codes_5xx_429_and_timeouts_are_retried_until_delivered() {
+    let (hub, portal, s) = portal_hub(QUICK_RETRY).await;
+    let ma_ho_so = format!("R-{s}");
+    portal.script(
+        &ma_ho_so,
+        [
+            Reply::ErrorCode("99", "hệ thống bận"),
+            Reply::Status(503, None),
+            Reply::Status(429, Some(1)),
+            Reply::Delay(Duration::from_secs(3)),
+        ],
+    );
+    let record_id = publish(&hub, "dossier.sync", &citizen_dossier(&ma_ho_so)).await;
+    let received = portal
+        .wait_for("delivered after four failures", WAIT, |r| {
+            r.iter().any(|c| c.reply == "Ok")
+        })
+        .await;
+    let replies: Vec<&str> = received.iter().map(|r| r.reply.as_str()).collect();
+    assert_eq!(
+        replies,
+        [
+            "ErrorCode(\"99\", \"hệ thống bận\")",
+            "Status(503, None)",
+            "Status(429, Some(1))",
+            "Ok"
+        ],
+        "the 3 s answer timed out (timeout 1s) and is not recorded as answered"
+    );
+    let after_429 = received[3].at.duration_since(received[2].at);
+    assert!(
+        after_429 >= Duration::from_secs(1),
+        "Retry-After: 1 was honoured, waited {after_429:?}"
+    );
+    let events = audit_events(&hub.bootstrap, &record_id, 5).await;
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "delivery.retried",
+            "delivery.retried",
+            "delivery.retried",
+            "delivery.retried",
+            "delivery.delivered"
+        ]
+    );
+    assert_eq!(events[4]["attempt"], 5);
+    assert!(
+        events[3]["error"].as_str().unwrap().contains("timed out"),
+        "{}",
+        events[3]
+    );
+}
+
+#[tokio::test]
+async fn a_final_error_dead_letters_with_its_reason_and_a_replay_delivers_it() {
+    let (hub, portal, s) = portal_hub(QUICK_RETRY).await;
+    let ma_ho_so = format!("D-{s}");
+    portal.script(&ma_ho_so, [Reply::ErrorCode("7", "Mã TTHC không tồn tại")]);
+    let payload = citizen_dossier(&ma_ho_so);
+    let record_id = publish(&hub, "dossier.sync", &payload).await;
+
+    let dlq = format!("_mekong.dlq.portal-{s}");
+    let letters = read_records(&hub.bootstrap, &dlq, 1, WAIT).await;
+    let letter = &letters[0];
+    use rdkafka::message::Message;
+    assert_eq!(letter.key(), Some(ma_ho_so.as_bytes()));
+    assert_eq!(header(letter, "ce_id").as_deref(), Some(record_id.as_str()));
+    assert_eq!(
+        header(letter, "mekong_dlq_attempts").as_deref(),
+        Some("1"),
+        "not retried"
+    );
+    assert_eq!(header(letter, "mekong_dlq_status").as_deref(), Some("200"));
+    assert_eq!(
+        header(letter, "mekong_dlq_error").as_deref(),
+        Some("error_code 7: Mã TTHC không tồn tại")
+    );
+    assert!(
+        header(letter, "mekong_dlq_source")
+            .unwrap()
+            .starts_with(&format!("t-national-{s}/"))
+    );
+
+    let mut admin = hub.admin().await;
+    let listed = admin
+        .list_dead_letters(authed(
+            "admin-key",
+            ListDeadLettersRequest {
+                adapter: format!("portal-{s}"),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .dead_letters;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].record_id, record_id);
+    assert!(!listed[0].replayed);
+
+    // The portal knows the procedure now: a replay delivers it.
+    let replayed = admin
+        .replay_dead_letters(authed(
+            "admin-key",
+            ReplayDeadLettersRequest {
+                adapter: format!("portal-{s}"),
+                all: true,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(replayed.replayed, [record_id.clone()]);
+    portal
+        .wait_for("the replayed record", WAIT, |r| {
+            r.iter().any(|c| c.reply == "Ok")
+        })
+        .await;
+    let listed = admin
+        .list_dead_letters(authed(
+            "admin-key",
+            ListDeadLettersRequest {
+                adapter: format!("portal-{s}"),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .dead_letters;
+    assert!(listed[0].replayed, "shown as replayed");
+    let again = admin
+        .replay_dead_letters(authed(
+            "admin-key",
+            ReplayDeadLettersRequest {
+                adapter: format!("portal-{s}"),
+                all: true,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        again.replayed.is_empty(),
+        "--all does not send a replayed letter twice"
+    );
+
+    let events = audit_events(&hub.bootstrap, &record_id, 3).await;
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "delivery.dead_lettered",
+            "delivery.replayed",
+            "delivery.delivered"
+        ]
+    );
+    assert_eq!(events[1]["actor"], "ops");
+}
+
+#[tokio::test]
+async fn exhausted_retries_dead_letter_the_record() {
+    let (hub, portal, s) =
+        portal_hub("{maxAttempts: 3, initialBackoff: 50ms, maxBackoff: 100ms}").await;
+    let ma_ho_so = format!("X-{s}");
+    portal.script(&ma_ho_so, std::iter::repeat_n(Reply::Status(500, None), 10));
+    publish(&hub, "dossier.sync", &citizen_dossier(&ma_ho_so)).await;
+    let letters = read_records(&hub.bootstrap, &format!("_mekong.dlq.portal-{s}"), 1, WAIT).await;
+    assert_eq!(
+        header(&letters[0], "mekong_dlq_attempts").as_deref(),
+        Some("3")
+    );
+    assert!(
+        header(&letters[0], "mekong_dlq_error")
+            .unwrap()
+            .starts_with("gave up after 3 attempts: HTTP 500"),
+    );
+    assert_eq!(portal.received().len(), 3);
+}
+
+#[tokio::test]
+async fn an_expired_session_is_renewed_and_the_record_delivered_once() {
+    let (hub, portal, s) = portal_hub(QUICK_RETRY).await;
+    let first = format!("S1-{s}");
+    publish(&hub, "dossier.sync", &citizen_dossier(&first)).await;
+    portal
+        .wait_for("the first call", WAIT, |r| r.len() == 1)
+        .await;
+    portal.expire_sessions();
+    let second = format!("S2-{s}");
+    publish(&hub, "dossier.sync", &citizen_dossier(&second)).await;
+    let received = portal
+        .wait_for("the second call", WAIT, |r| accepted(r).len() == 2)
+        .await;
+    assert_eq!(portal.logins(), 2, "logged in again");
+    let replies: Vec<&str> = received.iter().map(|r| r.reply.as_str()).collect();
+    assert_eq!(replies, ["Ok", "session expired", "Ok"]);
+    let delivered: Vec<Value> = accepted(&received)
+        .iter()
+        .map(|c| c["data"][0]["MaHoSo"].clone())
+        .collect();
+    assert_eq!(delivered, [json!(first), json!(second)], "each once");
+    assert_eq!(accepted(&received)[1]["session"], "session-2");
+}
+
+#[tokio::test]
+async fn a_failing_key_holds_back_only_its_own_lane() {
+    let (hub, portal, s) =
+        portal_hub("{maxAttempts: 10, initialBackoff: 200ms, maxBackoff: 200ms}").await;
+    let slow = format!("A-{s}");
+    let fast = format!("B-{s}");
+    portal.script(&slow, std::iter::repeat_n(Reply::Status(503, None), 4));
+    let progress = |key: &str, step: u32| {
+        format!(
+            r#"{{"MaHoSo":"{key}","NguoiXuLy":"x","ThoiDiemXuLy":"20261128143000","TrangThai":{step}}}"#
+        )
+    };
+    // Three steps of each key on one topic (order is kept per key within a topic); the failing
+    // key's first step fails four times.
+    for step in 1..=3 {
+        publish(&hub, "dossier.progress", progress(&slow, step).as_bytes()).await;
+    }
+    for step in 1..=3 {
+        publish(&hub, "dossier.progress", progress(&fast, step).as_bytes()).await;
+    }
+    let received = portal
+        .wait_for("all six delivered", WAIT, |r| {
+            r.iter().filter(|c| c.reply == "Ok").count() == 6
+        })
+        .await;
+    let delivered: Vec<(String, String)> = received
+        .iter()
+        .filter(|c| c.reply == "Ok")
+        .map(|c| {
+            let call = c.json();
+            (
+                call["data"][0]["MaHoSo"].as_str().unwrap().to_owned(),
+                format!(
+                    "{}{}",
+                    call["service"].as_str().unwrap(),
+                    call["data"][0]["TrangThai"].as_str().unwrap_or("")
+                ),
+            )
+        })
+        .collect();
+    let of = |key: &str| -> Vec<String> {
+        delivered
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, what)| what.clone())
+            .collect()
+    };
+    assert_eq!(
+        of(&slow),
+        [
+            "CapNhatTienDoHoSoMC1",
+            "CapNhatTienDoHoSoMC2",
+            "CapNhatTienDoHoSoMC3"
+        ],
+        "in order, after its failures"
+    );
+    assert_eq!(
+        of(&fast),
+        [
+            "CapNhatTienDoHoSoMC1",
+            "CapNhatTienDoHoSoMC2",
+            "CapNhatTienDoHoSoMC3"
+        ]
+    );
+    let position = |key: &str| delivered.iter().position(|(k, _)| k == key).unwrap();
+    assert!(
+        position(&fast) < position(&slow),
+        "the other key was not held back: {delivered:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_webhook_gets_cloudevents_with_idempotency_key_and_signature() {
+    let hook = Target::webhook().await;
+    let s = unique();
+    let resources = format!(
+        "{}\n---\nkind: Adapter\nname: hook-{s}\ntype: webhook\nfrom: [\"t-city-{s}\"]\nendpoint: \"{}\"\nauth: {{hmacSecret: \"{}\", bearerToken: \"{}\"}}\nretry: {QUICK_RETRY}\n",
+        standard_resources(&s),
+        hook.url("/hook"),
+        secret_file("hook-secret", "shared-secret"),
+        secret_file("hook-token", "hook-token"),
+    );
+    let hub = TestHub::start_with(
+        &kafka_bootstrap(),
+        &resources,
+        GatewayConfig::default(),
+        ProducerSettings::default(),
+    )
+    .await;
+    let payload = citizen_dossier(&format!("W-{s}"));
+    hook.script(&format!("W-{s}"), [Reply::Status(502, None)]);
+    let record_id = publish(&hub, "dossier.sync", &payload).await;
+    let received = hook
+        .wait_for("delivered", WAIT, |r| r.iter().any(|c| c.reply == "Ok"))
+        .await;
+    assert_eq!(received.len(), 2, "one retry after the 502");
+    for request in &received {
+        assert_eq!(
+            request.body.as_ref(),
+            payload.as_slice(),
+            "the body is the record, byte for byte"
+        );
+        assert_eq!(
+            request.header("idempotency-key").as_deref(),
+            Some(record_id.as_str())
+        );
+        assert_eq!(request.header("ce-id").as_deref(), Some(record_id.as_str()));
+        assert_eq!(request.header("ce-type").as_deref(), Some("dossier.sync"));
+        assert_eq!(request.header("ce-source").as_deref(), Some("q1"));
+        assert_eq!(request.header("ce-specversion").as_deref(), Some("1.0"));
+        assert_eq!(
+            request.header("content-type").as_deref(),
+            Some("application/json")
+        );
+        assert_eq!(
+            request.header("x-mekong-signature"),
+            Some(mekong_adapters::signature("shared-secret", &payload))
+        );
+        assert_eq!(
+            request.header("authorization").as_deref(),
+            Some("Bearer hook-token")
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_adapters_are_refused_with_the_field_and_the_reason() {
+    let (hub, _suffix) = TestHub::start().await;
+    let mut admin = hub.admin().await;
+    let cases = [
+        (
+            "kind: Adapter\nname: a\ntype: dvcqg\nfrom: [t]\nendpoint: https://portal/api\nunitCode: u\nauth: {loginEndpoint: 'https://portal/login', username: mekong, password: 'env:P'}\n",
+            "field `auth.username`: secrets are references",
+        ),
+        (
+            "kind: Adapter\nname: a\ntype: soap\nfrom: [t]\nendpoint: https://x\n",
+            "field `type`: unknown variant `soap`",
+        ),
+        (
+            "kind: Adapter\nname: a\ntype: webhook\nfrom: []\nendpoint: 'localhost:80'\nauth: {bearerToken: 'env:T'}\nretry: {maxAttempts: 0}\n",
+            "field `from`: list at least one topic",
+        ),
+        (
+            "kind: Adapter\nname: a\ntype: webhook\nfrom: [t]\nendpoint: 'http://h/x'\n",
+            "field `auth`: a webhook needs `hmacSecret`",
+        ),
+    ];
+    for (text, says) in cases {
+        let status = admin
+            .apply(authed(
+                "admin-key",
+                ApplyRequest {
+                    sources: vec![SourceText {
+                        name: "adapter.yaml".into(),
+                        text: text.into(),
+                    }],
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(
+            status.message().contains(says),
+            "`{says}` in {}",
+            status.message()
+        );
+    }
+}
