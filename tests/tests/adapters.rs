@@ -281,7 +281,7 @@ async fn a_final_error_dead_letters_with_its_reason_and_a_replay_delivers_it() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(replayed.replayed, [record_id.clone()]);
+    assert_eq!(replayed.replayed, std::slice::from_ref(&record_id));
     portal
         .wait_for("the replayed record", WAIT, |r| {
             r.iter().any(|c| c.reply == "Ok")

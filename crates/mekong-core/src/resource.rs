@@ -244,6 +244,8 @@ impl fmt::Display for Kind {
 /// One resource of any kind. Serialised as its spec with a `kind` field, as administrators write it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind")]
+// Resources are few and long-lived: boxing the larger variants would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Resource {
     RecordType(RecordTypeSpec),
     Route(RouteSpec),

@@ -73,7 +73,9 @@ pub(crate) async fn replay(
     request: &pb::ReplayDeadLettersRequest,
     actor: &str,
 ) -> Result<pb::ReplayDeadLettersResponse, Status> {
-    if request.all == !request.record_ids.is_empty() {
+    // Exactly one of: some record ids, or all.
+    let has_ids = !request.record_ids.is_empty();
+    if request.all == has_ids {
         return Err(Status::invalid_argument(
             "say which dead letters to replay: record ids, or all",
         ));
