@@ -115,6 +115,8 @@ pub async fn run(
             topics,
             group_id: adapter_group(&name),
             start: StartPosition::Earliest,
+            // A crashed adapter process's records go to the others (or its restart) soon.
+            session_timeout: Some(Duration::from_secs(10)),
         },
     )
     .map_err(kafka)?;

@@ -159,6 +159,7 @@ impl Subscribe {
             topics: vec![s.topic.clone()],
             group_id: format!("mekong.{client}.{group}"),
             start,
+            session_timeout: None,
         })
     }
 }

@@ -206,6 +206,9 @@ pub struct SubscriptionSettings {
     /// The Kafka consumer group id.
     pub group_id: String,
     pub start: StartPosition,
+    /// How soon the group gives a vanished member's partitions to the others (librdkafka's
+    /// `session.timeout.ms`; `None` for its default, 45 s).
+    pub session_timeout: Option<Duration>,
 }
 
 /// One member of a consumer group, reading its topics for one reader.
@@ -229,8 +232,16 @@ impl Subscriber {
         } else {
             "earliest"
         };
-        let consumer: StreamConsumer<TrackingContext> = backbone
-            .client_config()
+        let mut config = backbone.client_config();
+        if let Some(timeout) = settings.session_timeout {
+            config
+                .set("session.timeout.ms", timeout.as_millis().to_string())
+                .set(
+                    "heartbeat.interval.ms",
+                    (timeout.as_millis() / 5).max(500).to_string(),
+                );
+        }
+        let consumer: StreamConsumer<TrackingContext> = config
             .set("group.id", &settings.group_id)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", reset)

@@ -1,0 +1,158 @@
+//! An adapter process killed (SIGKILL) in the middle of delivering and started again delivers
+//! every record: none is lost, and a record delivered twice carries the same `Idempotency-Key`.
+//! Real processes: `mekong serve --no-adapters` and `mekong adapters run`, on the real broker,
+//! delivering to a real local HTTP server.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use mekong_proto::v1::PublishBatchRequest;
+use mekong_proto::v1::ingest_service_client::IngestServiceClient;
+use mekong_tests::targets::Target;
+use mekong_tests::{authed, citizen_dossier, kafka_bootstrap, record, standard_resources, unique};
+
+const RECORDS: usize = 300;
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the binary and waits for the stdout line starting with `ready`; returns the rest of it.
+fn start(args: &[&str], ready: &str) -> (Process, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mekong"))
+        .args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let line = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix(ready).map(str::to_owned));
+    match line {
+        Some(rest) => (Process(child), rest),
+        None => panic!("`mekong {}` did not print `{ready}`", args.join(" ")),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adapter_killed_mid_delivery_and_restarted_delivers_every_record() {
+    let hook = Target::webhook().await;
+    // Slow enough that the kill lands in the middle of the work.
+    hook.set_latency(Duration::from_millis(20));
+    let s = unique();
+    let dir = std::env::temp_dir().join(format!("mekong-delivery-{s}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = dir.join("hook-secret");
+    std::fs::write(&secret, "shared-secret").unwrap();
+    let resources = format!(
+        "{}\n---\nkind: Adapter\nname: hook-{s}\ntype: webhook\nfrom: [\"t-city-{s}\"]\nendpoint: \"{}\"\nconcurrency: 4\nauth: {{hmacSecret: \"file:{}\"}}\n",
+        standard_resources(&s),
+        hook.url("/hook"),
+        secret.display()
+    );
+    std::fs::write(dir.join("resources.yaml"), resources).unwrap();
+    let kafka = kafka_bootstrap();
+    let store = format!("_mekong.resources.delivery-{s}");
+    let common = ["--kafka", &kafka, "--resources-topic", &store];
+    let resources_dir = dir.to_str().unwrap();
+    let (_gateway, listen) = start(
+        &[
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--no-adapters",
+                "--resources",
+                resources_dir,
+            ],
+            &common[..],
+        ]
+        .concat(),
+        "listening on ",
+    );
+
+    let mut client = IngestServiceClient::connect(format!("http://{listen}"))
+        .await
+        .unwrap();
+    let mut ids = HashSet::new();
+    for chunk in 0..RECORDS / 100 {
+        let records = (0..100)
+            .map(|i| {
+                record(
+                    "dossier.sync",
+                    &citizen_dossier(&format!("K{}-{s}", chunk * 100 + i)),
+                )
+            })
+            .collect();
+        let answer = client
+            .publish_batch(authed("q1-key", PublishBatchRequest { records }))
+            .await
+            .unwrap()
+            .into_inner();
+        for result in answer.results {
+            match result.outcome {
+                Some(mekong_proto::v1::publish_result::Outcome::Published(ok)) => {
+                    ids.insert(ok.record_id);
+                }
+                other => panic!("not published: {other:?}"),
+            }
+        }
+    }
+    assert_eq!(ids.len(), RECORDS);
+
+    let adapters_args = [&["adapters", "run"][..], &common[..]].concat();
+    let (adapters, _) = start(&adapters_args, "adapters running: ");
+    hook.wait_for("a first part delivered", Duration::from_secs(60), |r| {
+        r.len() >= 60
+    })
+    .await;
+    drop(adapters); // SIGKILL: no goodbye, no final commit
+    let at_kill = hook.received().len();
+    assert!(
+        at_kill < RECORDS,
+        "killed before the end ({at_kill} delivered)"
+    );
+
+    let (_adapters, _) = start(&adapters_args, "adapters running: ");
+    let received = hook
+        .wait_for(
+            "every record after the restart",
+            Duration::from_secs(120),
+            |r| {
+                let seen: HashSet<String> = r.iter().filter_map(|x| x.header("ce-id")).collect();
+                ids.iter().all(|id| seen.contains(id))
+            },
+        )
+        .await;
+    let mut times: HashMap<String, usize> = HashMap::new();
+    for request in &received {
+        let id = request.header("ce-id").unwrap();
+        assert_eq!(
+            request.header("idempotency-key"),
+            Some(id.clone()),
+            "a redelivery is recognisable by its key"
+        );
+        *times.entry(id).or_default() += 1;
+    }
+    let twice = times.values().filter(|n| **n > 1).count();
+    eprintln!(
+        "{RECORDS} records: {at_kill} delivered before the kill, {} requests in all, {twice} delivered more than once",
+        received.len()
+    );
+    assert!(
+        received.len() > at_kill,
+        "the restarted process delivered the rest"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
