@@ -76,8 +76,9 @@ fn main() -> std::process::ExitCode {
         Command::Dlq(command) => return admin::run(|| admin::dlq(command)),
         Command::Check { resources } => resources::load(&resources).map(|catalog| {
             let (types, routes, clients) = catalog.counts();
+            let adapters = catalog.adapters().count();
             println!(
-                "{}: OK ({types} record types, {routes} routes, {clients} clients)",
+                "{}: OK ({types} record types, {routes} routes, {clients} clients, {adapters} adapters)",
                 resources.display()
             );
         }),

@@ -133,13 +133,27 @@ fn invalid_resources_stop_the_server_naming_file_document_field_and_problem() {
 
 #[test]
 fn the_city_examples_are_valid() {
-    let out = mekong().args(["check", "examples/hcmc"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("OK"));
+    for (dir, counts) in [
+        (
+            "examples/hcmc",
+            "(3 record types, 5 routes, 4 clients, 0 adapters)",
+        ),
+        (
+            "examples/hcmc/adapters",
+            "(0 record types, 0 routes, 0 clients, 2 adapters)",
+        ),
+    ] {
+        let out = mekong().args(["check", dir]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{dir}: OK {counts}\n")
+        );
+    }
 }
 
 /// A running `mekong serve`, killed when dropped.
