@@ -6,7 +6,8 @@
 # Builds the release binaries (mekong, mekong-bench), starts a single-node Kafka
 # broker in a temporary folder (deploy/kafka/kafka.sh), runs mekong-bench (which
 # starts `mekong serve` as a child process and measures a raw rdkafka baseline,
-# unary Publish and PublishStream), stops the broker, and prints a Markdown report
+# unary Publish and PublishStream; then the delivery engine against a local HTTP
+# target, mekong-bench-deliver), stops the broker, and prints a Markdown report
 # on stdout. Progress and build output go to stderr. Flags are passed to
 # mekong-bench, e.g. `--duration 20s --warmup 5s --streams 2` (see
 # `target/release/mekong-bench --help`). Exit status 1 when any request failed.
@@ -22,7 +23,7 @@ KAFKA_SH="$ROOT/deploy/kafka/kafka.sh"
 log() { echo "bench.sh: $*" >&2; }
 
 log "building release binaries"
-cargo build --release -p mekong -p mekong-bench >&2
+cargo build --release -p mekong -p mekong-bench --bins >&2
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/mekong-bench.XXXXXX")"
 cleanup() {
@@ -53,4 +54,7 @@ target/release/mekong-bench \
   --broker-pid "$(cat "$tmp/kafka/broker.pid")" \
   --kafka-version "${MEKONG_KAFKA_VERSION:-4.4.0}" \
   "$@" || rc=$?
+echo
+log "delivery engine against a local HTTP target"
+target/release/mekong-bench-deliver --kafka "$addr" || rc=$?
 exit "$rc"

@@ -33,6 +33,8 @@ use crate::target::Target;
 pub const DLQ_HEADER_PREFIX: &str = "mekong_dlq_";
 /// The longest a target may make us wait with `Retry-After`.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// How long the engine may hold a full buffer before it pauses its partitions.
+const STALL_BEFORE_PAUSE: Duration = Duration::from_secs(10);
 /// How often delivered positions are committed.
 const COMMIT_EVERY: Duration = Duration::from_millis(200);
 
@@ -131,26 +133,30 @@ pub async fn run(
     });
     info!(adapter = %name, from = ?engine.adapter.spec.from, concurrency, "adapter started");
 
-    // Records read and not yet finished, at most; past it, fetching pauses.
+    // Records read and not yet finished, at most. Past it the engine stops taking records; if that
+    // lasts (keys stuck in long backoffs), it pauses the partitions so it can keep polling Kafka
+    // without taking more, and stays in its consumer group. Pausing drops librdkafka's prefetched
+    // records, so it is not done for the short stalls of a busy engine.
     let high = (concurrency * 64).max(256);
     let mut buffered = 0usize;
+    let mut full_since: Option<std::time::Instant> = None;
     let mut paused = false;
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(String, i32, i64)>();
     let mut workers = JoinSet::new();
     let mut commit = tokio::time::interval(COMMIT_EVERY);
     let mut stop = stop;
     loop {
+        let taking = buffered < high || paused;
         tokio::select! {
             _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
-            received = subscriber.next() => match received {
+            received = subscriber.next(), if taking => match received {
                 Ok(record) => {
                     buffered += 1;
                     if let Some(key) = engine.enqueue(record) {
                         workers.spawn(Arc::clone(&engine).lane(key, done_tx.clone()));
                     }
-                    if buffered >= high && !paused {
-                        subscriber.pause();
-                        paused = true;
+                    if buffered >= high && full_since.is_none() {
+                        full_since = Some(std::time::Instant::now());
                     }
                 }
                 Err(e) => {
@@ -161,12 +167,21 @@ pub async fn run(
             Some(cursor) = done_rx.recv() => {
                 subscriber.ack([cursor]);
                 buffered = buffered.saturating_sub(1);
+                if buffered < high {
+                    full_since = None;
+                }
                 if paused && buffered <= high / 2 {
                     subscriber.resume();
                     paused = false;
                 }
             }
-            _ = commit.tick() => subscriber.commit_acknowledged(),
+            _ = commit.tick() => {
+                subscriber.commit_acknowledged();
+                if !paused && full_since.is_some_and(|t| t.elapsed() >= STALL_BEFORE_PAUSE) {
+                    subscriber.pause();
+                    paused = true;
+                }
+            }
             Some(_) = workers.join_next(), if !workers.is_empty() => {}
         }
     }

@@ -23,6 +23,7 @@ impl Target {
         let client = reqwest::Client::builder()
             .timeout(adapter.timeout)
             .connect_timeout(adapter.timeout)
+            .tcp_nodelay(true)
             .user_agent(concat!("mekong/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
