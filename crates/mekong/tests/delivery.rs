@@ -1,7 +1,7 @@
-//! An adapter process killed (SIGKILL) in the middle of delivering and started again delivers
-//! every record: none is lost, and a record delivered twice carries the same `Idempotency-Key`.
-//! Real processes: `mekong serve --no-adapters` and `mekong adapters run`, on the real broker,
-//! delivering to a real local HTTP server.
+//! Delivery as operators run it, with real processes on the real broker delivering to a real local
+//! HTTP server: an adapter process killed (SIGKILL) in the middle of delivering and started again
+//! delivers every record (none lost; a record delivered twice carries the same `Idempotency-Key`);
+//! dead letters listed and replayed with `mekong dlq`.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -153,6 +153,117 @@ async fn an_adapter_killed_mid_delivery_and_restarted_delivers_every_record() {
     assert!(
         received.len() > at_kill,
         "the restarted process delivered the rest"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `mekong ARGS --server <listen> --token admin-key` and returns (exit code, stdout, stderr).
+fn admin(listen: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mekong"))
+        .args(args)
+        .args(["--server", listen, "--token", "admin-key"])
+        .env_remove("MEKONG_SERVER")
+        .env_remove("MEKONG_TOKEN")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_and_replayed_with_the_cli() {
+    let hook = Target::webhook().await;
+    let s = unique();
+    let refused = format!("DL-{s}");
+    hook.script(&refused, [mekong_tests::targets::Reply::Status(422, None)]);
+    let dir = std::env::temp_dir().join(format!("mekong-dlq-{s}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = dir.join("token");
+    std::fs::write(&secret, "hook-token\n").unwrap();
+    let resources = format!(
+        "{}\n---\nkind: Adapter\nname: hook-{s}\ntype: webhook\nfrom: [\"t-city-{s}\"]\nendpoint: \"{}\"\nauth: {{bearerToken: \"file:{}\"}}\n",
+        standard_resources(&s),
+        hook.url("/hook"),
+        secret.display()
+    );
+    std::fs::write(dir.join("resources.yaml"), resources).unwrap();
+    let kafka = kafka_bootstrap();
+    let store = format!("_mekong.resources.dlq-{s}");
+    let (_hub, listen) = start(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--resources",
+            dir.to_str().unwrap(),
+            "--kafka",
+            &kafka,
+            "--resources-topic",
+            &store,
+        ],
+        "listening on ",
+    );
+    let mut client = IngestServiceClient::connect(format!("http://{listen}"))
+        .await
+        .unwrap();
+    let record_id = client
+        .publish(authed(
+            "q1-key",
+            record("dossier.sync", &citizen_dossier(&refused)),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .record_id;
+
+    let adapter = format!("hook-{s}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let listed = loop {
+        let (code, out, err) = admin(&listen, &["dlq", "list", &adapter]);
+        assert_eq!(code, 0, "{err}");
+        if out.contains(&record_id) {
+            break out;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no dead letter: {out}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let line = listed.lines().find(|l| l.contains(&record_id)).unwrap();
+    assert!(line.contains("dossier.sync"), "{line}");
+    assert!(line.contains("422"), "{line}");
+    assert!(line.contains(" no "), "not replayed yet: {line}");
+    assert!(line.contains("HTTP 422"), "{line}");
+
+    let (code, out, err) = admin(&listen, &["dlq", "replay", &adapter, "--all"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        format!("replayed {record_id}\n1 dead letter(s) of `{adapter}` sent again\n")
+    );
+    hook.wait_for("the replayed record", Duration::from_secs(60), |r| {
+        r.iter().any(|x| x.reply == "Ok")
+    })
+    .await;
+    let (_, out, _) = admin(&listen, &["dlq", "list", &adapter]);
+    let line = out.lines().find(|l| l.contains(&record_id)).unwrap();
+    assert!(line.contains(" yes "), "shown as replayed: {line}");
+
+    let (code, _, err) = admin(
+        &listen,
+        &["dlq", "replay", &adapter, "--record", "no-such-record"],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("NOT_FOUND"), "{err}");
+    let (code, _, err) = admin(&listen, &["dlq", "list", "no-such-adapter"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("there is no adapter `no-such-adapter`"),
+        "{err}"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
