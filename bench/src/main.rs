@@ -679,6 +679,8 @@ async fn start_gateway(args: &Args) -> anyhow::Result<GatewayProcess> {
             &args.kafka,
             "--listen",
             "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
             "--topic-replication",
             "1",
         ])

@@ -211,7 +211,10 @@ impl TestHub {
             Arc::clone(&catalog),
             Arc::clone(&backbone),
             producer.clone(),
-            mekong_adapters::EngineSettings { replication: 1 },
+            mekong_adapters::EngineSettings {
+                replication: 1,
+                ..Default::default()
+            },
             adapters_stop,
         ));
         let gateway = Gateway {
@@ -221,6 +224,7 @@ impl TestHub {
             store: changes.store,
             topics,
             config,
+            metrics: mekong_gateway::GatewayMetrics::default(),
         };
         let task = tokio::spawn(async move {
             mekong_gateway::serve(listener, gateway, async {

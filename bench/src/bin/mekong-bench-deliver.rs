@@ -146,7 +146,10 @@ async fn main() -> anyhow::Result<()> {
         adapter,
         Arc::clone(&backbone),
         audit,
-        mekong_adapters::EngineSettings { replication: 1 },
+        mekong_adapters::EngineSettings {
+            replication: 1,
+            ..Default::default()
+        },
         stopped,
     ));
     let deadline = Instant::now() + Duration::from_secs(600);

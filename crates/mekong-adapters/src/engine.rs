@@ -27,6 +27,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::attempt::Attempt;
+use crate::metrics::AdapterMetrics;
 use crate::target::Target;
 
 /// Headers a dead letter carries besides the original record's.
@@ -51,10 +52,11 @@ pub enum EngineError {
 }
 
 /// Settings shared by every engine of a process.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Default)]
 pub struct EngineSettings {
     /// Replication of the dead-letter and replay topics the engine creates (-1: cluster default).
     pub replication: i32,
+    pub metrics: AdapterMetrics,
 }
 
 /// How a delivery ended for the lane.
@@ -72,6 +74,7 @@ struct Engine {
     lanes: Mutex<HashMap<Vec<u8>, VecDeque<Received>>>,
     permits: Semaphore,
     stop: watch::Receiver<bool>,
+    metrics: AdapterMetrics,
 }
 
 /// Runs one adapter until `stop` turns true. Records in the middle of a delivery when it stops
@@ -130,6 +133,7 @@ pub async fn run(
         producer,
         lanes: Mutex::new(HashMap::new()),
         stop: stop.clone(),
+        metrics: settings.metrics.clone(),
     });
     info!(adapter = %name, from = ?engine.adapter.spec.from, concurrency, "adapter started");
 
@@ -288,8 +292,13 @@ impl Engine {
                 let Ok(_slot) = self.permits.acquire().await else {
                     return Finish::Abandoned;
                 };
-                self.target.deliver(record, &record_id, &record_type).await
+                let started = std::time::Instant::now();
+                let outcome = self.target.deliver(record, &record_id, &record_type).await;
+                self.metrics
+                    .request(&self.adapter.spec.name, started.elapsed());
+                outcome
             };
+            let name = &self.adapter.spec.name;
             let event =
                 |event: &'static str, status: Option<u16>, error: Option<String>| DeliveryEvent {
                     event,
@@ -309,6 +318,7 @@ impl Engine {
                 };
             match outcome {
                 Attempt::Delivered { status } => {
+                    self.metrics.attempt(name, "delivered");
                     debug!(adapter = %self.adapter.spec.name, %record_id, attempt, "delivered");
                     return self
                         .audit(event("delivery.delivered", Some(status), None))
@@ -319,6 +329,7 @@ impl Engine {
                     reason,
                     after,
                 } if attempt < retry.max_attempts => {
+                    self.metrics.attempt(name, "retried");
                     let wait = match after {
                         Some(after) => after.min(MAX_RETRY_AFTER),
                         None => retry.backoff(attempt, 0.5 + fastrand::f64() / 2.0),
@@ -334,6 +345,7 @@ impl Engine {
                     }
                 }
                 Attempt::Retry { status, reason, .. } | Attempt::Reject { status, reason } => {
+                    self.metrics.attempt(name, "dead_lettered");
                     let reason = if attempt >= retry.max_attempts && attempt > 1 {
                         format!("gave up after {attempt} attempts: {reason}")
                     } else {

@@ -8,6 +8,7 @@
 mod attempt;
 mod dvcqg;
 mod engine;
+mod metrics;
 mod secret;
 mod supervisor;
 mod target;
@@ -16,5 +17,6 @@ mod webhook;
 pub use attempt::Attempt;
 pub use dvcqg::{portal_date, request_body};
 pub use engine::{DLQ_HEADER_PREFIX, EngineError, EngineSettings, run};
+pub use metrics::AdapterMetrics;
 pub use supervisor::supervise;
 pub use webhook::{SIGNATURE_HEADER, signature};

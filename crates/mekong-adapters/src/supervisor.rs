@@ -72,7 +72,7 @@ pub async fn supervise(
                 adapter,
                 Arc::clone(&backbone),
                 producer.clone(),
-                settings,
+                settings.clone(),
                 stop_rx,
             ));
             running.insert(

@@ -3,7 +3,6 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
@@ -22,6 +21,7 @@ use uuid::Uuid;
 use crate::GatewayConfig;
 use crate::auth::{authenticate, traceparent};
 use crate::idempotency::{Claim, IdempotencyWindow};
+use crate::metrics::{GatewayMetrics, KindLabels, RecordLabels, RejectedLabels, TopicLabels};
 use crate::status::PublishError;
 
 /// The ingest service. Cheap to clone: everything is shared.
@@ -35,8 +35,7 @@ struct Inner {
     producer: Producer,
     config: GatewayConfig,
     window: IdempotencyWindow,
-    /// Route conditions that could not be evaluated, since start.
-    unevaluable_conditions: AtomicU64,
+    metrics: GatewayMetrics,
 }
 
 impl Ingest {
@@ -44,6 +43,7 @@ impl Ingest {
         catalog: Arc<ArcSwap<Catalog>>,
         producer: Producer,
         config: GatewayConfig,
+        metrics: GatewayMetrics,
     ) -> Ingest {
         let window = IdempotencyWindow::new(config.idempotency);
         Ingest {
@@ -52,14 +52,14 @@ impl Ingest {
                 producer,
                 config,
                 window,
-                unevaluable_conditions: AtomicU64::new(0),
+                metrics,
             }),
         }
     }
 
     /// How many route conditions could not be evaluated since start (each counted as no match).
     pub fn unevaluable_conditions(&self) -> u64 {
-        self.inner.unevaluable_conditions.load(Ordering::Relaxed)
+        self.inner.metrics.unevaluable.get()
     }
 
     fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
@@ -106,7 +106,8 @@ impl Ingest {
         record_id: Uuid,
     ) -> Result<PublishResponse, PublishError> {
         let span = info_span!("publish", client = %caller.client, record_type = %request.record_type, record_id = %record_id);
-        async {
+        let started = std::time::Instant::now();
+        let result = async {
             // One snapshot judges the whole record.
             let catalog = self.inner.catalog.load_full();
             let client = catalog
@@ -127,7 +128,7 @@ impl Ingest {
                 PublishError::Rejected(r)
             })?;
             for u in &prepared.unevaluable {
-                let total = self.inner.unevaluable_conditions.fetch_add(1, Ordering::Relaxed) + 1;
+                let total = self.inner.metrics.unevaluable.inc() + 1;
                 warn!(route = %u.route, error = %u.error, total, "route condition could not be evaluated; counted as no match");
             }
             let written = self.inner.producer.write(&prepared.copies).await.map_err(|e| {
@@ -143,7 +144,63 @@ impl Ingest {
             Ok(PublishResponse { record_id: record_id.to_string(), placements, duplicate: false })
         }
         .instrument(span)
-        .await
+        .await;
+        self.observe(caller, request, &result, started.elapsed());
+        result
+    }
+
+    fn observe(
+        &self,
+        caller: &Caller,
+        request: &PublishRequest,
+        result: &Result<PublishResponse, PublishError>,
+        took: std::time::Duration,
+    ) {
+        let metrics = &self.inner.metrics;
+        // Only names the catalog knows become label values: callers cannot grow the series.
+        let record_type = match self.inner.catalog.load().record_type(&request.record_type) {
+            Some(_) => request.record_type.clone(),
+            None => "unknown".to_owned(),
+        };
+        match result {
+            Ok(response) => {
+                metrics
+                    .accepted
+                    .get_or_create(&RecordLabels {
+                        record_type,
+                        source: caller.client.clone(),
+                    })
+                    .inc();
+                for placement in &response.placements {
+                    metrics
+                        .copies
+                        .get_or_create(&TopicLabels {
+                            topic: placement.topic.clone(),
+                        })
+                        .inc();
+                }
+                metrics.published("accepted", took);
+            }
+            Err(e) => {
+                metrics
+                    .rejected
+                    .get_or_create(&RejectedLabels {
+                        record_type,
+                        source: caller.client.clone(),
+                        reason: e.reason(),
+                    })
+                    .inc();
+                if let Some(kind) = e.produce_kind() {
+                    metrics
+                        .produce_errors
+                        .get_or_create(&KindLabels { kind })
+                        .inc();
+                    metrics.published("failed", took);
+                } else {
+                    metrics.published("rejected", took);
+                }
+            }
+        }
     }
 
     async fn publish_result(&self, caller: &Caller, request: PublishRequest) -> PublishResult {

@@ -8,6 +8,7 @@ mod auth;
 mod deadletters;
 mod idempotency;
 mod ingest;
+mod metrics;
 mod server;
 mod status;
 mod subscribe;
@@ -17,6 +18,7 @@ use std::time::Duration;
 pub use admin::{Admin, Applied, Changes};
 pub use idempotency::WindowSettings;
 pub use ingest::Ingest;
+pub use metrics::GatewayMetrics;
 pub use server::{Gateway, serve};
 pub use subscribe::Subscribe;
 

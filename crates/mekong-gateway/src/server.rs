@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 
-use crate::{Admin, Changes, GatewayConfig, Ingest, Subscribe};
+use crate::{Admin, Changes, GatewayConfig, GatewayMetrics, Ingest, Subscribe};
 
 /// Everything the gateway serves with.
 pub struct Gateway {
@@ -26,6 +26,7 @@ pub struct Gateway {
     /// How destination topics of new routes are created.
     pub topics: TopicSettings,
     pub config: GatewayConfig,
+    pub metrics: GatewayMetrics,
 }
 
 /// Serves the gateway on `listener` until `shutdown` completes, then drains in-flight calls.
@@ -53,8 +54,9 @@ pub async fn serve(
         Arc::clone(&gateway.catalog),
         gateway.backbone,
         stop_streams,
+        gateway.metrics.clone(),
     ));
-    let ingest = Ingest::new(gateway.catalog, gateway.producer, config);
+    let ingest = Ingest::new(gateway.catalog, gateway.producer, config, gateway.metrics);
     // A batch may carry up to `max_batch_bytes` of payloads; past this bound the transport refuses
     // the message itself (OUT_OF_RANGE) before it is buffered.
     let max_message = config.max_batch_bytes.max(config.limits.max_record_bytes) * 2 + 1024 * 1024;

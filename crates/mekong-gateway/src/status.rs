@@ -59,6 +59,29 @@ impl PublishError {
         }
     }
 
+    /// The gRPC code this error answers with, as a metric label: `invalid_argument`, `unavailable`...
+    pub(crate) fn reason(&self) -> String {
+        let mut name = String::new();
+        for (i, c) in format!("{:?}", self.parts().0).chars().enumerate() {
+            if i > 0 && c.is_ascii_uppercase() {
+                name.push('_');
+            }
+            name.push(c.to_ascii_lowercase());
+        }
+        name
+    }
+
+    /// For Kafka failures, what kind (a metric label).
+    pub(crate) fn produce_kind(&self) -> Option<&'static str> {
+        match self {
+            PublishError::Produce(ProduceError::QueueFull) => Some("queue_full"),
+            PublishError::Produce(ProduceError::Unavailable(_)) => Some("unavailable"),
+            PublishError::Produce(ProduceError::TooLarge(_)) => Some("too_large"),
+            PublishError::Produce(ProduceError::Refused(_)) => Some("refused"),
+            _ => None,
+        }
+    }
+
     pub(crate) fn into_status(self) -> Status {
         let (code, message, violations, retry) = self.parts();
         let mut details = ErrorDetails::new();

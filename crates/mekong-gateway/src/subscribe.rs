@@ -23,6 +23,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::auth::authenticate;
+use crate::metrics::GatewayMetrics;
 
 /// In flight per stream when the subscription does not say, and at most.
 const DEFAULT_IN_FLIGHT: u32 = 256;
@@ -38,6 +39,7 @@ pub struct Subscribe {
     backbone: Arc<Backbone>,
     /// Flips to true at shutdown: streams commit what was acknowledged and end.
     shutdown: watch::Receiver<bool>,
+    metrics: GatewayMetrics,
 }
 
 impl Subscribe {
@@ -45,11 +47,13 @@ impl Subscribe {
         catalog: Arc<ArcSwap<Catalog>>,
         backbone: Arc<Backbone>,
         shutdown: watch::Receiver<bool>,
+        metrics: GatewayMetrics,
     ) -> Subscribe {
         Subscribe {
             catalog,
             backbone,
             shutdown,
+            metrics,
         }
     }
 }
@@ -96,7 +100,15 @@ impl SubscribeService for Subscribe {
             shutdown: self.shutdown.clone(),
         };
         let span = info_span!("consume", %client, topic = %settings.topics.join(","), group = %settings.group_id);
-        tokio::spawn(stream.run().instrument(span));
+        let open = self.metrics.subscriptions.clone();
+        open.inc();
+        tokio::spawn(
+            async move {
+                stream.run().await;
+                open.dec();
+            }
+            .instrument(span),
+        );
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }

@@ -147,6 +147,11 @@ impl Producer {
         Ok(written)
     }
 
+    /// Messages queued or waiting for Kafka's acknowledgement.
+    pub fn in_flight(&self) -> i32 {
+        self.inner.in_flight_count()
+    }
+
     /// Waits for everything queued to be delivered (at shutdown).
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         self.inner.flush(timeout)

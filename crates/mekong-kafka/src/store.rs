@@ -349,8 +349,9 @@ fn follow(
         loop {
             match syncs.try_recv() {
                 Ok(answer) => {
+                    // Short: a sync that cannot be answered fails fast, and the follower goes on.
                     let end = consumer
-                        .fetch_watermarks(topic, 0, timeout)
+                        .fetch_watermarks(topic, 0, timeout.min(Duration::from_secs(5)))
                         .map(|(_, high)| high);
                     let _ = answer.send(end);
                 }

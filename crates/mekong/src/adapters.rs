@@ -8,10 +8,13 @@ use std::time::Duration;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use clap::{Args, Subcommand};
-use mekong_adapters::EngineSettings;
+use mekong_adapters::{AdapterMetrics, EngineSettings};
 use mekong_core::Catalog;
 use mekong_kafka::{Backbone, Producer, ProducerSettings, RESOURCES_TOPIC, Store, StoreSettings};
+use prometheus_client::registry::Registry;
 use tracing::info;
+
+use crate::observe::Observed;
 
 #[derive(Subcommand, Debug)]
 pub enum AdaptersCommand {
@@ -33,6 +36,9 @@ pub struct RunArgs {
     /// Replication of the dead-letter and replay topics created (-1: the cluster's default).
     #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
     topic_replication: i32,
+    /// Address of the HTTP endpoint with /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    metrics_listen: std::net::SocketAddr,
 }
 
 pub fn run(command: AdaptersCommand) -> anyhow::Result<()> {
@@ -41,6 +47,7 @@ pub fn run(command: AdaptersCommand) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        let metrics_listener = crate::observe::bind(args.metrics_listen).await?;
         let backbone = Arc::new(Backbone::external(args.kafka.clone(), args.kafka_options));
         let catalog = Arc::new(ArcSwap::from_pointee(Catalog::default()));
         let settings = StoreSettings {
@@ -48,8 +55,8 @@ pub fn run(command: AdaptersCommand) -> anyhow::Result<()> {
             replication: args.topic_replication,
             ..Default::default()
         };
-        // Held for as long as the adapters run: it keeps the catalog up to date.
-        let _store = Store::open(Arc::clone(&backbone), Arc::clone(&catalog), settings)
+        // Kept for as long as the adapters run: it keeps the catalog up to date.
+        let store = Store::open(Arc::clone(&backbone), Arc::clone(&catalog), settings)
             .await
             .with_context(|| {
                 format!(
@@ -66,12 +73,30 @@ pub fn run(command: AdaptersCommand) -> anyhow::Result<()> {
         info!(?adapters, "running the adapters of the resource store");
         println!("adapters running: {}", adapters.join(", "));
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        let metrics = AdapterMetrics::default();
+        let mut registry = Registry::with_prefix("mekong");
+        metrics.register(&mut registry);
+        let observed = Observed {
+            registry,
+            gateway: None,
+            producer: producer.clone(),
+            store: Arc::new(store),
+        };
+        let mut observe_stop = stopped.clone();
+        let observe = tokio::spawn(crate::observe::serve(
+            metrics_listener,
+            observed,
+            async move {
+                let _ = observe_stop.wait_for(|s| *s).await;
+            },
+        ));
         let supervisor = tokio::spawn(mekong_adapters::supervise(
             catalog,
             backbone,
             producer.clone(),
             EngineSettings {
                 replication: args.topic_replication,
+                metrics,
             },
             stopped,
         ));
@@ -79,6 +104,7 @@ pub fn run(command: AdaptersCommand) -> anyhow::Result<()> {
         info!("shutting down: stopping the adapters");
         let _ = stop.send(true);
         let _ = supervisor.await;
+        let _ = observe.await;
         producer.flush(Duration::from_secs(10))?;
         anyhow::Ok(())
     })

@@ -8,14 +8,17 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
 use clap::Args;
-use mekong_adapters::EngineSettings;
+use mekong_adapters::{AdapterMetrics, EngineSettings};
 use mekong_core::{Catalog, Limits, Outcome, Verdict};
-use mekong_gateway::{Changes, Gateway, GatewayConfig, WindowSettings};
+use mekong_gateway::{Changes, Gateway, GatewayConfig, GatewayMetrics, WindowSettings};
 use mekong_kafka::{
     Backbone, Producer, ProducerSettings, RESOURCES_TOPIC, Store, StoreSettings, TopicSettings,
     ensure_topics, message_bytes_for,
 };
+use prometheus_client::registry::Registry;
 use tracing::{info, warn};
+
+use crate::observe::Observed;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -67,6 +70,9 @@ pub struct ServeArgs {
     /// Do not run the delivery adapters here (run them with `mekong adapters run` instead).
     #[arg(long)]
     no_adapters: bool,
+    /// Address of the HTTP endpoint with /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    metrics_listen: SocketAddr,
 }
 
 pub(crate) fn key_value(s: &str) -> Result<(String, String), String> {
@@ -160,21 +166,37 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             stream_in_flight: args.stream_in_flight,
             idempotency: WindowSettings { max_entries: args.idempotency_window_size, max_age: args.idempotency_window_age },
         };
+        let metrics_listener = crate::observe::bind(args.metrics_listen).await?;
         let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
         println!("listening on {}", listener.local_addr()?);
         info!(listen = %args.listen, "gateway serving mekong.v1 IngestService, SubscribeService and AdminService, grpc.health.v1.Health and reflection");
 
         // Adapters deliver from the same catalog; they stop after the gateway has drained.
         let (stop_adapters, adapters_stop) = tokio::sync::watch::channel(false);
+        let gateway_metrics = GatewayMetrics::default();
+        let adapter_metrics = AdapterMetrics::default();
+        let mut registry = Registry::with_prefix("mekong");
+        gateway_metrics.register(&mut registry);
+        adapter_metrics.register(&mut registry);
         let adapters = (!args.no_adapters).then(|| {
             tokio::spawn(mekong_adapters::supervise(
                 Arc::clone(&catalog),
                 Arc::clone(&backbone),
                 producer.clone(),
-                EngineSettings { replication: args.topic_replication },
-                adapters_stop,
+                EngineSettings { replication: args.topic_replication, metrics: adapter_metrics },
+                adapters_stop.clone(),
             ))
         });
+        let observed = Observed {
+            registry,
+            gateway: Some(gateway_metrics.clone()),
+            producer: producer.clone(),
+            store: Arc::clone(&store),
+        };
+        let mut observe_stop = adapters_stop;
+        let observe = tokio::spawn(crate::observe::serve(metrics_listener, observed, async move {
+            let _ = observe_stop.wait_for(|s| *s).await;
+        }));
         let gateway = Gateway {
             catalog,
             producer: producer.clone(),
@@ -182,9 +204,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             store,
             topics: settings,
             config,
+            metrics: gateway_metrics,
         };
         mekong_gateway::serve(listener, gateway, shutdown_signal()).await?;
         let _ = stop_adapters.send(true);
+        let _ = observe.await;
         if let Some(adapters) = adapters {
             info!("shutting down: stopping the adapters");
             let _ = adapters.await;

@@ -49,7 +49,14 @@ fn rand_suffix() -> u128 {
 fn refused(files: &[(&str, &str)]) -> String {
     let dir = Files::new(files);
     let out = mekong()
-        .args(["serve", "--listen", "127.0.0.1:0", "--resources"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--resources",
+        ])
         .arg(&dir.0)
         .output()
         .unwrap();
@@ -169,7 +176,13 @@ impl Drop for Served {
 #[tokio::test]
 async fn with_no_flags_it_serves_the_examples_on_an_embedded_backbone_any_kafka_client_can_read() {
     let mut child = mekong()
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

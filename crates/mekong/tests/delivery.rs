@@ -16,7 +16,8 @@ use mekong_tests::{authed, citizen_dossier, kafka_bootstrap, record, standard_re
 
 const RECORDS: usize = 300;
 
-struct Process(Child);
+/// A running binary, killed when dropped, and its metrics address if it printed one.
+struct Process(Child, Option<String>);
 
 impl Drop for Process {
     fn drop(&mut self) {
@@ -35,14 +36,16 @@ fn start(args: &[&str], ready: &str) -> (Process, String) {
         .spawn()
         .unwrap();
     let stdout = BufReader::new(child.stdout.take().unwrap());
-    let line = stdout
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix(ready).map(str::to_owned));
-    match line {
-        Some(rest) => (Process(child), rest),
-        None => panic!("`mekong {}` did not print `{ready}`", args.join(" ")),
+    let mut metrics = None;
+    for line in stdout.lines().map_while(Result::ok) {
+        if let Some(address) = line.strip_prefix("metrics on ") {
+            metrics = Some(address.to_owned());
+        }
+        if let Some(rest) = line.strip_prefix(ready) {
+            return (Process(child, metrics), rest.to_owned());
+        }
     }
+    panic!("`mekong {}` did not print `{ready}`", args.join(" "))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +67,14 @@ async fn an_adapter_killed_mid_delivery_and_restarted_delivers_every_record() {
     std::fs::write(dir.join("resources.yaml"), resources).unwrap();
     let kafka = kafka_bootstrap();
     let store = format!("_mekong.resources.delivery-{s}");
-    let common = ["--kafka", &kafka, "--resources-topic", &store];
+    let common = [
+        "--kafka",
+        &kafka,
+        "--resources-topic",
+        &store,
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ];
     let resources_dir = dir.to_str().unwrap();
     let (_gateway, listen) = start(
         &[
@@ -192,7 +202,7 @@ async fn dead_letters_are_listed_and_replayed_with_the_cli() {
     std::fs::write(dir.join("resources.yaml"), resources).unwrap();
     let kafka = kafka_bootstrap();
     let store = format!("_mekong.resources.dlq-{s}");
-    let (_hub, listen) = start(
+    let (hub, listen) = start(
         &[
             "serve",
             "--listen",
@@ -203,6 +213,8 @@ async fn dead_letters_are_listed_and_replayed_with_the_cli() {
             &kafka,
             "--resources-topic",
             &store,
+            "--metrics-listen",
+            "127.0.0.1:0",
         ],
         "listening on ",
     );
@@ -252,6 +264,22 @@ async fn dead_letters_are_listed_and_replayed_with_the_cli() {
     let (_, out, _) = admin(&listen, &["dlq", "list", &adapter]);
     let line = out.lines().find(|l| l.contains(&record_id)).unwrap();
     assert!(line.contains(" yes "), "shown as replayed: {line}");
+
+    // The outcomes are counted too.
+    let scrape = reqwest::get(format!("{}/metrics", hub.1.as_deref().unwrap()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (outcome, n) in [("dead_lettered", 1), ("delivered", 1)] {
+        let series = format!(
+            "mekong_delivery_attempts_total{{adapter=\"{adapter}\",outcome=\"{outcome}\"}} {n}"
+        );
+        assert!(scrape.contains(&series), "{series} in\n{scrape}");
+    }
+    let series = format!("mekong_dead_letters_total{{adapter=\"{adapter}\"}} 1");
+    assert!(scrape.contains(&series), "{series} in\n{scrape}");
 
     let (code, _, err) = admin(
         &listen,

@@ -48,6 +48,8 @@ fn serve(store_topic: &str, resources: Option<&str>) -> Served {
         store_topic,
         "--topic-replication",
         "1",
+        "--metrics-listen",
+        "127.0.0.1:0",
     ]);
     if let Some(dir) = resources {
         command.args(["--resources", dir]);

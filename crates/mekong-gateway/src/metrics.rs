@@ -1,0 +1,129 @@
+//! The gateway's metrics, in Prometheus terms: records accepted and rejected (by type, source and
+//! reason), publish latency, copies written by topic, Kafka producer errors and queue, open
+//! subscriptions. Label values are bounded: record types the catalog does not know are `unknown`,
+//! reasons are gRPC code names.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RecordLabels {
+    pub record_type: String,
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RejectedLabels {
+    pub record_type: String,
+    pub source: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct TopicLabels {
+    pub topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct KindLabels {
+    pub kind: &'static str,
+}
+
+/// Every metric of the gateway; cheap to clone (the families are shared).
+#[derive(Clone)]
+pub struct GatewayMetrics {
+    pub(crate) accepted: Family<RecordLabels, Counter>,
+    pub(crate) rejected: Family<RejectedLabels, Counter>,
+    pub(crate) publish_seconds: Family<OutcomeLabels, Histogram>,
+    pub(crate) copies: Family<TopicLabels, Counter>,
+    pub(crate) produce_errors: Family<KindLabels, Counter>,
+    pub(crate) producer_queue: Gauge,
+    pub(crate) subscriptions: Gauge,
+    pub(crate) unevaluable: Counter,
+}
+
+impl Default for GatewayMetrics {
+    fn default() -> Self {
+        GatewayMetrics {
+            accepted: Family::default(),
+            rejected: Family::default(),
+            // 0.5 ms to ~16 s.
+            publish_seconds: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+            }),
+            copies: Family::default(),
+            produce_errors: Family::default(),
+            producer_queue: Gauge::default(),
+            subscriptions: Gauge::default(),
+            unevaluable: Counter::default(),
+        }
+    }
+}
+
+impl GatewayMetrics {
+    /// Adds the metrics to a registry (names get the `mekong_` prefix there).
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "records_accepted",
+            "Records accepted and written to every routed topic",
+            self.accepted.clone(),
+        );
+        registry.register(
+            "records_rejected",
+            "Records refused, by reason (the gRPC status code)",
+            self.rejected.clone(),
+        );
+        registry.register(
+            "publish_duration_seconds",
+            "Time from a record's arrival to its answer",
+            self.publish_seconds.clone(),
+        );
+        registry.register(
+            "copies_written",
+            "Routed copies written, by destination topic",
+            self.copies.clone(),
+        );
+        registry.register(
+            "kafka_produce_errors",
+            "Writes Kafka did not acknowledge, by kind",
+            self.produce_errors.clone(),
+        );
+        registry.register(
+            "kafka_producer_queue_messages",
+            "Messages waiting in the producer for Kafka's acknowledgement",
+            self.producer_queue.clone(),
+        );
+        registry.register(
+            "route_conditions_unevaluable",
+            "Route conditions that could not be evaluated for a record (counted as no match)",
+            self.unevaluable.clone(),
+        );
+        registry.register(
+            "subscriptions_active",
+            "Open SubscribeService.Consume streams",
+            self.subscriptions.clone(),
+        );
+    }
+
+    /// Reads what is measured on demand (the producer's queue), before a scrape.
+    pub fn refresh(&self, producer: &mekong_kafka::Producer) {
+        self.producer_queue.set(producer.in_flight() as i64);
+    }
+
+    pub(crate) fn published(&self, outcome: &'static str, took: Duration) {
+        self.publish_seconds
+            .get_or_create(&OutcomeLabels { outcome })
+            .observe(took.as_secs_f64());
+    }
+}

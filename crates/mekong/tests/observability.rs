@@ -1,0 +1,199 @@
+//! What operators watch: `/metrics` counts known traffic exactly (scraped and parsed), `/healthz`
+//! answers, and `/readyz` turns not-ready when the broker goes away and ready again when it is back.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mekong_proto::v1::ingest_service_client::IngestServiceClient;
+use mekong_tests::{
+    PrivateBroker, authed, citizen_dossier, kafka_bootstrap, record, standard_resources, unique,
+};
+
+struct Served {
+    child: Child,
+    grpc: String,
+    http: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(kafka: &str, suffix: &str) -> Served {
+    let dir = std::env::temp_dir().join(format!("mekong-observe-{suffix}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("resources.yaml"), standard_resources(suffix)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mekong"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--kafka", kafka, "--topic-replication", "1"])
+        .args([
+            "--resources-topic",
+            &format!("_mekong.resources.observe-{suffix}"),
+        ])
+        .arg("--resources")
+        .arg(&dir)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut http = None;
+    let mut grpc = None;
+    for line in BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+    {
+        if let Some(a) = line.strip_prefix("metrics on ") {
+            http = Some(a.to_owned());
+        }
+        if let Some(a) = line.strip_prefix("listening on ") {
+            grpc = Some(a.to_owned());
+            break;
+        }
+    }
+    Served {
+        child,
+        grpc: grpc.expect("serve started"),
+        http: http.expect("serve printed its metrics address"),
+    }
+}
+
+async fn get(url: &str) -> (u16, String) {
+    match reqwest::get(url).await {
+        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+/// The value of one sample line, `name{labels} value`, of a scrape.
+fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_known_traffic_exactly() {
+    let s = unique();
+    let hub = serve(&kafka_bootstrap(), &s);
+    let (status, text) = get(&format!("{}/healthz", hub.http)).await;
+    assert_eq!((status, text.as_str()), (200, "ok\n"));
+
+    let mut client = IngestServiceClient::connect(format!("http://{}", hub.grpc))
+        .await
+        .unwrap();
+    for i in 0..3 {
+        client
+            .publish(authed(
+                "q1-key",
+                record("dossier.sync", &citizen_dossier(&format!("M{i}-{s}"))),
+            ))
+            .await
+            .unwrap();
+    }
+    let invalid = client
+        .publish(authed(
+            "q1-key",
+            record("dossier.sync", br#"{"MaHoSo":""}"#),
+        ))
+        .await;
+    assert!(invalid.is_err());
+    let unknown = client
+        .publish(authed(
+            "q1-key",
+            record(&format!("no.such.type.{s}"), b"{}"),
+        ))
+        .await;
+    assert!(unknown.is_err());
+
+    let (status, scrape) = get(&format!("{}/metrics", hub.http)).await;
+    assert_eq!(status, 200);
+    let expect = [
+        (
+            r#"mekong_records_accepted_total{record_type="dossier.sync",source="q1"}"#,
+            3.0,
+        ),
+        (
+            r#"mekong_records_rejected_total{record_type="dossier.sync",source="q1",reason="invalid_argument"}"#,
+            1.0,
+        ),
+        // An unknown type is counted as `unknown`: callers cannot create new series.
+        (
+            r#"mekong_records_rejected_total{record_type="unknown",source="q1",reason="not_found"}"#,
+            1.0,
+        ),
+        (
+            &format!(r#"mekong_copies_written_total{{topic="t-city-{s}"}}"#),
+            3.0,
+        ),
+        (
+            &format!(r#"mekong_copies_written_total{{topic="t-national-{s}"}}"#),
+            3.0,
+        ),
+        (
+            r#"mekong_publish_duration_seconds_count{outcome="accepted"}"#,
+            3.0,
+        ),
+        (
+            r#"mekong_publish_duration_seconds_count{outcome="rejected"}"#,
+            2.0,
+        ),
+        ("mekong_kafka_producer_queue_messages", 0.0),
+        ("mekong_subscriptions_active", 0.0),
+    ];
+    for (series, value) in expect {
+        assert_eq!(
+            sample(&scrape, series),
+            Some(value),
+            "{series} in\n{scrape}"
+        );
+    }
+    assert!(!scrape.contains(&format!("no.such.type.{s}")));
+}
+
+async fn wait_for_status(url: &str, want: u16, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let (status, body) = get(url).await;
+        if status == want {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "{url}: still {status} after {within:?}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_broker() {
+    let broker = PrivateBroker::start();
+    let s = unique();
+    let hub = serve(&broker.bootstrap, &s);
+    let ready = format!("{}/readyz", hub.http);
+    wait_for_status(&ready, 200, Duration::from_secs(30)).await;
+
+    broker.kill();
+    let took = wait_for_status(&ready, 503, Duration::from_secs(30)).await;
+    eprintln!("not ready {took:?} after the broker was killed");
+    let (_, body) = get(&ready).await;
+    assert!(body.starts_with("not ready"), "{body}");
+    let (status, _) = get(&format!("{}/healthz", hub.http)).await;
+    assert_eq!(status, 200, "alive, though not ready");
+
+    broker.restart();
+    let took = wait_for_status(&ready, 200, Duration::from_secs(90)).await;
+    eprintln!("ready {took:?} after the broker came back");
+}
