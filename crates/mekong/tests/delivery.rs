@@ -45,7 +45,12 @@ fn start(args: &[&str], ready: &str) -> (Process, String) {
             return (Process(child, metrics), rest.to_owned());
         }
     }
-    panic!("`mekong {}` did not print `{ready}`", args.join(" "))
+    let _ = child.kill();
+    let status = child.wait();
+    panic!(
+        "`mekong {}` did not print `{ready}` ({status:?})",
+        args.join(" ")
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
