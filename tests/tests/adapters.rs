@@ -112,7 +112,19 @@ async fn audit_events(bootstrap: &str, record_id: &str, expected: usize) -> Vec<
 async fn the_portal_gets_the_exact_calls_it_expects_after_one_login() {
     let (hub, portal, s) = portal_hub(QUICK_RETRY).await;
     let ma_ho_so = format!("H29-{s}");
-    publish(&hub, "dossier.sync", &citizen_dossier(&ma_ho_so)).await;
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let mut request = authed(
+        "q1-key",
+        record("dossier.sync", &citizen_dossier(&ma_ho_so)),
+    );
+    request
+        .metadata_mut()
+        .insert("traceparent", traceparent.parse().unwrap());
+    hub.client()
+        .await
+        .publish(request)
+        .await
+        .expect("published");
     let progress = format!(
         r#"{{"MaHoSo":"{ma_ho_so}","NguoiXuLy":"Trần Thị Bích","ThoiDiemXuLy":"2026-11-28T07:30:00Z","TrangThai":4,"NoiBo":"x"}}"#
     );
@@ -123,6 +135,15 @@ async fn the_portal_gets_the_exact_calls_it_expects_after_one_login() {
         .await;
     let calls = accepted(&received);
     assert_eq!(portal.logins(), 1, "one session, reused");
+    let traced = received
+        .iter()
+        .find(|r| r.json()["service"] == "DongBoHoSoMC")
+        .unwrap();
+    assert_eq!(
+        traced.header("traceparent").as_deref(),
+        Some(traceparent),
+        "the publisher's trace continues into the portal call"
+    );
     let sync = calls
         .iter()
         .find(|c| c["service"] == "DongBoHoSoMC")
@@ -468,7 +489,20 @@ async fn a_webhook_gets_cloudevents_with_idempotency_key_and_signature() {
     .await;
     let payload = citizen_dossier(&format!("W-{s}"));
     hook.script(&format!("W-{s}"), [Reply::Status(502, None)]);
-    let record_id = publish(&hub, "dossier.sync", &payload).await;
+    // A trace begun by the publisher continues into the outbound request.
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut request = authed("q1-key", record("dossier.sync", &payload));
+    request
+        .metadata_mut()
+        .insert("traceparent", traceparent.parse().unwrap());
+    let record_id = hub
+        .client()
+        .await
+        .publish(request)
+        .await
+        .expect("published")
+        .into_inner()
+        .record_id;
     let received = hook
         .wait_for("delivered", WAIT, |r| r.iter().any(|c| c.reply == "Ok"))
         .await;
@@ -499,6 +533,7 @@ async fn a_webhook_gets_cloudevents_with_idempotency_key_and_signature() {
             request.header("authorization").as_deref(),
             Some("Bearer hook-token")
         );
+        assert_eq!(request.header("traceparent").as_deref(), Some(traceparent));
     }
 }
 

@@ -113,7 +113,7 @@ impl Portal {
             };
             let mut call = body.clone();
             call["session"] = Value::String(session.clone());
-            match self.call(&call).await {
+            match self.call(&call, traceparent(record)).await {
                 Answer::Ok => return Attempt::Delivered { status: 200 },
                 Answer::Failed(attempt) => return attempt,
                 Answer::SessionRejected(reason) => {
@@ -195,8 +195,13 @@ impl Portal {
         }
     }
 
-    async fn call(&self, body: &Value) -> Answer {
-        let response = match self.client.post(&self.endpoint).json(body).send().await {
+    async fn call(&self, body: &Value, traceparent: Option<&str>) -> Answer {
+        let mut request = self.client.post(&self.endpoint).json(body);
+        // The record's trace continues into the portal call.
+        if let Some(tp) = traceparent {
+            request = request.header("traceparent", tp);
+        }
+        let response = match request.send().await {
             Ok(r) => r,
             Err(e) => return Answer::Failed(classify_error(&e)),
         };
@@ -326,6 +331,14 @@ pub fn request_body(
     }
     body["data"] = Value::Array(vec![Value::Object(data)]);
     Ok(body)
+}
+
+fn traceparent(record: &Received) -> Option<&str> {
+    record
+        .headers
+        .iter()
+        .find(|(name, _)| name == "traceparent")
+        .and_then(|(_, value)| std::str::from_utf8(value).ok())
 }
 
 /// Whether the publisher marked the record as an update of a dossier the portal already has: the

@@ -177,6 +177,8 @@ impl Drop for Served {
 async fn with_no_flags_it_serves_the_examples_on_an_embedded_backbone_any_kafka_client_can_read() {
     let mut child = mekong()
         .args([
+            "--log-format",
+            "json",
             "serve",
             "--listen",
             "127.0.0.1:0",
@@ -304,8 +306,17 @@ async fn with_no_flags_it_serves_the_examples_on_an_embedded_backbone_any_kafka_
     drop(consumer);
     drop(served);
     let log = log.join().unwrap();
-    assert!(
-        log.contains("NOT durable"),
-        "the embedded backbone warns that it is not durable:\n{log}"
-    );
+    // With --log-format json every log line is a JSON object.
+    let warning = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("NOT durable"))
+        });
+    let warning = warning.unwrap_or_else(|| {
+        panic!("the embedded backbone warns, as JSON, that it is not durable:\n{log}")
+    });
+    assert_eq!(warning["level"], "WARN");
 }
