@@ -225,6 +225,7 @@ impl TestHub {
             topics,
             config,
             metrics: mekong_gateway::GatewayMetrics::default(),
+            lineage: None,
         };
         let task = tokio::spawn(async move {
             mekong_gateway::serve(listener, gateway, async {

@@ -133,3 +133,44 @@ pub fn audit_headers(id: uuid::Uuid, event: &str, time: &str) -> Vec<(String, St
         ("content-type".into(), "application/json".into()),
     ]
 }
+
+/// A record the hub received: accepted (with where each copy landed) or rejected (with why).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordEvent {
+    /// `record.accepted` or `record.rejected`.
+    pub event: &'static str,
+    pub time: String,
+    pub record_id: String,
+    pub record_type: String,
+    /// The publishing client.
+    pub source: String,
+    /// The partition key (for a rejected record: as far as it could be read).
+    pub key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_version: Option<u32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<PlacedCopy>,
+    /// For a rejection: the gRPC code name, the message and the violations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<String>,
+}
+
+/// Where one routed copy of a record landed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlacedCopy {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub routes: Vec<String>,
+}
+
+impl RecordEvent {
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("audit events serialise to JSON")
+    }
+}

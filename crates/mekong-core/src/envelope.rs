@@ -317,6 +317,20 @@ impl Route {
     }
 }
 
+impl Catalog {
+    /// The partition key a record of this type would get from its payload, if it can be read: for
+    /// tracing records that were refused.
+    pub fn key_of(&self, record_type: &str, payload: &[u8]) -> Option<String> {
+        let pointer = self.record_type(record_type)?.key.as_ref()?;
+        let data: Value = serde_json::from_slice(payload).ok()?;
+        match pointer.get(&data)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+}
+
 /// What a record would become, for administrators trying a record out: the verdict of every rule
 /// and how each route judged it.
 #[derive(Debug)]

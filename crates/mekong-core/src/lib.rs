@@ -25,7 +25,9 @@ pub use access::{ApiKeyHash, Role, hash_api_key};
 pub use adapter::{
     Adapter, RetryPolicy, adapter_group, check_secret_ref, dead_letter_topic, replay_topic,
 };
-pub use audit::{AUDIT_TOPIC, DeliveryEvent, ResourceEvent, audit_headers};
+pub use audit::{
+    AUDIT_TOPIC, DeliveryEvent, PlacedCopy, RecordEvent, ResourceEvent, audit_headers,
+};
 pub use catalog::{Catalog, CatalogError, Client, RecordType, Route};
 pub use compat::incompatibilities;
 pub use envelope::{

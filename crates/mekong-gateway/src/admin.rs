@@ -10,7 +10,9 @@ use mekong_core::{
     Catalog, Key, Kind, Limits, Outcome, Plan, Proposal, RejectionKind, ResourceError,
     ResourceEvent, Role, RouteVerdict, Stored, Submission, Verdict, parse_documents,
 };
-use mekong_kafka::{Backbone, Producer, Store, StoreError, TopicSettings, View, ensure_topics};
+use mekong_kafka::{
+    Backbone, Lineage, Producer, Store, StoreError, TopicSettings, View, ensure_topics,
+};
 use mekong_proto::v1 as pb;
 use mekong_proto::v1::admin_service_server::AdminService;
 use tonic::{Code, Request, Response, Status};
@@ -28,6 +30,7 @@ pub struct Admin {
     limits: Limits,
     /// Writes replayed dead letters.
     producer: Producer,
+    lineage: Option<Arc<Lineage>>,
 }
 
 /// Applying and deleting resources through the store; shared by the service and `mekong serve`'s
@@ -180,12 +183,14 @@ impl Admin {
         changes: Changes,
         limits: Limits,
         producer: Producer,
+        lineage: Option<Arc<Lineage>>,
     ) -> Admin {
         Admin {
             catalog,
             changes,
             limits,
             producer,
+            lineage,
         }
     }
 
@@ -424,7 +429,51 @@ impl AdminService for Admin {
         info!(adapter = %request.adapter, actor, replayed = replayed.replayed.len(), "dead letters replayed");
         Ok(Response::new(replayed))
     }
+
+    async fn trace(
+        &self,
+        request: Request<pb::TraceRequest>,
+    ) -> Result<Response<pb::TraceResponse>, Status> {
+        self.admin(&request)?;
+        let request = request.into_inner();
+        let Some(lineage) = &self.lineage else {
+            return Err(Status::failed_precondition(
+                "this instance keeps no lineage index: ask one started with --lineage-dir",
+            ));
+        };
+        let index = |e: mekong_kafka::LineageError| Status::unavailable(e.to_string());
+        // Everything written before the question is in the answer.
+        lineage.sync(TRACE_SYNC).await.map_err(index)?;
+        let ids = match (request.record_id.is_empty(), request.key.is_empty()) {
+            (false, true) => vec![request.record_id],
+            (true, false) => lineage.records_with_key(&request.key).map_err(index)?,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "give either a record id or a key, not both or neither",
+                ));
+            }
+        };
+        let mut records = Vec::new();
+        for id in ids {
+            let events = lineage.events(&id).map_err(index)?;
+            if !events.is_empty() {
+                records.push(pb::TracedRecord {
+                    record_id: id,
+                    events: events.iter().map(|e| e.to_string()).collect(),
+                });
+            }
+        }
+        if records.is_empty() {
+            return Err(Status::not_found(
+                "the audit trail has no record with that id or key",
+            ));
+        }
+        Ok(Response::new(pb::TraceResponse { records }))
+    }
 }
+
+/// How long a trace waits for the lineage index to catch up with the audit trail.
+const TRACE_SYNC: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn kind(text: &str) -> Result<Kind, Status> {
     Kind::parse(text).ok_or_else(|| {

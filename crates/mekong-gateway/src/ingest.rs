@@ -21,6 +21,8 @@ use uuid::Uuid;
 use crate::GatewayConfig;
 use crate::auth::{authenticate, traceparent};
 use crate::idempotency::{Claim, IdempotencyWindow};
+use mekong_core::{AUDIT_TOPIC, Copy, PlacedCopy, RecordEvent, audit_headers};
+
 use crate::metrics::{GatewayMetrics, KindLabels, RecordLabels, RejectedLabels, TopicLabels};
 use crate::status::PublishError;
 
@@ -135,18 +137,73 @@ impl Ingest {
                 warn!(error = %e, "record not written");
                 PublishError::Produce(e)
             })?;
-            let placements = written
+            let placements: Vec<Placement> = written
                 .into_iter()
-                .zip(prepared.copies)
-                .map(|(w, copy)| Placement { topic: w.topic, partition: w.partition, offset: w.offset, routes: copy.routes })
+                .zip(prepared.copies.iter())
+                .map(|(w, copy)| Placement { topic: w.topic, partition: w.partition, offset: w.offset, routes: copy.routes.clone() })
                 .collect();
+            self.lineage(RecordEvent {
+                event: "record.accepted",
+                time: now(),
+                record_id: record_id.to_string(),
+                record_type: request.record_type.clone(),
+                source: caller.client.clone(),
+                key: prepared.copies.first().map(|c| c.key.clone()).unwrap_or_default(),
+                schema_version: Some(prepared.schema_version),
+                copies: placements
+                    .iter()
+                    .map(|p| PlacedCopy { topic: p.topic.clone(), partition: p.partition, offset: p.offset, routes: p.routes.clone() })
+                    .collect(),
+                reason: None,
+                message: None,
+                violations: Vec::new(),
+            });
             debug!("record written");
             Ok(PublishResponse { record_id: record_id.to_string(), placements, duplicate: false })
         }
         .instrument(span)
         .await;
         self.observe(caller, request, &result, started.elapsed());
+        if let Err(e) = &result {
+            let catalog = self.inner.catalog.load();
+            let key = if request.key.is_empty() {
+                catalog
+                    .key_of(&request.record_type, &request.payload)
+                    .unwrap_or_default()
+            } else {
+                request.key.clone()
+            };
+            let (message, violations) = e.explain();
+            self.lineage(RecordEvent {
+                event: "record.rejected",
+                time: now(),
+                record_id: record_id.to_string(),
+                record_type: request.record_type.clone(),
+                source: caller.client.clone(),
+                key,
+                schema_version: None,
+                copies: Vec::new(),
+                reason: Some(e.reason()),
+                message: Some(message),
+                violations,
+            });
+        }
         result
+    }
+
+    /// Writes a lineage event to the audit trail without waiting: the record's answer does not
+    /// wait for it, and losing one in a crash loses no data.
+    fn lineage(&self, event: RecordEvent) {
+        let copy = Copy {
+            topic: AUDIT_TOPIC.to_owned(),
+            key: event.record_id.clone(),
+            headers: audit_headers(Uuid::now_v7(), event.event, &event.time),
+            value: std::borrow::Cow::Owned(event.to_json()),
+            routes: Vec::new(),
+        };
+        if let Err(e) = self.inner.producer.enqueue(&copy) {
+            debug!(error = %e, "lineage event not written");
+        }
     }
 
     fn observe(
@@ -297,4 +354,8 @@ fn batch_too_large(what: String) -> Status {
     Status::resource_exhausted(format!(
         "batch too large: {what}; split it into smaller batches"
     ))
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }

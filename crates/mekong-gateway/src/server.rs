@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use mekong_core::Catalog;
-use mekong_kafka::{Backbone, Producer, Store, TopicSettings};
+use mekong_kafka::{Backbone, Lineage, Producer, Store, TopicSettings};
 use mekong_proto::v1::admin_service_server::AdminServiceServer;
 use mekong_proto::v1::ingest_service_server::IngestServiceServer;
 use mekong_proto::v1::subscribe_service_server::SubscribeServiceServer;
@@ -27,6 +27,8 @@ pub struct Gateway {
     pub topics: TopicSettings,
     pub config: GatewayConfig,
     pub metrics: GatewayMetrics,
+    /// The lineage index AdminService.Trace answers from, if this instance keeps one.
+    pub lineage: Option<Arc<Lineage>>,
 }
 
 /// Serves the gateway on `listener` until `shutdown` completes, then drains in-flight calls.
@@ -48,6 +50,7 @@ pub async fn serve(
         },
         config.limits,
         gateway.producer.clone(),
+        gateway.lineage,
     ))
     .max_decoding_message_size(64 * 1024 * 1024);
     let subscribe = SubscribeServiceServer::new(Subscribe::new(

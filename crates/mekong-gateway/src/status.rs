@@ -71,6 +71,16 @@ impl PublishError {
         name
     }
 
+    /// The message and the violations (`field: description`), for the audit trail.
+    pub(crate) fn explain(&self) -> (String, Vec<String>) {
+        let (_, message, violations, _) = self.parts();
+        let violations = violations
+            .into_iter()
+            .map(|(field, description)| format!("{field}: {description}"))
+            .collect();
+        (message, violations)
+    }
+
     /// For Kafka failures, what kind (a metric label).
     pub(crate) fn produce_kind(&self) -> Option<&'static str> {
         match self {

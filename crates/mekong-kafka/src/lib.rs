@@ -6,6 +6,7 @@
 
 mod backbone;
 mod deadletters;
+mod lineage;
 mod producer;
 mod store;
 mod subscription;
@@ -13,6 +14,7 @@ mod topics;
 
 pub use backbone::{Backbone, KafkaOptions};
 pub use deadletters::{DeadLetter, read_all};
+pub use lineage::{Lineage, LineageError};
 pub use producer::{ProduceError, Producer, ProducerSettings, WrittenCopy, message_bytes_for};
 pub use rdkafka::error::KafkaError;
 pub use store::{RESOURCES_TOPIC, Store, StoreError, StoreSettings, Transaction, View};

@@ -147,6 +147,26 @@ impl Producer {
         Ok(written)
     }
 
+    /// Hands one record to the producer without waiting for Kafka's acknowledgement: for records
+    /// whose loss in a crash costs no data (lineage events), never for the data itself.
+    pub fn enqueue(&self, copy: &Copy<'_>) -> Result<(), ProduceError> {
+        let mut headers = OwnedHeaders::new_with_capacity(copy.headers.len());
+        for (name, value) in &copy.headers {
+            headers = headers.insert(Header {
+                key: name,
+                value: Some(value.as_bytes()),
+            });
+        }
+        let record = FutureRecord::to(&copy.topic)
+            .key(copy.key.as_bytes())
+            .payload(&*copy.value)
+            .headers(headers);
+        self.inner
+            .send_result(record)
+            .map(drop)
+            .map_err(|(e, _)| classify(e))
+    }
+
     /// Messages queued or waiting for Kafka's acknowledgement.
     pub fn in_flight(&self) -> i32 {
         self.inner.in_flight_count()

@@ -64,6 +64,8 @@ enum Command {
     Delete(admin::DeleteArgs),
     /// Run a record through access, validation and routing as a client would publish it.
     TestRecord(admin::TestRecordArgs),
+    /// Where a record is and what happened to it, from the audit trail: by id or by key.
+    Trace(admin::TraceArgs),
     /// Dead letters of an adapter: list them, replay them.
     #[command(subcommand)]
     Dlq(admin::DlqCommand),
@@ -94,6 +96,7 @@ fn main() -> std::process::ExitCode {
         Command::Delete(args) => return admin::run(|| admin::delete(args)),
         Command::TestRecord(args) => return admin::run(|| admin::test_record(args)),
         Command::Dlq(command) => return admin::run(|| admin::dlq(command)),
+        Command::Trace(args) => return admin::run(|| admin::trace(args)),
         Command::Check { resources } => resources::load(&resources).map(|catalog| {
             let (types, routes, clients) = catalog.counts();
             let adapters = catalog.adapters().count();

@@ -9,11 +9,11 @@ use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
 use clap::Args;
 use mekong_adapters::{AdapterMetrics, EngineSettings};
-use mekong_core::{Catalog, Limits, Outcome, Verdict};
+use mekong_core::{AUDIT_TOPIC, Catalog, Limits, Outcome, Verdict};
 use mekong_gateway::{Changes, Gateway, GatewayConfig, GatewayMetrics, WindowSettings};
 use mekong_kafka::{
-    Backbone, Producer, ProducerSettings, RESOURCES_TOPIC, Store, StoreSettings, TopicSettings,
-    ensure_topics, message_bytes_for,
+    Backbone, Lineage, Producer, ProducerSettings, RESOURCES_TOPIC, Store, StoreSettings,
+    TopicSettings, ensure_topics, message_bytes_for,
 };
 use prometheus_client::registry::Registry;
 use tracing::{info, warn};
@@ -73,6 +73,11 @@ pub struct ServeArgs {
     /// Address of the HTTP endpoint with /metrics, /healthz and /readyz.
     #[arg(long, default_value = "127.0.0.1:9464")]
     metrics_listen: SocketAddr,
+    /// Directory of the lineage index that `mekong trace` answers from, read from the audit trail
+    /// and kept up to date (rebuilt when empty). Without it there is no index, except on the
+    /// embedded backbone, which keeps one in a temporary directory.
+    #[arg(long)]
+    lineage_dir: Option<PathBuf>,
 }
 
 pub(crate) fn key_value(s: &str) -> Result<(String, String), String> {
@@ -167,6 +172,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             idempotency: WindowSettings { max_entries: args.idempotency_window_size, max_age: args.idempotency_window_age },
         };
         let metrics_listener = crate::observe::bind(args.metrics_listen).await?;
+        let (lineage_dir, temporary) = match (&args.lineage_dir, backbone.is_embedded()) {
+            (Some(dir), _) => (Some(dir.clone()), false),
+            (None, true) => (Some(std::env::temp_dir().join(format!("mekong-lineage-{}", std::process::id()))), true),
+            (None, false) => (None, false),
+        };
+        let lineage = match &lineage_dir {
+            Some(dir) => Some(Arc::new(
+                Lineage::open(&backbone, dir, AUDIT_TOPIC)
+                    .with_context(|| format!("cannot open the lineage index in {}", dir.display()))?,
+            )),
+            None => {
+                info!("no --lineage-dir: this instance keeps no lineage index (mekong trace asks an instance that does)");
+                None
+            }
+        };
         let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
         println!("listening on {}", listener.local_addr()?);
         info!(listen = %args.listen, "gateway serving mekong.v1 IngestService, SubscribeService and AdminService, grpc.health.v1.Health and reflection");
@@ -205,6 +225,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             topics: settings,
             config,
             metrics: gateway_metrics,
+            lineage,
         };
         mekong_gateway::serve(listener, gateway, shutdown_signal()).await?;
         let _ = stop_adapters.send(true);
@@ -215,6 +236,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         info!("shutting down: flushing the producer");
         producer.flush(Duration::from_secs(10))?;
+        if let (Some(dir), true) = (&lineage_dir, temporary) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
         anyhow::Ok(())
     })?;
     Ok(())

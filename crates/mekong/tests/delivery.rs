@@ -300,3 +300,117 @@ async fn dead_letters_are_listed_and_replayed_with_the_cli() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_follows_a_record_to_its_delivery_and_a_rejected_one_and_the_index_rebuilds() {
+    let hook = Target::webhook().await;
+    let s = unique();
+    let dir = std::env::temp_dir().join(format!("mekong-trace-{s}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = dir.join("token");
+    std::fs::write(&secret, "hook-token").unwrap();
+    std::fs::write(
+        dir.join("resources.yaml"),
+        format!(
+            "{}\n---\nkind: Adapter\nname: hook-{s}\ntype: webhook\nfrom: [\"t-city-{s}\"]\nendpoint: \"{}\"\nauth: {{bearerToken: \"file:{}\"}}\n",
+            standard_resources(&s),
+            hook.url("/hook"),
+            secret.display()
+        ),
+    )
+    .unwrap();
+    let index = dir.join("lineage");
+    let kafka = kafka_bootstrap();
+    let store = format!("_mekong.resources.trace-{s}");
+    let args = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--resources",
+        dir.to_str().unwrap(),
+        "--kafka",
+        &kafka,
+        "--resources-topic",
+        &store,
+        "--lineage-dir",
+        index.to_str().unwrap(),
+    ];
+    let (hub, listen) = start(&args, "listening on ");
+    let mut client = IngestServiceClient::connect(format!("http://{listen}"))
+        .await
+        .unwrap();
+    let delivered_key = format!("T1-{s}");
+    let record_id = client
+        .publish(authed(
+            "q1-key",
+            record("dossier.sync", &citizen_dossier(&delivered_key)),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .record_id;
+    let refused_key = format!("T2-{s}");
+    let refused = format!(r#"{{"MaHoSo":"{refused_key}","LoaiDoiTuong":7}}"#);
+    assert!(
+        client
+            .publish(authed("q1-key", record("dossier.sync", refused.as_bytes())))
+            .await
+            .is_err()
+    );
+
+    // The whole path, in order: accepted and routed, then delivered.
+    let trace = |listen: String, what: Vec<String>| async move {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let args: Vec<&str> = what.iter().map(String::as_str).collect();
+            let (code, out, err) = admin(&listen, &args);
+            if code == 0 && out.contains("delivery.delivered") || out.contains("record.rejected") {
+                return out;
+            }
+            assert!(std::time::Instant::now() < deadline, "{out}{err}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    };
+    let out = trace(listen.clone(), vec!["trace".into(), record_id.clone()]).await;
+    let events: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().nth(1).unwrap())
+        .collect();
+    assert_eq!(events, ["record.accepted", "delivery.delivered"], "{out}");
+    assert!(
+        out.contains(&format!("key {delivered_key}, schema version 1")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("t-city-{s} [")), "{out}");
+    assert!(
+        out.contains(&format!("adapter hook-{s}, attempt 1")),
+        "{out}"
+    );
+
+    // A refused record is found by its key, with why.
+    let out = trace(
+        listen.clone(),
+        vec!["trace".into(), "--key".into(), refused_key.clone()],
+    )
+    .await;
+    assert!(out.contains("record.rejected"), "{out}");
+    assert!(out.contains("invalid_argument"), "{out}");
+    assert!(out.contains("/LoaiDoiTuong"), "{out}");
+
+    // The index is only an index: deleted, it is read again from the audit trail.
+    drop(hub);
+    std::fs::remove_dir_all(&index).unwrap();
+    let (_hub, listen) = start(&args, "listening on ");
+    let again = trace(listen.clone(), vec!["trace".into(), record_id.clone()]).await;
+    assert!(
+        again.contains("record.accepted") && again.contains("delivery.delivered"),
+        "{again}"
+    );
+    let (code, _, err) = admin(&listen, &["trace", "no-such-record"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("NOT_FOUND"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
