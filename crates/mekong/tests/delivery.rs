@@ -1,7 +1,8 @@
 //! Delivery as operators run it, with real processes on the real broker delivering to a real local
 //! HTTP server: an adapter process killed (SIGKILL) in the middle of delivering and started again
 //! delivers every record (none lost; a record delivered twice carries the same `Idempotency-Key`);
-//! dead letters listed and replayed with `mekong dlq`.
+//! dead letters listed and replayed with `mekong dlq`; `mekong trace` following a record to its
+//! delivery, and a rejected one by its key, from a lineage index that rebuilds itself.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
