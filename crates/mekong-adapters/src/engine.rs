@@ -122,6 +122,7 @@ pub async fn run(
             start: StartPosition::Earliest,
             // A crashed adapter process's records go to the others (or its restart) soon.
             session_timeout: Some(Duration::from_secs(10)),
+            lag: Some(settings.metrics.lag_of(&name)),
         },
     )
     .map_err(kafka)?;
@@ -202,6 +203,7 @@ pub async fn run(
         subscriber.ack([cursor]);
     }
     subscriber.close();
+    engine.metrics.forget_lag(&name);
     info!(adapter = %name, "adapter stopped");
     Ok(())
 }

@@ -1,10 +1,13 @@
 //! The adapters' metrics: deliveries by adapter and outcome, dead letters, delivery latency.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -20,12 +23,22 @@ pub(crate) struct AdapterLabels {
     pub adapter: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct LagLabels {
+    pub adapter: String,
+    pub topic: String,
+    pub partition: i32,
+}
+
 /// Cheap to clone: the families are shared.
 #[derive(Clone)]
 pub struct AdapterMetrics {
     pub(crate) attempts: Family<OutcomeLabels, Counter>,
     pub(crate) dead_letters: Family<AdapterLabels, Counter>,
     pub(crate) request_seconds: Family<AdapterLabels, Histogram>,
+    pub(crate) lag: Family<LagLabels, Gauge>,
+    /// The lag series set, so that those of a stopped adapter can be removed.
+    lag_series: Arc<Mutex<HashSet<LagLabels>>>,
 }
 
 impl Default for AdapterMetrics {
@@ -37,6 +50,8 @@ impl Default for AdapterMetrics {
             request_seconds: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.001, 2.0, 17))
             }),
+            lag: Family::default(),
+            lag_series: Arc::default(),
         }
     }
 }
@@ -52,6 +67,11 @@ impl AdapterMetrics {
             "dead_letters",
             "Records written to an adapter's dead-letter topic",
             self.dead_letters.clone(),
+        );
+        registry.register(
+            "adapter_lag_records",
+            "Records an adapter's consumer group has not yet read, per partition (every 5 s)",
+            self.lag.clone(),
         );
         registry.register(
             "delivery_request_duration_seconds",
@@ -74,6 +94,35 @@ impl AdapterMetrics {
                 })
                 .inc();
         }
+    }
+
+    /// The lag report of one adapter's consumer.
+    pub(crate) fn lag_of(&self, adapter: &str) -> mekong_kafka::LagReport {
+        let (family, adapter) = (self.lag.clone(), adapter.to_owned());
+        let series = Arc::clone(&self.lag_series);
+        Arc::new(move |topic: &str, partition: i32, lag: i64| {
+            let labels = LagLabels {
+                adapter: adapter.clone(),
+                topic: topic.to_owned(),
+                partition,
+            };
+            family.get_or_create(&labels).set(lag);
+            series.lock().expect("lag series").insert(labels);
+        })
+    }
+
+    /// Forgets an adapter's lag series (it stopped).
+    pub(crate) fn forget_lag(&self, adapter: &str) {
+        self.lag_series
+            .lock()
+            .expect("lag series")
+            .retain(|labels| {
+                let keep = labels.adapter != adapter;
+                if !keep {
+                    self.lag.remove(labels);
+                }
+                keep
+            });
     }
 
     pub(crate) fn request(&self, adapter: &str, took: Duration) {

@@ -36,6 +36,13 @@ pub(crate) struct TopicLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct LagLabels {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct KindLabels {
     pub kind: &'static str,
 }
@@ -51,6 +58,7 @@ pub struct GatewayMetrics {
     pub(crate) producer_queue: Gauge,
     pub(crate) subscriptions: Gauge,
     pub(crate) unevaluable: Counter,
+    pub(crate) subscription_lag: Family<LagLabels, Gauge>,
 }
 
 impl Default for GatewayMetrics {
@@ -67,6 +75,7 @@ impl Default for GatewayMetrics {
             producer_queue: Gauge::default(),
             subscriptions: Gauge::default(),
             unevaluable: Counter::default(),
+            subscription_lag: Family::default(),
         }
     }
 }
@@ -110,6 +119,11 @@ impl GatewayMetrics {
             self.unevaluable.clone(),
         );
         registry.register(
+            "subscription_lag_records",
+            "Records not yet read by a subscription's consumer group, per partition (every 5 s)",
+            self.subscription_lag.clone(),
+        );
+        registry.register(
             "subscriptions_active",
             "Open SubscribeService.Consume streams",
             self.subscriptions.clone(),
@@ -119,6 +133,30 @@ impl GatewayMetrics {
     /// Reads what is measured on demand (the producer's queue), before a scrape.
     pub fn refresh(&self, producer: &mekong_kafka::Producer) {
         self.producer_queue.set(producer.in_flight() as i64);
+    }
+
+    /// A lag report for one subscription stream, and what removes its series when it ends.
+    pub(crate) fn lag_of(&self, group: &str) -> (mekong_kafka::LagReport, impl FnOnce() + use<>) {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+        let (family, group) = (self.subscription_lag.clone(), group.to_owned());
+        let report = {
+            let (family, seen) = (family.clone(), std::sync::Arc::clone(&seen));
+            std::sync::Arc::new(move |topic: &str, partition: i32, lag: i64| {
+                let labels = LagLabels {
+                    group: group.clone(),
+                    topic: topic.to_owned(),
+                    partition,
+                };
+                family.get_or_create(&labels).set(lag);
+                seen.lock().expect("lag labels").insert(labels);
+            })
+        };
+        let clear = move || {
+            for labels in seen.lock().expect("lag labels").drain() {
+                family.remove(&labels);
+            }
+        };
+        (report, clear)
     }
 
     pub(crate) fn published(&self, outcome: &'static str, took: Duration) {

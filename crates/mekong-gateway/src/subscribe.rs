@@ -80,7 +80,9 @@ impl SubscribeService for Subscribe {
                 ));
             }
         };
-        let settings = self.admit(&client, &subscription).await?;
+        let mut settings = self.admit(&client, &subscription).await?;
+        let (lag, clear_lag) = self.metrics.lag_of(&settings.group_id);
+        settings.lag = Some(lag);
         let max_in_flight = match subscription.max_in_flight {
             0 => DEFAULT_IN_FLIGHT,
             n => n.min(MAX_IN_FLIGHT),
@@ -106,6 +108,7 @@ impl SubscribeService for Subscribe {
             async move {
                 stream.run().await;
                 open.dec();
+                clear_lag();
             }
             .instrument(span),
         );
@@ -172,6 +175,7 @@ impl Subscribe {
             group_id: format!("mekong.{client}.{group}"),
             start,
             session_timeout: None,
+            lag: None,
         })
     }
 }

@@ -18,5 +18,5 @@ pub use lineage::{Lineage, LineageError};
 pub use producer::{ProduceError, Producer, ProducerSettings, WrittenCopy, message_bytes_for};
 pub use rdkafka::error::KafkaError;
 pub use store::{RESOURCES_TOPIC, Store, StoreError, StoreSettings, Transaction, View};
-pub use subscription::{Received, StartPosition, Subscriber, SubscriptionSettings};
+pub use subscription::{LagReport, Received, StartPosition, Subscriber, SubscriptionSettings};
 pub use topics::{TopicSettings, ensure_topics, topic_exists};

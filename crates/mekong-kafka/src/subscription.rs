@@ -107,11 +107,33 @@ impl Tracker {
 /// Rebalances: commit what was acknowledged before partitions go; on assignment, find the start by
 /// time where the group has no position yet.
 struct TrackingContext {
+    lag: Option<LagReport>,
     start: StartPosition,
     tracker: Arc<Mutex<Tracker>>,
 }
 
-impl ClientContext for TrackingContext {}
+impl ClientContext for TrackingContext {
+    /// librdkafka's statistics (every `statistics.interval.ms`): the lag of each assigned partition.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let Some(report) = &self.lag else {
+            return;
+        };
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                // -1: unknown (not assigned, or no position yet); the internal -1 partition.
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    report(topic, *partition, p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+/// Receives (topic, partition, lag in records) for each assigned partition, every few seconds.
+pub type LagReport = std::sync::Arc<dyn Fn(&str, i32, i64) + Send + Sync>;
+
+/// How often a subscriber with a lag report measures its lag.
+const LAG_EVERY: Duration = Duration::from_secs(5);
 
 impl ConsumerContext for TrackingContext {
     fn rebalance(
@@ -200,7 +222,7 @@ fn commit<C: ConsumerContext>(
 }
 
 /// Settings of one subscription.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SubscriptionSettings {
     pub topics: Vec<String>,
     /// The Kafka consumer group id.
@@ -209,6 +231,8 @@ pub struct SubscriptionSettings {
     /// How soon the group gives a vanished member's partitions to the others (librdkafka's
     /// `session.timeout.ms`; `None` for its default, 45 s).
     pub session_timeout: Option<Duration>,
+    /// Where to report consumer lag, if anywhere.
+    pub lag: Option<LagReport>,
 }
 
 /// One member of a consumer group, reading its topics for one reader.
@@ -224,6 +248,7 @@ impl Subscriber {
     ) -> Result<Subscriber, KafkaError> {
         let tracker = Arc::new(Mutex::new(Tracker::default()));
         let context = TrackingContext {
+            lag: settings.lag.clone(),
             start: settings.start,
             tracker: Arc::clone(&tracker),
         };
@@ -233,6 +258,9 @@ impl Subscriber {
             "earliest"
         };
         let mut config = backbone.client_config();
+        if settings.lag.is_some() {
+            config.set("statistics.interval.ms", LAG_EVERY.as_millis().to_string());
+        }
         if let Some(timeout) = settings.session_timeout {
             config
                 .set("session.timeout.ms", timeout.as_millis().to_string())

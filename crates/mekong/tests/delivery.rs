@@ -287,6 +287,34 @@ async fn dead_letters_are_listed_and_replayed_with_the_cli() {
     let series = format!("mekong_dead_letters_total{{adapter=\"{adapter}\"}} 1");
     assert!(scrape.contains(&series), "{series} in\n{scrape}");
 
+    // Consumer lag, measured every 5 s: nothing left to read on the adapter's topic.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let scrape = reqwest::get(format!("{}/metrics", hub.1.as_deref().unwrap()))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let lags: Vec<&str> = scrape
+            .lines()
+            .filter(|l| {
+                l.starts_with(&format!(
+                    "mekong_adapter_lag_records{{adapter=\"{adapter}\",topic=\"t-city-{s}\""
+                ))
+            })
+            .collect();
+        // Partitions the group has no position on yet report no lag.
+        if !lags.is_empty() && lags.iter().all(|l| l.ends_with(" 0")) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no lag of 0 reported: {lags:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
     let (code, _, err) = admin(
         &listen,
         &["dlq", "replay", &adapter, "--record", "no-such-record"],
