@@ -22,6 +22,7 @@ use crate::GatewayConfig;
 use crate::auth::{authenticate, traceparent};
 use crate::idempotency::{Claim, IdempotencyWindow};
 use mekong_core::{AUDIT_TOPIC, Copy, PlacedCopy, RecordEvent, audit_headers};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::metrics::{GatewayMetrics, KindLabels, RecordLabels, RejectedLabels, TopicLabels};
 use crate::status::PublishError;
@@ -108,6 +109,13 @@ impl Ingest {
         record_id: Uuid,
     ) -> Result<PublishResponse, PublishError> {
         let span = info_span!("publish", client = %caller.client, record_type = %request.record_type, record_id = %record_id);
+        if let Some(traceparent) = &caller.traceparent {
+            // Exported spans (--otlp-endpoint) continue the publisher's trace.
+            let parent = opentelemetry::global::get_text_map_propagator(|p| {
+                p.extract(&Traceparent(traceparent))
+            });
+            let _ = span.set_parent(parent);
+        }
         let started = std::time::Instant::now();
         let result = async {
             // One snapshot judges the whole record.
@@ -358,4 +366,17 @@ fn batch_too_large(what: String) -> Status {
 
 fn now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+/// The caller's `traceparent`, as OpenTelemetry's propagator reads it.
+struct Traceparent<'a>(&'a str);
+
+impl opentelemetry::propagation::Extractor for Traceparent<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        (key == "traceparent").then_some(self.0)
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        vec!["traceparent"]
+    }
 }

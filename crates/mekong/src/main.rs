@@ -8,6 +8,7 @@ mod remote;
 mod resources;
 mod serve;
 mod tail;
+mod telemetry;
 
 use clap::{Parser, Subcommand};
 
@@ -33,13 +34,11 @@ struct Cli {
         default_value = "text",
         env = "MEKONG_LOG_FORMAT"
     )]
-    log_format: LogFormat,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
+    log_format: telemetry::LogFormat,
+    /// Export spans to this OpenTelemetry collector (OTLP over HTTP, JSON), e.g.
+    /// http://otel-collector:4318.
+    #[arg(long, global = true, env = "MEKONG_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -76,17 +75,23 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MEKONG_LOG")
-                .unwrap_or_else(|_| "info,librdkafka=warn,rdkafka=warn".into()),
-        )
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().with_current_span(true).init(),
+    let traces = match telemetry::init(cli.log_format, cli.otlp_endpoint.as_deref()) {
+        Ok(traces) => traces,
+        Err(e) => {
+            eprintln!("error: --otlp-endpoint: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let code = run(cli.command);
+    if let Some(traces) = traces {
+        // Sends the spans still waiting in the batch.
+        let _ = traces.shutdown();
     }
-    let result = match cli.command {
+    code
+}
+
+fn run(command: Command) -> std::process::ExitCode {
+    let result = match command {
         Command::Serve(args) => serve::run(args),
         Command::Adapters(command) => adapters::run(command),
         Command::Tail(args) => return tail::run(args),

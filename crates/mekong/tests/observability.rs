@@ -1,5 +1,6 @@
 //! What operators watch: `/metrics` counts known traffic exactly (scraped and parsed), `/healthz`
-//! answers, and `/readyz` turns not-ready when the broker goes away and ready again when it is back.
+//! answers, `/readyz` turns not-ready when the broker goes away and ready again when it is back,
+//! and spans exported to an OpenTelemetry collector continue the publisher's trace.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -25,6 +26,10 @@ impl Drop for Served {
 }
 
 fn serve(kafka: &str, suffix: &str) -> Served {
+    serve_with(kafka, suffix, &[])
+}
+
+fn serve_with(kafka: &str, suffix: &str, extra: &[&str]) -> Served {
     let dir = std::env::temp_dir().join(format!("mekong-observe-{suffix}"));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("resources.yaml"), standard_resources(suffix)).unwrap();
@@ -43,6 +48,7 @@ fn serve(kafka: &str, suffix: &str) -> Served {
         ])
         .arg("--resources")
         .arg(&dir)
+        .args(extra)
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -196,4 +202,80 @@ async fn readiness_follows_the_broker() {
     broker.restart();
     let took = wait_for_status(&ready, 200, Duration::from_secs(90)).await;
     eprintln!("ready {took:?} after the broker came back");
+}
+
+/// Every span object (one with a `traceId`) anywhere in an OTLP/JSON export.
+fn spans(value: &serde_json::Value, found: &mut Vec<serde_json::Value>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if map.contains_key("traceId") {
+                found.push(value.clone());
+            }
+            map.values().for_each(|v| spans(v, found));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| spans(v, found)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn exported_spans_continue_the_publishers_trace() {
+    use std::sync::{Arc, Mutex};
+    let exports: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let received = Arc::clone(&exports);
+    let collector = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let received = Arc::clone(&received);
+            async move {
+                if let Ok(export) = serde_json::from_slice(&body) {
+                    received.lock().unwrap().push(export);
+                }
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, collector).await });
+
+    let s = unique();
+    let hub = serve_with(&kafka_bootstrap(), &s, &["--otlp-endpoint", &endpoint]);
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent = "00f067aa0ba902b7";
+    let mut client = IngestServiceClient::connect(format!("http://{}", hub.grpc))
+        .await
+        .unwrap();
+    let mut request = authed(
+        "q1-key",
+        record("dossier.sync", &citizen_dossier(&format!("OT-{s}"))),
+    );
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-{parent}-01").parse().unwrap(),
+    );
+    client.publish(request).await.unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut found = Vec::new();
+        for export in exports.lock().unwrap().iter() {
+            spans(export, &mut found);
+        }
+        if let Some(span) = found
+            .iter()
+            .find(|s| s["traceId"] == trace_id && s["name"] == "publish")
+        {
+            assert_eq!(
+                span["parentSpanId"], parent,
+                "a child of the publisher's span: {span}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no publish span of trace {trace_id}: {found:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
