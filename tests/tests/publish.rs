@@ -128,6 +128,21 @@ async fn routes_follow_their_conditions_and_explicit_keys_win() {
     assert_eq!(m.key(), Some(&b"explicit-key"[..]));
     assert_eq!(header(m, "ce_district").as_deref(), Some("q1"));
     assert_eq!(count_records(&hub.bootstrap, &format!("t-national-{s}")), 0);
+    // No traceparent came with the record: a trace is started here, its id the record's id.
+    let traceparent = header(m, "traceparent").expect("a trace started by the hub");
+    let parts: Vec<&str> = traceparent.split('-').collect();
+    assert_eq!(parts.len(), 4, "{traceparent}");
+    assert_eq!(
+        parts[1],
+        uuid::Uuid::parse_str(&response.record_id)
+            .unwrap()
+            .simple()
+            .to_string()
+    );
+    assert!(
+        parts[2].len() == 16 && parts[2] != "0000000000000000",
+        "{traceparent}"
+    );
 }
 
 #[tokio::test]

@@ -508,7 +508,7 @@ impl CloudEvent {
 
 /// `<version>-<trace id>-<parent id>-<flags>` as W3C Trace Context writes it: lower-case hex of 2,
 /// 32, 16 and 2 digits; version `ff` and all-zero ids are invalid.
-fn is_traceparent(tp: &str) -> bool {
+pub fn is_traceparent(tp: &str) -> bool {
     let parts: Vec<&str> = tp.split('-').collect();
     let hex = |s: &str, n: usize| {
         s.len() == n

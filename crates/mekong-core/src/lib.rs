@@ -32,7 +32,7 @@ pub use catalog::{Catalog, CatalogError, Client, RecordType, Route};
 pub use compat::incompatibilities;
 pub use envelope::{
     CloudEvent, Copy, Limits, Prepared, RecordTest, RouteVerdict, Submission, UnevaluableCondition,
-    record_id_for,
+    is_traceparent, record_id_for,
 };
 pub use redact::{JsonPointer, PointerError};
 pub use rejection::{Rejection, RejectionKind, Violation};

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use futures::{Stream, StreamExt, future::join_all};
-use mekong_core::{Catalog, Submission, record_id_for};
+use mekong_core::{Catalog, Submission, is_traceparent, record_id_for};
 use mekong_kafka::Producer;
 use mekong_proto::v1::ingest_service_server::IngestService;
 use mekong_proto::v1::{
@@ -109,13 +109,24 @@ impl Ingest {
         record_id: Uuid,
     ) -> Result<PublishResponse, PublishError> {
         let span = info_span!("publish", client = %caller.client, record_type = %request.record_type, record_id = %record_id);
-        if let Some(traceparent) = &caller.traceparent {
-            // Exported spans (--otlp-endpoint) continue the publisher's trace.
-            let parent = opentelemetry::global::get_text_map_propagator(|p| {
-                p.extract(&Traceparent(traceparent))
-            });
-            let _ = span.set_parent(parent);
-        }
+        // The publisher's trace, or one started here: it goes onto every copy, and exported spans
+        // (--otlp-endpoint) belong to it.
+        let traceparent = match caller
+            .traceparent
+            .as_deref()
+            .filter(|tp| is_traceparent(tp))
+        {
+            Some(tp) => tp.to_owned(),
+            None => format!(
+                "00-{}-{:016x}-01",
+                record_id.simple(),
+                Uuid::now_v7().as_u64_pair().1 | 1
+            ),
+        };
+        let parent = opentelemetry::global::get_text_map_propagator(|p| {
+            p.extract(&Traceparent(&traceparent))
+        });
+        let _ = span.set_parent(parent);
         let started = std::time::Instant::now();
         let result = async {
             // One snapshot judges the whole record.
@@ -128,7 +139,7 @@ impl Ingest {
                 payload: &request.payload,
                 key: Some(request.key.as_str()),
                 attributes: &request.attributes,
-                traceparent: caller.traceparent.as_deref(),
+                traceparent: Some(&traceparent),
                 schema_version: request.schema_version,
                 record_id,
                 time: SystemTime::now(),
