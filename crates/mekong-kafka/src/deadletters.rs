@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::Backbone;
+use crate::subscription::owned_headers;
 
 /// One dead letter.
 #[derive(Debug, Clone)]
@@ -84,14 +85,7 @@ pub fn read_all(
                     offset: m.offset(),
                     key: m.key().unwrap_or_default().to_vec(),
                     payload: m.payload().unwrap_or_default().to_vec(),
-                    headers: m
-                        .headers()
-                        .map(|h| {
-                            h.iter()
-                                .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
+                    headers: owned_headers(&m),
                 })
             }
             Some(Err(e)) => return Err(e),

@@ -109,18 +109,7 @@ impl Producer {
     pub async fn write(&self, copies: &[Copy<'_>]) -> Result<Vec<WrittenCopy>, ProduceError> {
         let mut deliveries = Vec::with_capacity(copies.len());
         for copy in copies {
-            let mut headers = OwnedHeaders::new_with_capacity(copy.headers.len());
-            for (name, value) in &copy.headers {
-                headers = headers.insert(Header {
-                    key: name,
-                    value: Some(value.as_bytes()),
-                });
-            }
-            let record = FutureRecord::to(&copy.topic)
-                .key(copy.key.as_bytes())
-                .payload(&*copy.value)
-                .headers(headers);
-            match self.inner.send_result(record) {
+            match self.inner.send_result(record(copy)) {
                 Ok(delivery) => deliveries.push(delivery),
                 Err((e, _)) => return Err(classify(e)),
             }
@@ -150,19 +139,8 @@ impl Producer {
     /// Hands one record to the producer without waiting for Kafka's acknowledgement: for records
     /// whose loss in a crash costs no data (lineage events), never for the data itself.
     pub fn enqueue(&self, copy: &Copy<'_>) -> Result<(), ProduceError> {
-        let mut headers = OwnedHeaders::new_with_capacity(copy.headers.len());
-        for (name, value) in &copy.headers {
-            headers = headers.insert(Header {
-                key: name,
-                value: Some(value.as_bytes()),
-            });
-        }
-        let record = FutureRecord::to(&copy.topic)
-            .key(copy.key.as_bytes())
-            .payload(&*copy.value)
-            .headers(headers);
         self.inner
-            .send_result(record)
+            .send_result(record(copy))
             .map(drop)
             .map_err(|(e, _)| classify(e))
     }
@@ -176,6 +154,21 @@ impl Producer {
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         self.inner.flush(timeout)
     }
+}
+
+/// A copy as a Kafka record: its topic, key, value and headers.
+fn record<'a>(copy: &'a Copy<'_>) -> FutureRecord<'a, [u8], [u8]> {
+    let mut headers = OwnedHeaders::new_with_capacity(copy.headers.len());
+    for (name, value) in &copy.headers {
+        headers = headers.insert(Header {
+            key: name,
+            value: Some(value.as_bytes()),
+        });
+    }
+    FutureRecord::to(&copy.topic)
+        .key(copy.key.as_bytes())
+        .payload(&*copy.value)
+        .headers(headers)
 }
 
 fn classify(error: KafkaError) -> ProduceError {

@@ -221,6 +221,18 @@ fn commit<C: ConsumerContext>(
     }
 }
 
+/// A message's headers, owned: (name, value) pairs, a missing value as empty.
+pub(crate) fn owned_headers(message: &impl Message) -> Vec<(String, Vec<u8>)> {
+    message
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Settings of one subscription.
 #[derive(Clone)]
 pub struct SubscriptionSettings {
@@ -294,14 +306,7 @@ impl Subscriber {
             offset: message.offset(),
             key: message.key().unwrap_or_default().to_vec(),
             payload: message.payload().unwrap_or_default().to_vec(),
-            headers: message
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            headers: owned_headers(&message),
         };
         let mut tracker = self.tracker.lock().expect("tracker lock");
         let state = tracker
