@@ -7,7 +7,10 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use futures::{Stream, StreamExt, future::join_all};
-use mekong_core::{Catalog, Submission, is_traceparent, record_id_for};
+use mekong_core::{
+    AUDIT_TOPIC, Catalog, Copy, PlacedCopy, RecordEvent, Submission, audit_headers, is_traceparent,
+    record_id_for,
+};
 use mekong_kafka::Producer;
 use mekong_proto::v1::ingest_service_server::IngestService;
 use mekong_proto::v1::{
@@ -16,14 +19,12 @@ use mekong_proto::v1::{
 };
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, debug, info_span, warn};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
 
 use crate::GatewayConfig;
 use crate::auth::{authenticate, traceparent};
 use crate::idempotency::{Claim, IdempotencyWindow};
-use mekong_core::{AUDIT_TOPIC, Copy, PlacedCopy, RecordEvent, audit_headers};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
-
 use crate::metrics::{GatewayMetrics, KindLabels, RecordLabels, RejectedLabels, TopicLabels};
 use crate::status::PublishError;
 
