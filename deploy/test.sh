@@ -43,10 +43,10 @@ MEKONG_TEST_KAFKA="$(deploy/kafka/kafka.sh start "$state")"
 export MEKONG_TEST_KAFKA
 echo "test broker: Apache Kafka at $MEKONG_TEST_KAFKA" >&2
 
-# The whole run's tally as the last line, whatever order cargo ran the test binaries in.
+# Every test binary runs even after a failure; the whole run's tally is the last line.
 log="$state/cargo-test.log"
 set +e
-cargo test --workspace "$@" 2>&1 | tee "$log"
+cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 deploy/kafka/kafka.sh stop "$state" >&2 || true
