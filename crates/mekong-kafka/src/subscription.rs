@@ -283,6 +283,9 @@ impl Subscriber {
         }
         let consumer: StreamConsumer<TrackingContext> = config
             .set("group.id", &settings.group_id)
+            // A topic created just before (an adapter's replay topic, a new route's topic) may not
+            // be in the first metadata; librdkafka looks again only every 5 minutes by default.
+            .set("topic.metadata.refresh.interval.ms", "5000")
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", reset)
             // Eager rebalancing: every revoke takes the whole assignment, which `rebalance` commits.
