@@ -255,6 +255,31 @@ async fn retryable_codes_5xx_429_and_timeouts_are_retried_until_delivered() {
     );
 }
 
+type Admin = mekong_proto::v1::admin_service_client::AdminServiceClient<tonic::transport::Channel>;
+
+async fn dead_letters(admin: &mut Admin, adapter: &str) -> Vec<mekong_proto::v1::DeadLetter> {
+    let request = ListDeadLettersRequest {
+        adapter: adapter.into(),
+    };
+    let listed = admin.list_dead_letters(authed("admin-key", request)).await;
+    listed.unwrap().into_inner().dead_letters
+}
+
+async fn replay_all(
+    admin: &mut Admin,
+    adapter: &str,
+) -> mekong_proto::v1::ReplayDeadLettersResponse {
+    let request = ReplayDeadLettersRequest {
+        adapter: adapter.into(),
+        all: true,
+        ..Default::default()
+    };
+    let replayed = admin
+        .replay_dead_letters(authed("admin-key", request))
+        .await;
+    replayed.unwrap().into_inner()
+}
+
 #[tokio::test]
 async fn a_final_error_dead_letters_with_its_reason_and_a_replay_delivers_it() {
     let (hub, portal, s) = portal_hub(QUICK_RETRY).await;
@@ -286,64 +311,22 @@ async fn a_final_error_dead_letters_with_its_reason_and_a_replay_delivers_it() {
     );
 
     let mut admin = hub.admin().await;
-    let listed = admin
-        .list_dead_letters(authed(
-            "admin-key",
-            ListDeadLettersRequest {
-                adapter: format!("portal-{s}"),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .dead_letters;
+    let listed = dead_letters(&mut admin, &format!("portal-{s}")).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].record_id, record_id);
     assert!(!listed[0].replayed);
 
     // The portal knows the procedure now: a replay delivers it.
-    let replayed = admin
-        .replay_dead_letters(authed(
-            "admin-key",
-            ReplayDeadLettersRequest {
-                adapter: format!("portal-{s}"),
-                all: true,
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let replayed = replay_all(&mut admin, &format!("portal-{s}")).await;
     assert_eq!(replayed.replayed, std::slice::from_ref(&record_id));
     portal
         .wait_for("the replayed record", WAIT, |r| {
             r.iter().any(|c| c.reply == "Ok")
         })
         .await;
-    let listed = admin
-        .list_dead_letters(authed(
-            "admin-key",
-            ListDeadLettersRequest {
-                adapter: format!("portal-{s}"),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .dead_letters;
+    let listed = dead_letters(&mut admin, &format!("portal-{s}")).await;
     assert!(listed[0].replayed, "shown as replayed");
-    let again = admin
-        .replay_dead_letters(authed(
-            "admin-key",
-            ReplayDeadLettersRequest {
-                adapter: format!("portal-{s}"),
-                all: true,
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let again = replay_all(&mut admin, &format!("portal-{s}")).await;
     assert!(
         again.replayed.is_empty(),
         "--all does not send a replayed letter twice"

@@ -54,23 +54,31 @@ fn start(args: &[&str], ready: &str) -> (Process, String) {
     )
 }
 
+/// A directory holding the standard resources and a webhook adapter `hook-<s>` from `t-city-<s>` to
+/// `hook`, authenticated by `auth` (`hmacSecret` or `bearerToken`) read from a file beside them, with
+/// `extra` adapter fields.
+fn resources_with_hook(s: &str, hook: &Target, auth: &str, extra: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("mekong-hook-{s}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = dir.join("secret");
+    std::fs::write(&secret, "hook-secret\n").unwrap();
+    let resources = format!(
+        "{}\n---\nkind: Adapter\nname: hook-{s}\ntype: webhook\nfrom: [\"t-city-{s}\"]\nendpoint: \"{}\"\n{extra}auth: {{{auth}: \"file:{}\"}}\n",
+        standard_resources(s),
+        hook.url("/hook"),
+        secret.display()
+    );
+    std::fs::write(dir.join("resources.yaml"), resources).unwrap();
+    dir
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_adapter_killed_mid_delivery_and_restarted_delivers_every_record() {
     let hook = Target::webhook().await;
     // Slow enough that the kill lands in the middle of the work.
     hook.set_latency(Duration::from_millis(20));
     let s = unique();
-    let dir = std::env::temp_dir().join(format!("mekong-delivery-{s}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let secret = dir.join("hook-secret");
-    std::fs::write(&secret, "shared-secret").unwrap();
-    let resources = format!(
-        "{}\n---\nkind: Adapter\nname: hook-{s}\ntype: webhook\nfrom: [\"t-city-{s}\"]\nendpoint: \"{}\"\nconcurrency: 4\nauth: {{hmacSecret: \"file:{}\"}}\n",
-        standard_resources(&s),
-        hook.url("/hook"),
-        secret.display()
-    );
-    std::fs::write(dir.join("resources.yaml"), resources).unwrap();
+    let dir = resources_with_hook(&s, &hook, "hmacSecret", "concurrency: 4\n");
     let kafka = kafka_bootstrap();
     let store = format!("_mekong.resources.delivery-{s}");
     let common = [
@@ -195,17 +203,7 @@ async fn dead_letters_are_listed_and_replayed_with_the_cli() {
     let s = unique();
     let refused = format!("DL-{s}");
     hook.script(&refused, [mekong_tests::targets::Reply::Status(422, None)]);
-    let dir = std::env::temp_dir().join(format!("mekong-dlq-{s}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let secret = dir.join("token");
-    std::fs::write(&secret, "hook-token\n").unwrap();
-    let resources = format!(
-        "{}\n---\nkind: Adapter\nname: hook-{s}\ntype: webhook\nfrom: [\"t-city-{s}\"]\nendpoint: \"{}\"\nauth: {{bearerToken: \"file:{}\"}}\n",
-        standard_resources(&s),
-        hook.url("/hook"),
-        secret.display()
-    );
-    std::fs::write(dir.join("resources.yaml"), resources).unwrap();
+    let dir = resources_with_hook(&s, &hook, "bearerToken", "");
     let kafka = kafka_bootstrap();
     let store = format!("_mekong.resources.dlq-{s}");
     let (hub, listen) = start(
@@ -334,20 +332,7 @@ async fn dead_letters_are_listed_and_replayed_with_the_cli() {
 async fn trace_follows_a_record_to_its_delivery_and_a_rejected_one_and_the_index_rebuilds() {
     let hook = Target::webhook().await;
     let s = unique();
-    let dir = std::env::temp_dir().join(format!("mekong-trace-{s}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let secret = dir.join("token");
-    std::fs::write(&secret, "hook-token").unwrap();
-    std::fs::write(
-        dir.join("resources.yaml"),
-        format!(
-            "{}\n---\nkind: Adapter\nname: hook-{s}\ntype: webhook\nfrom: [\"t-city-{s}\"]\nendpoint: \"{}\"\nauth: {{bearerToken: \"file:{}\"}}\n",
-            standard_resources(&s),
-            hook.url("/hook"),
-            secret.display()
-        ),
-    )
-    .unwrap();
+    let dir = resources_with_hook(&s, &hook, "bearerToken", "");
     let index = dir.join("lineage");
     let kafka = kafka_bootstrap();
     let store = format!("_mekong.resources.trace-{s}");
