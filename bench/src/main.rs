@@ -375,7 +375,7 @@ impl Workload {
         let key = self.full.key(n);
         PublishRequest {
             record_type: self.args.record_type.clone(),
-            payload: self.full.render(&key),
+            payload: self.full.render(&key).into(),
             request_id,
             ..Default::default()
         }

@@ -213,6 +213,7 @@ impl TestHub {
             producer.clone(),
             mekong_adapters::EngineSettings {
                 replication: 1,
+                policy: Arc::new(test_adapter_policy()),
                 ..Default::default()
             },
             adapters_stop,
@@ -312,7 +313,22 @@ pub fn authed<T>(key: &str, message: T) -> tonic::Request<T> {
 pub fn record(record_type: &str, payload: &[u8]) -> PublishRequest {
     PublishRequest {
         record_type: record_type.into(),
-        payload: payload.to_vec(),
+        payload: payload.to_vec().into(),
+        ..Default::default()
+    }
+}
+
+/// Where the tests keep adapter secrets (`file:` references), as a mounted secret would be.
+pub fn test_secrets_dir() -> PathBuf {
+    std::env::temp_dir().join("mekong-test-secrets")
+}
+
+/// What the tests' adapters may do: read secrets from [`test_secrets_dir`] and deliver to the
+/// local targets on loopback.
+pub fn test_adapter_policy() -> mekong_adapters::AdapterPolicy {
+    mekong_adapters::AdapterPolicy {
+        secrets_dirs: vec![test_secrets_dir()],
+        allowed_networks: vec!["127.0.0.0/8".parse().expect("a network")],
         ..Default::default()
     }
 }

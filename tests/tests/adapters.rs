@@ -22,7 +22,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// Secrets for the adapters, in files (`file:` references), as a mounted secret would be.
 fn secret_file(name: &str, value: &str) -> String {
-    let dir = std::env::temp_dir().join("mekong-test-secrets");
+    let dir = mekong_tests::test_secrets_dir();
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
     std::fs::write(&path, format!("{value}\n")).unwrap();
@@ -260,6 +260,7 @@ type Admin = mekong_proto::v1::admin_service_client::AdminServiceClient<tonic::t
 async fn dead_letters(admin: &mut Admin, adapter: &str) -> Vec<mekong_proto::v1::DeadLetter> {
     let request = ListDeadLettersRequest {
         adapter: adapter.into(),
+        ..Default::default()
     };
     let listed = admin.list_dead_letters(authed("admin-key", request)).await;
     listed.unwrap().into_inner().dead_letters

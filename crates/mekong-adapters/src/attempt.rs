@@ -43,8 +43,36 @@ pub fn classify_status(status: StatusCode, headers: &HeaderMap, body: &str) -> A
     }
 }
 
-/// A transport failure (no answer): connection refused or reset, timeout. Always worth a retry.
+/// The most of an answer's body an adapter reads: enough for any portal answer and any error
+/// excerpt, never a target's whole stream.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// An answer's body, read up to [`MAX_ANSWER_BYTES`]; the flag says whether it was longer.
+pub async fn read_answer(mut response: reqwest::Response) -> (String, bool) {
+    let mut body = Vec::new();
+    let mut cut = false;
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = MAX_ANSWER_BYTES - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            cut = true;
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    (String::from_utf8_lossy(&body).into_owned(), cut)
+}
+
+/// A transport failure (no answer): connection refused or reset, timeout; worth a retry. A request
+/// that cannot even be built for this record (a header value HTTP does not allow) is final: retrying
+/// cannot help, and the record goes to the dead letters at once.
 pub fn classify_error(error: &reqwest::Error) -> Attempt {
+    if error.is_builder() {
+        return Attempt::Reject {
+            status: None,
+            reason: format!("no HTTP request can be made of this record: {error}"),
+        };
+    }
     let what = if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {

@@ -12,7 +12,9 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
-use crate::attempt::{Attempt, classify_error, classify_status, excerpt};
+use crate::attempt::{
+    Attempt, MAX_ANSWER_BYTES, classify_error, classify_status, excerpt, read_answer,
+};
 use crate::secret::Secret;
 
 /// Fields of a dossier the portal takes (DongBoHoSoMC); others are not sent.
@@ -165,9 +167,18 @@ impl Portal {
             .map_err(|e| classify_error(&e))?;
         let status = response.status();
         let headers = response.headers().clone();
-        let text = response.text().await.unwrap_or_default();
+        let (text, cut) = read_answer(response).await;
         if !status.is_success() {
             return Err(login_failure(classify_status(status, &headers, &text)));
+        }
+        if cut {
+            return Err(Attempt::Retry {
+                status: Some(status.as_u16()),
+                reason: format!(
+                    "the portal's login answer is longer than {MAX_ANSWER_BYTES} bytes"
+                ),
+                after: None,
+            });
         }
         let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         match (
@@ -207,7 +218,14 @@ impl Portal {
         };
         let status = response.status();
         let headers = response.headers().clone();
-        let text = response.text().await.unwrap_or_default();
+        let (text, cut) = read_answer(response).await;
+        if cut && status.is_success() {
+            return Answer::Failed(Attempt::Retry {
+                status: Some(status.as_u16()),
+                reason: format!("the portal's answer is longer than {MAX_ANSWER_BYTES} bytes"),
+                after: None,
+            });
+        }
         if status == reqwest::StatusCode::UNAUTHORIZED {
             return Answer::SessionRejected(format!("HTTP 401: {}", excerpt(&text)));
         }
@@ -411,7 +429,7 @@ mod tests {
             partition: 0,
             offset: 0,
             key: b"k".to_vec(),
-            payload: payload.as_bytes().to_vec(),
+            payload: payload.as_bytes().to_vec().into(),
             headers: headers
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))

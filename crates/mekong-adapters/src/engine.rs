@@ -8,15 +8,14 @@
 //! deliveries fail holds back only its own lane. Up to `concurrency` requests are in flight at once;
 //! a lane waiting out its backoff holds none.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use mekong_core::{
-    AUDIT_TOPIC, Adapter, Copy, DeliveryEvent, adapter_group, audit_headers, dead_letter_topic,
-    replay_topic,
+    AUDIT_TOPIC, Adapter, DeliveryEvent, KafkaRecord, adapter_group, audit_headers,
+    dead_letter_topic, replay_topic,
 };
 use mekong_kafka::{
     Backbone, Producer, Received, StartPosition, Subscriber, SubscriptionSettings, TopicSettings,
@@ -28,6 +27,7 @@ use tracing::{debug, info, warn};
 
 use crate::attempt::Attempt;
 use crate::metrics::AdapterMetrics;
+use crate::policy::AdapterPolicy;
 use crate::target::Target;
 
 /// Headers a dead letter carries besides the original record's.
@@ -57,6 +57,8 @@ pub struct EngineSettings {
     /// Replication of the dead-letter and replay topics the engine creates (-1: cluster default).
     pub replication: i32,
     pub metrics: AdapterMetrics,
+    /// What adapters may read (secrets) and reach (endpoints).
+    pub policy: Arc<AdapterPolicy>,
 }
 
 /// How a delivery ended for the lane.
@@ -88,10 +90,11 @@ pub async fn run(
     stop: watch::Receiver<bool>,
 ) -> Result<(), EngineError> {
     let name = adapter.spec.name.clone();
-    let target = Target::build(&adapter).map_err(|reason| EngineError::Target {
-        adapter: name.clone(),
-        reason,
-    })?;
+    let target =
+        Target::build(&adapter, &settings.policy).map_err(|reason| EngineError::Target {
+            adapter: name.clone(),
+            reason,
+        })?;
     let kafka = |error| EngineError::Kafka {
         adapter: name.clone(),
         error,
@@ -123,6 +126,7 @@ pub async fn run(
             // A crashed adapter process's records go to the others (or its restart) soon.
             session_timeout: Some(Duration::from_secs(10)),
             lag: Some(settings.metrics.lag_of(&name)),
+            prefetch_kbytes: SubscriptionSettings::DEFAULT_PREFETCH_KBYTES,
         },
     )
     .map_err(kafka)?;
@@ -396,10 +400,10 @@ impl Engine {
             ),
             (format!("{DLQ_HEADER_PREFIX}time"), now()),
         ]);
-        let copy = Copy {
+        let copy = KafkaRecord {
             topic: dead_letter_topic(name),
             key: String::from_utf8_lossy(&record.key).into_owned(),
-            value: Cow::Borrowed(&record.payload),
+            value: record.payload.clone(),
             headers,
             routes: Vec::new(),
         };
@@ -409,10 +413,10 @@ impl Engine {
     async fn audit(&self, event: DeliveryEvent) -> Finish {
         let headers = audit_headers(uuid_v7(), event.event, &event.time);
         let value = event.to_json();
-        let copy = Copy {
+        let copy = KafkaRecord {
             topic: AUDIT_TOPIC.to_owned(),
             key: event.record_id.clone(),
-            value: Cow::Owned(value),
+            value: value.into(),
             headers,
             routes: Vec::new(),
         };
@@ -421,7 +425,7 @@ impl Engine {
 
     /// Writes one record, retrying until Kafka acknowledges it: the source record is not
     /// acknowledged before.
-    async fn write(&self, copy: Copy<'_>) -> Finish {
+    async fn write(&self, copy: KafkaRecord) -> Finish {
         loop {
             match self.producer.write(std::slice::from_ref(&copy)).await {
                 Ok(_) => return Finish::Done,

@@ -6,7 +6,7 @@ use hmac::{Hmac, Mac};
 use mekong_kafka::Received;
 use sha2::Sha256;
 
-use crate::attempt::{Attempt, classify_error, classify_status};
+use crate::attempt::{Attempt, classify_error, classify_status, read_answer};
 use crate::secret::Secret;
 
 /// The header carrying `sha256=<hex HMAC-SHA256 of the body>`.
@@ -58,7 +58,7 @@ impl Webhook {
                     };
                 }
                 let headers = response.headers().clone();
-                let body = response.text().await.unwrap_or_default();
+                let (body, _) = read_answer(response).await;
                 classify_status(status, &headers, &body)
             }
             Err(e) => classify_error(&e),

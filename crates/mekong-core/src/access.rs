@@ -42,7 +42,14 @@ pub(crate) fn find_key_owner<'a, T>(
     entries: impl IntoIterator<Item = (&'a ApiKeyHash, T)>,
     key: &str,
 ) -> Option<T> {
-    let presented = hash_api_key(key);
+    find_digest_owner(entries, &hash_api_key(key))
+}
+
+/// Finds the owner of a presented key's digest, in constant time as [`find_key_owner`].
+pub(crate) fn find_digest_owner<'a, T>(
+    entries: impl IntoIterator<Item = (&'a ApiKeyHash, T)>,
+    presented: &ApiKeyHash,
+) -> Option<T> {
     let mut found = None;
     for (digest, owner) in entries {
         if bool::from(digest.0.ct_eq(&presented.0)) && found.is_none() {

@@ -124,13 +124,14 @@ impl DeliveryEvent {
 /// The CloudEvents headers of an audit event (binary content mode, like every record the hub
 /// writes): `ce_type` is `mekong.<event>`, `ce_source` `mekong`.
 pub fn audit_headers(id: uuid::Uuid, event: &str, time: &str) -> Vec<(String, String)> {
+    use crate::cloudevents as ce;
     vec![
-        ("ce_specversion".into(), "1.0".into()),
-        ("ce_id".into(), id.to_string()),
-        ("ce_source".into(), "mekong".into()),
-        ("ce_type".into(), format!("mekong.{event}")),
-        ("ce_time".into(), time.to_owned()),
-        ("content-type".into(), "application/json".into()),
+        (ce::SPECVERSION.into(), "1.0".into()),
+        (ce::ID.into(), id.to_string()),
+        (ce::SOURCE.into(), "mekong".into()),
+        (ce::TYPE.into(), format!("mekong.{event}")),
+        (ce::TIME.into(), time.to_owned()),
+        (ce::CONTENT_TYPE.into(), ce::JSON.into()),
     ]
 }
 

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, btree_map::Entry};
 use std::fmt;
 
-use crate::access::{ApiKeyHash, Role, find_key_owner};
+use crate::access::{ApiKeyHash, Role, find_digest_owner, find_key_owner};
 use crate::adapter::{Adapter, compile_adapter};
 use crate::condition::Condition;
 use crate::pattern::{Pattern, any_matches};
@@ -68,6 +68,16 @@ impl Client {
 
     pub fn has_role(&self, role: Role) -> bool {
         self.spec.roles.contains(&role)
+    }
+
+    /// Whether the key with this digest is (still) one of this client's.
+    pub fn holds_key(&self, digest: &ApiKeyHash) -> bool {
+        find_digest_owner(self.keys.iter().map(|k| (k, ())), digest).is_some()
+    }
+
+    /// Open subscription streams it may hold on one hub instance.
+    pub fn max_subscriptions(&self) -> u32 {
+        self.spec.limits.max_subscriptions
     }
 
     /// Whether this client may publish records of the type.
@@ -226,11 +236,18 @@ impl Catalog {
 
     /// The client a presented API key belongs to.
     pub fn authenticate(&self, api_key: &str) -> Option<&Client> {
-        let entries = self
-            .clients
+        find_key_owner(self.key_entries(), api_key)
+    }
+
+    /// The client the digest of a presented API key belongs to.
+    pub fn authenticate_digest(&self, digest: &ApiKeyHash) -> Option<&Client> {
+        find_digest_owner(self.key_entries(), digest)
+    }
+
+    fn key_entries(&self) -> impl Iterator<Item = (&ApiKeyHash, &Client)> {
+        self.clients
             .values()
-            .flat_map(|c| c.keys.iter().map(move |k| (k, c)));
-        find_key_owner(entries, api_key)
+            .flat_map(|c| c.keys.iter().map(move |k| (k, c)))
     }
 
     pub fn record_type(&self, name: &str) -> Option<&RecordType> {
@@ -412,7 +429,23 @@ fn compile_route(
         let mut redact = Vec::new();
         for (j, pointer) in dest.redact.iter().enumerate() {
             match JsonPointer::parse(pointer) {
-                Ok(p) => redact.push(p),
+                Ok(p) => {
+                    // The copy's Kafka key would carry the very value the copy hides.
+                    for (name, key) in keys_of(&types, catalog) {
+                        if p.covers(key) {
+                            problems.push((
+                                format!("to[{i}].redact[{j}]"),
+                                format!(
+                                    "`{p}` holds the partition key of record type `{name}` (key: {key}); \
+                                     a redacted copy would still carry it as its Kafka key. Key the \
+                                     record type by a field that is not personal data, or do not \
+                                     redact this one"
+                                ),
+                            ));
+                        }
+                    }
+                    redact.push(p)
+                }
                 Err(e) => problems.push((format!("to[{i}].redact[{j}]"), e.to_string())),
             }
         }
@@ -431,6 +464,18 @@ fn compile_route(
     } else {
         Err(problems)
     }
+}
+
+/// The key pointers of the record types some patterns match.
+fn keys_of<'c>(
+    patterns: &'c [Pattern],
+    catalog: &'c Catalog,
+) -> impl Iterator<Item = (&'c str, &'c JsonPointer)> + 'c {
+    catalog
+        .record_types
+        .iter()
+        .filter(|(name, _)| any_matches(patterns, name))
+        .filter_map(|(name, rt)| Some((name.as_str(), rt.key.as_ref()?)))
 }
 
 /// Parses record-type patterns, each of which must match at least one known record type: a
@@ -607,6 +652,31 @@ subscribe: [city.records]
             p[0].contains("field `schema`: not a valid JSON Schema"),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn a_route_may_not_redact_the_field_a_copy_is_keyed_by() {
+        let p = problems(
+            "kind: Route\nname: r2\nmatch: {types: [\"dossier.*\"]}\nto: [{topic: t2, redact: [/SoDienThoai, /MaHoSo]}]",
+        );
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].contains("field `to[0].redact[1]`: `/MaHoSo` holds the partition key of record type `dossier.sync`"),
+            "{p:?}"
+        );
+        // A pointer above the key covers it too.
+        let (docs, errors) = parse_documents(
+            "x.yaml",
+            &CITY
+                .replace("key: /MaHoSo", "key: /ChuHoSo/SoDinhDanh")
+                .replace(
+                    "redact: [/SoDienThoai, /Email]",
+                    "redact: [/SoDienThoai, /ChuHoSo]",
+                ),
+        );
+        assert_eq!(errors, vec![]);
+        let e = Catalog::build(docs).unwrap_err().to_string();
+        assert!(e.contains("`/ChuHoSo` holds the partition key"), "{e}");
     }
 
     #[test]

@@ -33,6 +33,13 @@ impl Condition {
                 "CEL refers to `{unknown}`; a condition may use only `data`, `type` and `source`"
             ));
         }
+        if let Some(costly) = usage.costly {
+            return Err(format!(
+                "{costly}: its cost would grow with the square of the payload's size. Inside \
+                 all/exists/exists_one/map/filter use only the loop's own variable, `type`, `source` \
+                 and constants; match() takes a constant pattern"
+            ));
+        }
         Ok(Condition {
             program,
             data_fields: usage.data_fields,
@@ -64,11 +71,29 @@ impl Condition {
 }
 
 /// What a condition's expression uses: identifiers that are neither a variable, a name bound by a
-/// macro (`exists(x, ...)`) nor a type, and the fields of `data.<field>` selections (`None` once
-/// `data` is used any other way).
+/// macro (`exists(x, ...)`) nor a type, the fields of `data.<field>` selections (`None` once
+/// `data` is used any other way), and the first thing that would make its cost grow faster than
+/// the payload: a loop whose body reaches outside its own element (the payload, or an outer loop's
+/// variable), or a regular expression taken from the payload.
 struct Usage {
     unknown: Option<String>,
     data_fields: Option<Vec<String>>,
+    costly: Option<String>,
+}
+
+/// Where the walk is: the names bound by enclosing loops, and where the innermost loop body's own
+/// names start (`None` outside any loop body).
+struct Scope<'e> {
+    bound: Vec<&'e str>,
+    body_from: Option<usize>,
+}
+
+impl Scope<'_> {
+    /// Whether `name` is bound, and if so whether an enclosing loop body may not use it.
+    fn lookup(&self, name: &str) -> Option<bool> {
+        let at = self.bound.iter().rposition(|b| *b == name)?;
+        Some(self.body_from.is_some_and(|from| at < from))
+    }
 }
 
 /// Type names an expression may mention, as in `type(data.x) == int`.
@@ -90,15 +115,20 @@ fn usage(e: &IdedExpr) -> Usage {
     let mut usage = Usage {
         unknown: None,
         data_fields: Some(Vec::new()),
+        costly: None,
     };
-    walk(e, &mut Vec::new(), &mut usage);
+    let mut scope = Scope {
+        bound: Vec::new(),
+        body_from: None,
+    };
+    walk(e, &mut scope, &mut usage);
     usage
 }
 
-fn walk<'e>(e: &'e IdedExpr, bound: &mut Vec<&'e str>, usage: &mut Usage) {
+fn walk<'e>(e: &'e IdedExpr, scope: &mut Scope<'e>, usage: &mut Usage) {
     match &e.expr {
         Expr::Select(select) => match &select.operand.expr {
-            Expr::Ident(name) if name == "data" && !bound.contains(&"data") => {
+            Expr::Ident(name) if name == "data" && scope.lookup("data").is_none() => {
                 if let Some(fields) = usage
                     .data_fields
                     .as_mut()
@@ -106,57 +136,84 @@ fn walk<'e>(e: &'e IdedExpr, bound: &mut Vec<&'e str>, usage: &mut Usage) {
                 {
                     fields.push(select.field.clone());
                 }
+                in_body(scope, usage, "data");
             }
-            _ => walk(&select.operand, bound, usage),
+            _ => walk(&select.operand, scope, usage),
         },
-        Expr::Ident(name) => {
-            if bound.contains(&name.as_str()) {
-                return;
-            }
-            if name == "data" {
+        Expr::Ident(name) => match scope.lookup(name) {
+            Some(true) => in_body(scope, usage, name),
+            Some(false) => {}
+            None if name == "data" => {
                 usage.data_fields = None;
-            } else if !VARIABLES.contains(&name.as_str())
+                in_body(scope, usage, name);
+            }
+            None if !VARIABLES.contains(&name.as_str())
                 && !TYPE_NAMES.contains(&name.as_str())
-                && usage.unknown.is_none()
+                && usage.unknown.is_none() =>
             {
                 usage.unknown = Some(name.clone());
             }
-        }
+            None => {}
+        },
         Expr::Call(call) => {
-            call.target.iter().for_each(|t| walk(t, bound, usage));
-            call.args.iter().for_each(|a| walk(a, bound, usage));
+            if call.func_name == "matches" && usage.costly.is_none() {
+                let pattern = if call.target.is_some() {
+                    call.args.first()
+                } else {
+                    call.args.get(1)
+                };
+                if !pattern.is_some_and(|p| matches!(p.expr, Expr::Literal(_))) {
+                    usage.costly = Some("matches() with a pattern that is not a constant".into());
+                }
+            }
+            call.target.iter().for_each(|t| walk(t, scope, usage));
+            call.args.iter().for_each(|a| walk(a, scope, usage));
         }
         Expr::Comprehension(c) => {
-            walk(&c.iter_range, bound, usage);
-            walk(&c.accu_init, bound, usage);
-            let depth = bound.len();
-            bound.extend([c.iter_var.as_str(), c.accu_var.as_str()]);
-            bound.extend(c.iter_var2.as_deref());
-            for part in [&c.loop_cond, &c.loop_step, &c.result] {
-                walk(part, bound, usage);
-            }
-            bound.truncate(depth);
+            walk(&c.iter_range, scope, usage);
+            walk(&c.accu_init, scope, usage);
+            let (depth, outer_body) = (scope.bound.len(), scope.body_from);
+            scope.body_from = Some(depth);
+            scope
+                .bound
+                .extend([c.iter_var.as_str(), c.accu_var.as_str()]);
+            scope.bound.extend(c.iter_var2.as_deref());
+            // The condition and the step run once per element; the result once.
+            walk(&c.loop_cond, scope, usage);
+            walk(&c.loop_step, scope, usage);
+            scope.body_from = outer_body;
+            walk(&c.result, scope, usage);
+            scope.bound.truncate(depth);
         }
-        Expr::List(list) => list.elements.iter().for_each(|x| walk(x, bound, usage)),
+        Expr::List(list) => list.elements.iter().for_each(|x| walk(x, scope, usage)),
         Expr::Map(map) => map
             .entries
             .iter()
-            .for_each(|x| walk_entry(&x.expr, bound, usage)),
+            .for_each(|x| walk_entry(&x.expr, scope, usage)),
         Expr::Struct(st) => st
             .entries
             .iter()
-            .for_each(|x| walk_entry(&x.expr, bound, usage)),
+            .for_each(|x| walk_entry(&x.expr, scope, usage)),
         Expr::Literal(_) | Expr::Unspecified => {}
     }
 }
 
-fn walk_entry<'e>(entry: &'e EntryExpr, bound: &mut Vec<&'e str>, usage: &mut Usage) {
+fn walk_entry<'e>(entry: &'e EntryExpr, scope: &mut Scope<'e>, usage: &mut Usage) {
     match entry {
-        EntryExpr::StructField(f) => walk(&f.value, bound, usage),
+        EntryExpr::StructField(f) => walk(&f.value, scope, usage),
         EntryExpr::MapEntry(m) => {
-            walk(&m.key, bound, usage);
-            walk(&m.value, bound, usage);
+            walk(&m.key, scope, usage);
+            walk(&m.value, scope, usage);
         }
+    }
+}
+
+/// Notes that a loop body uses `name`, which is not its own, if the walk is inside one.
+fn in_body(scope: &Scope<'_>, usage: &mut Usage, name: &str) {
+    if scope.body_from.is_some() && usage.costly.is_none() {
+        usage.costly = Some(format!(
+            "a loop (all/exists/map/filter) uses `{name}` in its body, which is not the loop's own element"
+        ));
     }
 }
 
@@ -273,5 +330,30 @@ mod tests {
                 .unwrap_err()
                 .contains("`payload`")
         );
+    }
+
+    #[test]
+    fn conditions_whose_cost_grows_with_the_square_of_the_payload_are_refused() {
+        for quadratic in [
+            "data.a.all(x, x in data.a)",
+            "data.a.exists(x, data.s.contains(x))",
+            "data.a.all(x, data.a.exists(y, y == x))",
+            "data.a.all(x, x.l.all(y, y in x.l))",
+            "data.s.matches(data.p)",
+            "matches(data.s, data.p)",
+        ] {
+            let e = Condition::compile(quadratic).unwrap_err();
+            assert!(e.contains("square of the payload"), "{quadratic}: {e}");
+        }
+        // Loops over the payload, nested ones too, that look only at their own element are linear.
+        for linear in [
+            "data.DanhSachLePhi.exists(f, f.SoTien > 0 && source == 'q1')",
+            "data.TaiLieuNop.all(d, d.Files.all(f, f.Size < 1000))",
+            "data.a.filter(x, x > 1).map(y, y * 2).all(z, z < 100)",
+            "data.s.matches('^[0-9]+$') && [1, 2].exists(i, i == 2)",
+            "size(data.a.filter(x, x > 0)) == size(data.a)",
+        ] {
+            assert!(Condition::compile(linear).is_ok(), "{linear}");
+        }
     }
 }

@@ -10,10 +10,12 @@ mod access;
 mod adapter;
 mod audit;
 mod catalog;
+pub mod cloudevents;
 mod compat;
 mod condition;
-mod envelope;
 mod pattern;
+mod payload;
+mod record;
 mod redact;
 mod rejection;
 mod resource;
@@ -29,16 +31,18 @@ pub use audit::{
     AUDIT_TOPIC, DeliveryEvent, PlacedCopy, RecordEvent, ResourceEvent, audit_headers,
 };
 pub use catalog::{Catalog, CatalogError, Client, RecordType, Route};
+pub use cloudevents::{CloudEvent, is_traceparent};
 pub use compat::incompatibilities;
-pub use envelope::{
-    CloudEvent, Copy, Limits, Prepared, RecordTest, RouteVerdict, Submission, UnevaluableCondition,
-    is_traceparent, record_id_for,
+pub use record::{
+    KafkaRecord, Limits, MAX_ATTRIBUTE_VALUE_BYTES, MAX_ATTRIBUTES, MAX_KEY_BYTES, Prepared,
+    Progress, RecordTest, RouteVerdict, Stage, Submission, UnevaluableCondition, record_id_for,
 };
 pub use redact::{JsonPointer, PointerError};
-pub use rejection::{Rejection, RejectionKind, Violation};
+pub use rejection::{Rejection, RejectionKind, Violation, excerpt};
 pub use resource::{
-    AdapterSpec, AdapterType, AuthSpec, ClientSpec, Compatibility, DestinationSpec, Document, Kind,
-    MatchSpec, RecordTypeSpec, Resource, ResourceError, RetrySpec, RouteSpec, parse_documents,
+    AdapterSpec, AdapterType, AuthSpec, ClientLimits, ClientSpec, Compatibility, DestinationSpec,
+    Document, Kind, MatchSpec, RecordTypeSpec, Resource, ResourceError, RetrySpec, RouteSpec,
+    parse_documents,
 };
 pub use state::{Change, Key, Outcome, Plan, Proposal, ResourceState, Stored, Verdict};
-pub use topic::{INTERNAL_TOPIC_PREFIX, check_topic_name};
+pub use topic::{INTERNAL_TOPIC_PREFIX, check_group_name, check_topic_name, subscription_group};

@@ -47,6 +47,11 @@ impl JsonPointer {
         &self.text
     }
 
+    /// Whether removing this pointer's field removes `other`'s too: the same field, or one inside it.
+    pub fn covers(&self, other: &JsonPointer) -> bool {
+        other.tokens.starts_with(&self.tokens)
+    }
+
     /// The value this pointer names, if the document has one there.
     pub fn get<'v>(&self, document: &'v Value) -> Option<&'v Value> {
         self.tokens

@@ -92,6 +92,38 @@ pub struct ClientSpec {
     /// Topics it may read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subscribe: Vec<String>,
+    /// What it may hold open at once on each hub instance.
+    #[serde(default, skip_serializing_if = "ClientLimits::is_default")]
+    pub limits: ClientLimits,
+}
+
+/// Per-client bounds, on each hub instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClientLimits {
+    /// Open subscription streams (SubscribeService.Consume).
+    #[serde(default = "ClientLimits::default_max_subscriptions")]
+    pub max_subscriptions: u32,
+}
+
+impl ClientLimits {
+    pub const DEFAULT_MAX_SUBSCRIPTIONS: u32 = 16;
+
+    fn default_max_subscriptions() -> u32 {
+        ClientLimits::DEFAULT_MAX_SUBSCRIPTIONS
+    }
+
+    fn is_default(&self) -> bool {
+        *self == ClientLimits::default()
+    }
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        ClientLimits {
+            max_subscriptions: ClientLimits::DEFAULT_MAX_SUBSCRIPTIONS,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -356,12 +388,17 @@ impl fmt::Display for ResourceError {
 
 impl std::error::Error for ResourceError {}
 
+/// Values (mappings, lists, scalars) one text may hold: far more than any resource set needs, far
+/// fewer than a YAML alias bomb expands to.
+pub const MAX_VALUES: usize = 1_000_000;
+
 /// Reads every document of a YAML (or JSON, which YAML reads too) text. Empty documents are skipped.
 /// Each problem found is returned; documents without problems are returned too.
 pub fn parse_documents(source: &str, text: &str) -> (Vec<Document>, Vec<ResourceError>) {
     let mut documents = Vec::new();
     let mut errors = Vec::new();
     let starts = document_lines(text);
+    let budget = std::cell::Cell::new(MAX_VALUES);
     for (i, yaml) in serde_norway::Deserializer::from_str(text).enumerate() {
         let index = i + 1;
         let line = starts.get(i).copied().unwrap_or(0);
@@ -373,13 +410,18 @@ pub fn parse_documents(source: &str, text: &str) -> (Vec<Document>, Vec<Resource
             field: field.to_owned(),
             problem,
         };
-        let value = match Value::deserialize(yaml) {
+        let value = match crate::payload::read(yaml, &budget) {
             Ok(Value::Null) => continue,
             Ok(value) => value,
-            Err(e) => {
+            Err(crate::payload::Unreadable::Syntax(e)) => {
                 let at = e.location().map_or(line, |l| l.line());
                 errors.push(error(at, "", format!("not valid YAML/JSON: {e}")));
                 // The YAML stream cannot be trusted past a syntax error.
+                break;
+            }
+            Err(crate::payload::Unreadable::Refused(e)) => {
+                let field = e.field.trim_start_matches('/').replace('/', ".");
+                errors.push(error(line, &field, e.problem));
                 break;
             }
         };
@@ -559,5 +601,28 @@ publish: [dossier.sync]
         );
         assert_eq!(errors, vec![]);
         assert_eq!(docs.len(), 1);
+    }
+
+    #[test]
+    fn yaml_aliases_cannot_expand_without_bound() {
+        // One anchor of 2,000 values aliased 2,000 times: four million values from 14 KB. (Deep
+        // alias chains are caught by the YAML reader itself; wide ones are not.)
+        let bomb = format!(
+            "kind: RecordType\nname: x\nschema: {{type: object}}\na: &a [{}]\nb: [{}]\n",
+            vec!["x"; 2000].join(","),
+            vec!["*a"; 2000].join(",")
+        );
+        let started = std::time::Instant::now();
+        let (docs, errors) = parse_documents("bomb.yaml", &bomb);
+        assert!(docs.is_empty());
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].problem.contains("too many values"), "{errors:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        // Aliases within reason still work.
+        let (docs, errors) = parse_documents(
+            "ok.yaml",
+            "kind: RecordType\nname: x\nschema: {type: object, properties: {a: &s {type: string}, b: *s}}\n",
+        );
+        assert_eq!((docs.len(), errors.len()), (1, 0));
     }
 }

@@ -1,7 +1,30 @@
-//! Kafka topic names: what Kafka accepts, and which names Mekong keeps for itself.
+//! Kafka names: what topic names Kafka accepts, which ones Mekong keeps for itself, and the
+//! consumer groups of subscriptions.
 
 /// Topics starting with this prefix belong to Mekong itself (`_mekong.resources`, `_mekong.audit`).
 pub const INTERNAL_TOPIC_PREFIX: &str = "_mekong.";
+
+/// The separator of a subscription's group id. Neither client names (`a-z0-9._-`) nor group names
+/// (`A-Za-z0-9._-`) can contain it, so no two (client, group) pairs share a Kafka group.
+const GROUP_SEPARATOR: char = ':';
+
+/// The Kafka consumer group of a client's subscription group: `mekong:<client>:<group>`.
+pub fn subscription_group(client: &str, group: &str) -> String {
+    format!("mekong{GROUP_SEPARATOR}{client}{GROUP_SEPARATOR}{group}")
+}
+
+/// Checks a subscription's group name: 1–200 of `A-Za-z0-9._-`.
+pub fn check_group_name(group: &str) -> Result<(), String> {
+    if group.is_empty()
+        || group.len() > 200
+        || !group
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err("a group name has 1 to 200 of a-z, A-Z, 0-9, `.`, `_`, `-`".into());
+    }
+    Ok(())
+}
 
 /// Checks a topic name a route may write to: legal for Kafka (1–249 of `[a-zA-Z0-9._-]`, not `.` or
 /// `..`) and not one of Mekong's internal topics.
@@ -59,5 +82,18 @@ mod tests {
         }
         assert!(check_topic_name(&"x".repeat(250)).is_err());
         assert!(check_topic_name(&"x".repeat(249)).is_ok());
+    }
+
+    #[test]
+    fn subscription_groups_of_different_clients_never_collide() {
+        // Once `mekong.a` + `b.g` and `mekong.a.b` + `g` were the same group.
+        assert_ne!(
+            subscription_group("a", "b.g"),
+            subscription_group("a.b", "g")
+        );
+        assert_eq!(subscription_group("q1", "default"), "mekong:q1:default");
+        assert!(check_group_name("b.g-1_X").is_ok());
+        assert!(check_group_name("a:b").is_err());
+        assert!(check_group_name("").is_err());
     }
 }

@@ -7,8 +7,8 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use mekong_core::{
-    Catalog, Key, Kind, Limits, Outcome, Plan, Proposal, RejectionKind, ResourceError,
-    ResourceEvent, Role, RouteVerdict, Stored, Submission, Verdict, parse_documents,
+    Catalog, Key, Kind, Limits, Outcome, Plan, Proposal, ResourceError, ResourceEvent,
+    RouteVerdict, Stored, Submission, Verdict, parse_documents,
 };
 use mekong_kafka::{
     Backbone, Lineage, Producer, Store, StoreError, TopicSettings, View, ensure_topics,
@@ -20,7 +20,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use crate::auth::authenticate;
+use crate::auth::Caller;
 use crate::deadletters;
 
 /// What the admin service works with.
@@ -202,19 +202,9 @@ impl Admin {
         }
     }
 
-    /// The calling client, which must hold the admin role.
+    /// The calling client: the layer admitted it as an admin.
     fn admin<T>(&self, request: &Request<T>) -> Result<String, Status> {
-        let catalog = self.catalog.load();
-        let name = authenticate(&catalog, request.metadata())?;
-        let is_admin = catalog
-            .client(&name)
-            .is_some_and(|c| c.has_role(Role::Admin));
-        if !is_admin {
-            return Err(Status::permission_denied(format!(
-                "client `{name}` lacks the admin role needed for the admin service"
-            )));
-        }
-        Ok(name)
+        Caller::of(request).map(|caller| caller.client)
     }
 }
 
@@ -332,15 +322,17 @@ impl AdminService for Admin {
             )));
         };
         let attributes = HashMap::new();
+        let payload = bytes::Bytes::from(request.payload);
         let submission = Submission {
             record_type: &request.record_type,
-            payload: &request.payload,
+            payload: &payload,
             key: Some(request.key.as_str()),
             attributes: &attributes,
             traceparent: None,
             schema_version: request.schema_version,
             record_id: Uuid::now_v7(),
             time: SystemTime::now(),
+            progress: None,
         };
         let test = catalog.test_record(client, submission, &self.limits);
         let routes = test
@@ -374,7 +366,7 @@ impl AdminService for Admin {
                         topic: c.topic,
                         key: c.key,
                         headers: c.headers.into_iter().collect(),
-                        payload: c.value.into_owned(),
+                        payload: c.value.to_vec(),
                         routes: c.routes,
                     })
                     .collect(),
@@ -382,7 +374,8 @@ impl AdminService for Admin {
             },
             Err(rejection) => pb::TestRecordResponse {
                 accepted: false,
-                rejection_code: rejection_code(rejection.kind).into(),
+                rejection_code: crate::status::code_name(crate::status::code_of(rejection.kind))
+                    .to_uppercase(),
                 rejection_message: rejection.message,
                 violations: rejection
                     .violations
@@ -404,9 +397,9 @@ impl AdminService for Admin {
         request: Request<pb::ListDeadLettersRequest>,
     ) -> Result<Response<pb::ListDeadLettersResponse>, Status> {
         self.admin(&request)?;
-        let adapter = request.into_inner().adapter;
-        self.adapter(&adapter)?;
-        deadletters::list(&self.changes.backbone, &adapter)
+        let request = request.into_inner();
+        self.adapter(&request.adapter)?;
+        deadletters::list(&self.changes.backbone, &request)
             .await
             .map(Response::new)
     }
@@ -441,7 +434,9 @@ impl AdminService for Admin {
                 "this instance keeps no lineage index: ask one started with --lineage-dir",
             ));
         };
-        let index = |e: mekong_kafka::LineageError| Status::unavailable(e.to_string());
+        let index = |e: mekong_kafka::LineageError| {
+            crate::status::unavailable("the lineage index cannot answer", &e)
+        };
         // Everything written before the question is in the answer.
         lineage.sync(TRACE_SYNC).await.map_err(index)?;
         let ids = match (request.record_id.is_empty(), request.key.is_empty()) {
@@ -481,17 +476,6 @@ fn kind(text: &str) -> Result<Kind, Status> {
             "unknown kind `{text}`; expected one of RecordType, Route, Client, Adapter"
         ))
     })
-}
-
-fn rejection_code(kind: RejectionKind) -> &'static str {
-    match kind {
-        RejectionKind::Unauthenticated => "UNAUTHENTICATED",
-        RejectionKind::PermissionDenied => "PERMISSION_DENIED",
-        RejectionKind::NotFound => "NOT_FOUND",
-        RejectionKind::InvalidArgument => "INVALID_ARGUMENT",
-        RejectionKind::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        RejectionKind::FailedPrecondition => "FAILED_PRECONDITION",
-    }
 }
 
 /// A refused change as a status: every problem in the message, one per line, and as field
@@ -580,6 +564,9 @@ fn stored_resource(stored: &Stored) -> pb::StoredResource {
 pub(crate) fn store_status(e: StoreError) -> Status {
     match e {
         StoreError::Concurrent => Status::aborted(e.to_string()),
-        StoreError::Unavailable(_) | StoreError::Stopped => Status::unavailable(e.to_string()),
+        StoreError::Unavailable(cause) => {
+            crate::status::unavailable("the resource store on Kafka cannot be reached", &cause)
+        }
+        StoreError::Stopped => Status::unavailable(e.to_string()),
     }
 }

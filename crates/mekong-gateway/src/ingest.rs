@@ -1,32 +1,45 @@
 //! `mekong.v1.IngestService`: Publish, PublishBatch and PublishStream, all through one path per
-//! record — authenticate, judge by the current catalog, write every copy, answer.
+//! record: the caller (authenticated by the layer), the idempotency window, the judge (off the async
+//! workers, within a deadline), every copy written, the answer, the lineage event.
+//!
+//! An open PublishStream re-checks its caller whenever the catalog changes and ends (UNAUTHENTICATED
+//! or PERMISSION_DENIED) once the key it was opened with is withdrawn or the role is gone; at
+//! shutdown it stops taking records, answers those in flight and ends with UNAVAILABLE.
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
+use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt, future::join_all};
 use mekong_core::{
-    AUDIT_TOPIC, Catalog, Copy, PlacedCopy, RecordEvent, Submission, audit_headers, is_traceparent,
-    record_id_for,
+    AUDIT_TOPIC, Catalog, KafkaRecord, PlacedCopy, RecordEvent, Role, Submission, audit_headers,
+    is_traceparent, record_id_for,
 };
-use mekong_kafka::Producer;
+use mekong_kafka::{Producer, View, WriteError};
 use mekong_proto::v1::ingest_service_server::IngestService;
 use mekong_proto::v1::{
     Placement, PublishBatchRequest, PublishBatchResponse, PublishRequest, PublishResponse,
     PublishResult, publish_result,
 };
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, debug, info_span, warn};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
 
 use crate::GatewayConfig;
-use crate::auth::{authenticate, traceparent};
-use crate::idempotency::{Claim, IdempotencyWindow};
+use crate::auth::{Caller, Need};
+use crate::idempotency::{Claim, IdempotencyWindow, digest};
+use crate::judge::{Judge, Unjudged};
 use crate::metrics::{GatewayMetrics, KindLabels, RecordLabels, RejectedLabels, TopicLabels};
-use crate::status::PublishError;
+use crate::status::{PublishError, internal};
+
+const PUBLISHER: Need = Need::Role(Role::Publisher);
+/// How long a PublishStream that must end waits for the results of its records in flight.
+const DRAIN: Duration = Duration::from_secs(1);
 
 /// The ingest service. Cheap to clone: everything is shared.
 #[derive(Clone)]
@@ -36,42 +49,38 @@ pub struct Ingest {
 
 struct Inner {
     catalog: Arc<ArcSwap<Catalog>>,
+    /// Wakes when the catalog changes: open streams re-check their callers.
+    changes: watch::Receiver<Arc<View>>,
+    /// Turns true at shutdown.
+    stopping: watch::Receiver<bool>,
     producer: Producer,
     config: GatewayConfig,
     window: IdempotencyWindow,
+    judge: Judge,
     metrics: GatewayMetrics,
 }
 
 impl Ingest {
-    pub fn new(
+    pub(crate) fn new(
         catalog: Arc<ArcSwap<Catalog>>,
+        changes: watch::Receiver<Arc<View>>,
+        stopping: watch::Receiver<bool>,
         producer: Producer,
         config: GatewayConfig,
         metrics: GatewayMetrics,
     ) -> Ingest {
-        let window = IdempotencyWindow::new(config.idempotency);
         Ingest {
             inner: Arc::new(Inner {
                 catalog,
+                changes,
+                stopping,
                 producer,
                 config,
-                window,
+                window: IdempotencyWindow::new(config.idempotency),
+                judge: Judge::new(config.judge),
                 metrics,
             }),
         }
-    }
-
-    /// How many route conditions could not be evaluated since start (each counted as no match).
-    pub fn unevaluable_conditions(&self) -> u64 {
-        self.inner.metrics.unevaluable.get()
-    }
-
-    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        let client = authenticate(&self.inner.catalog.load(), request.metadata())?;
-        Ok(Caller {
-            client,
-            traceparent: traceparent(request.metadata()),
-        })
     }
 
     /// Publishes one record, answering from the idempotency window when the key was seen.
@@ -81,21 +90,28 @@ impl Ingest {
         request: PublishRequest,
     ) -> Result<PublishResponse, PublishError> {
         if request.idempotency_key.is_empty() {
-            return self.write(caller, &request, Uuid::now_v7()).await;
+            return self.write(caller, Arc::new(request), Uuid::now_v7()).await;
         }
         let id = record_id_for(&caller.client, &request.idempotency_key);
+        let digest = digest(&request);
+        let request = Arc::new(request);
         loop {
-            match self.inner.window.claim(id) {
+            match self.inner.window.claim(&caller.client, id, digest) {
                 Claim::Duplicate(mut response) => {
                     response.duplicate = true;
                     return Ok(response);
+                }
+                Claim::Conflict => {
+                    let error = PublishError::KeyReused;
+                    self.observe(caller, &request, &Err(&error), Duration::ZERO);
+                    return Err(error);
                 }
                 Claim::Wait(mut done) => {
                     // Ends when the first attempt ends, whichever way; then look again.
                     let _ = done.changed().await;
                 }
                 Claim::Owner(ticket) => {
-                    let response = self.write(caller, &request, id).await?;
+                    let response = self.write(caller, Arc::clone(&request), id).await?;
                     ticket.succeed(&response);
                     return Ok(response);
                 }
@@ -106,10 +122,10 @@ impl Ingest {
     async fn write(
         &self,
         caller: &Caller,
-        request: &PublishRequest,
+        request: Arc<PublishRequest>,
         record_id: Uuid,
     ) -> Result<PublishResponse, PublishError> {
-        let span = info_span!("publish", client = %caller.client, record_type = %request.record_type, record_id = %record_id);
+        let span = info_span!("publish", client = %caller.client, record_type = %mekong_core::excerpt(&request.record_type, 64), record_id = %record_id);
         // The publisher's trace, or one started here: it goes onto every copy, and exported spans
         // (--otlp-endpoint) belong to it.
         let traceparent = match caller
@@ -129,96 +145,203 @@ impl Ingest {
         });
         let _ = span.set_parent(parent);
         let started = std::time::Instant::now();
-        let result = async {
-            // One snapshot judges the whole record.
-            let catalog = self.inner.catalog.load_full();
-            let client = catalog
-                .client(&caller.client)
-                .ok_or_else(|| PublishError::Unauthenticated(format!("client `{}` no longer exists", caller.client)))?;
-            let submission = Submission {
-                record_type: &request.record_type,
-                payload: &request.payload,
-                key: Some(request.key.as_str()),
-                attributes: &request.attributes,
-                traceparent: Some(&traceparent),
-                schema_version: request.schema_version,
-                record_id,
-                time: SystemTime::now(),
-            };
-            let prepared = catalog.prepare(client, submission, &self.inner.config.limits).map_err(|r| {
-                debug!(reason = %r, "record rejected");
-                PublishError::Rejected(r)
-            })?;
-            for u in &prepared.unevaluable {
-                let total = self.inner.metrics.unevaluable.inc() + 1;
-                warn!(route = %u.route, error = %u.error, total, "route condition could not be evaluated; counted as no match");
+        let result = self
+            .judge_and_write(caller, &request, record_id, traceparent)
+            .instrument(span)
+            .await;
+        self.observe(
+            caller,
+            &request,
+            &result
+                .as_ref()
+                .map(|(response, _, _)| response)
+                .map_err(|(e, _)| e),
+            started.elapsed(),
+        );
+        match result {
+            Ok((response, key, schema_version)) => {
+                self.lineage_accepted(
+                    caller,
+                    &request,
+                    &response,
+                    (key, schema_version),
+                    record_id,
+                );
+                Ok(response)
             }
-            let written = self.inner.producer.write(&prepared.copies).await.map_err(|e| {
-                warn!(error = %e, "record not written");
-                PublishError::Produce(e)
+            Err((error, key)) => {
+                self.lineage_refused(caller, &request, &error, key, record_id);
+                Err(error)
+            }
+        }
+    }
+
+    /// Judges the record by one catalog snapshot and writes its copies; the answer, or why not,
+    /// with the record's key when it was read.
+    async fn judge_and_write(
+        &self,
+        caller: &Caller,
+        request: &Arc<PublishRequest>,
+        record_id: Uuid,
+        traceparent: String,
+    ) -> Result<(PublishResponse, String, u32), (PublishError, Option<String>)> {
+        // One snapshot judges the whole record.
+        let catalog = self.inner.catalog.load_full();
+        // Streams outlive catalog changes: the key and the role are checked for each record.
+        caller
+            .recheck(&catalog, PUBLISHER)
+            .map_err(|status| (PublishError::Caller(status), None))?;
+        let limits = self.inner.config.limits;
+        let (judged, client) = (Arc::clone(request), caller.client.clone());
+        let snapshot = Arc::clone(&catalog);
+        let prepared = self
+            .inner
+            .judge
+            .run(move |progress| {
+                let client = snapshot.client(&client).expect("checked above, same snapshot");
+                let submission = Submission {
+                    record_type: &judged.record_type,
+                    payload: &judged.payload,
+                    key: Some(judged.key.as_str()),
+                    attributes: &judged.attributes,
+                    traceparent: Some(&traceparent),
+                    schema_version: judged.schema_version,
+                    record_id,
+                    time: SystemTime::now(),
+                    progress: Some(progress),
+                };
+                snapshot.prepare(client, submission, &limits)
+            })
+            .await
+            .map_err(|unjudged| {
+                let error = match unjudged {
+                    Unjudged::Busy => PublishError::Busy,
+                    Unjudged::Failed => {
+                        let _ = internal("a judging thread failed", &"panic");
+                        PublishError::Internal
+                    }
+                    Unjudged::TooSlow(stage) => {
+                        let rule = stage.describe(&catalog, &request.record_type);
+                        self.inner.metrics.judge_overruns.inc();
+                        warn!(%rule, limit = ?self.inner.judge.max_time(), "judging a record took too long; refused");
+                        PublishError::TooSlow {
+                            limit: self.inner.judge.max_time(),
+                            rule,
+                        }
+                    }
+                };
+                (error, None)
+            })?
+            .map_err(|r| {
+                debug!(reason = %r, "record rejected");
+                let key = r.key.clone();
+                (PublishError::Rejected(r), key)
             })?;
-            let placements: Vec<Placement> = written
-                .into_iter()
-                .zip(prepared.copies.iter())
-                .map(|(w, copy)| Placement { topic: w.topic, partition: w.partition, offset: w.offset, routes: copy.routes.clone() })
-                .collect();
-            self.lineage(RecordEvent {
-                event: "record.accepted",
-                time: now(),
-                record_id: record_id.to_string(),
-                record_type: request.record_type.clone(),
-                source: caller.client.clone(),
-                key: prepared.copies.first().map(|c| c.key.clone()).unwrap_or_default(),
-                schema_version: Some(prepared.schema_version),
-                copies: placements
-                    .iter()
-                    .map(|p| PlacedCopy { topic: p.topic.clone(), partition: p.partition, offset: p.offset, routes: p.routes.clone() })
-                    .collect(),
-                reason: None,
-                message: None,
-                violations: Vec::new(),
-            });
-            debug!("record written");
-            Ok(PublishResponse { record_id: record_id.to_string(), placements, duplicate: false })
+        for u in &prepared.unevaluable {
+            let total = self.inner.metrics.unevaluable.inc() + 1;
+            warn!(route = %u.route, error = %u.error, total, "route condition could not be evaluated; counted as no match");
         }
-        .instrument(span)
-        .await;
-        self.observe(caller, request, &result, started.elapsed());
-        if let Err(e) = &result {
-            let catalog = self.inner.catalog.load();
-            let key = if request.key.is_empty() {
-                catalog
-                    .key_of(&request.record_type, &request.payload)
-                    .unwrap_or_default()
+        let placement = |index: usize, topic: String, partition: i32, offset: i64| Placement {
+            topic,
+            partition,
+            offset,
+            routes: prepared.copies[index].routes.clone(),
+        };
+        match self.inner.producer.write(&prepared.copies).await {
+            Ok(written) => {
+                let placements = written
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, w)| placement(i, w.topic, w.partition, w.offset))
+                    .collect();
+                debug!("record written");
+                Ok((
+                    PublishResponse {
+                        record_id: record_id.to_string(),
+                        placements,
+                        duplicate: false,
+                    },
+                    prepared.key,
+                    prepared.schema_version,
+                ))
+            }
+            Err(WriteError { error, landed }) => {
+                warn!(error = %error, cause = ?std::error::Error::source(&error), landed = landed.len(), "record not written");
+                let landed = landed
+                    .into_iter()
+                    .map(|(i, w)| placement(i, w.topic, w.partition, w.offset))
+                    .collect();
+                Err((PublishError::Produce { error, landed }, Some(prepared.key)))
+            }
+        }
+    }
+
+    fn lineage_accepted(
+        &self,
+        caller: &Caller,
+        request: &PublishRequest,
+        response: &PublishResponse,
+        (key, schema_version): (String, u32),
+        record_id: Uuid,
+    ) {
+        self.lineage(RecordEvent {
+            event: "record.accepted",
+            time: now(),
+            record_id: record_id.to_string(),
+            record_type: request.record_type.clone(),
+            source: caller.client.clone(),
+            key,
+            schema_version: Some(schema_version),
+            copies: placed(&response.placements),
+            reason: None,
+            message: None,
+            violations: Vec::new(),
+        });
+    }
+
+    /// A refused record's event keeps no payload value: its violations are the masked ones. A write
+    /// that landed partly is `record.partial`, with the copies that landed.
+    fn lineage_refused(
+        &self,
+        caller: &Caller,
+        request: &PublishRequest,
+        error: &PublishError,
+        key: Option<String>,
+        record_id: Uuid,
+    ) {
+        if matches!(error, PublishError::Caller(_) | PublishError::KeyReused) {
+            // Not a record of this caller's any more, or not a new one: nothing to trace.
+            return;
+        }
+        let (message, violations) = error.explain();
+        let landed = error.landed();
+        self.lineage(RecordEvent {
+            event: if landed.is_empty() {
+                "record.rejected"
             } else {
-                request.key.clone()
-            };
-            let (message, violations) = e.explain();
-            self.lineage(RecordEvent {
-                event: "record.rejected",
-                time: now(),
-                record_id: record_id.to_string(),
-                record_type: request.record_type.clone(),
-                source: caller.client.clone(),
-                key,
-                schema_version: None,
-                copies: Vec::new(),
-                reason: Some(e.reason()),
-                message: Some(message),
-                violations,
-            });
-        }
-        result
+                "record.partial"
+            },
+            time: now(),
+            record_id: record_id.to_string(),
+            record_type: mekong_core::excerpt(&request.record_type, 253).into_owned(),
+            source: caller.client.clone(),
+            key: key.unwrap_or_default(),
+            schema_version: None,
+            copies: placed(landed),
+            reason: Some(error.reason().to_owned()),
+            message: Some(message),
+            violations,
+        });
     }
 
     /// Writes a lineage event to the audit trail without waiting: the record's answer does not
     /// wait for it, and losing one in a crash loses no data.
     fn lineage(&self, event: RecordEvent) {
-        let copy = Copy {
+        let copy = KafkaRecord {
             topic: AUDIT_TOPIC.to_owned(),
             key: event.record_id.clone(),
             headers: audit_headers(Uuid::now_v7(), event.event, &event.time),
-            value: std::borrow::Cow::Owned(event.to_json()),
+            value: event.to_json().into(),
             routes: Vec::new(),
         };
         if let Err(e) = self.inner.producer.enqueue(&copy) {
@@ -230,8 +353,8 @@ impl Ingest {
         &self,
         caller: &Caller,
         request: &PublishRequest,
-        result: &Result<PublishResponse, PublishError>,
-        took: std::time::Duration,
+        result: &Result<&PublishResponse, &PublishError>,
+        took: Duration,
     ) {
         let metrics = &self.inner.metrics;
         // Only names the catalog knows become label values: callers cannot grow the series.
@@ -264,7 +387,7 @@ impl Ingest {
                     .get_or_create(&RejectedLabels {
                         record_type,
                         source: caller.client.clone(),
-                        reason: e.reason(),
+                        reason: e.reason().to_owned(),
                     })
                     .inc();
                 if let Some(kind) = e.produce_kind() {
@@ -291,12 +414,86 @@ impl Ingest {
             outcome: Some(outcome),
         }
     }
+
+    /// Runs one PublishStream: records in, results out, until the input ends, the caller loses its
+    /// right to publish, or the hub stops.
+    async fn stream(
+        self,
+        caller: Caller,
+        mut inbound: Streaming<PublishRequest>,
+        out: mpsc::Sender<Result<PublishResult, Status>>,
+    ) {
+        let caller = Arc::new(caller);
+        let in_flight = self.inner.config.stream_in_flight.max(1);
+        let mut changes = self.inner.changes.clone();
+        let mut stopping = self.inner.stopping.clone();
+        let mut running = FuturesUnordered::new();
+        let mut open = true;
+        let mut ending: Option<Status> = None;
+        while ending.is_none() && (open || !running.is_empty()) {
+            tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        ending = Some(Status::unavailable("the hub is shutting down; reconnect to go on"));
+                    } else if let Err(status) = caller.recheck(&self.inner.catalog.load(), PUBLISHER) {
+                        ending = Some(status);
+                    }
+                }
+                () = async { let _ = stopping.wait_for(|s| *s).await; } => {
+                    ending = Some(Status::unavailable("the hub is shutting down; reconnect to go on"));
+                }
+                Some(done) = running.next(), if !running.is_empty() => {
+                    let result = match done {
+                        Ok(result) => Ok(result),
+                        Err(e) => Err(internal("a record task failed", &e)),
+                    };
+                    if out.send(result).await.is_err() {
+                        return;
+                    }
+                }
+                item = inbound.message(), if open && running.len() < in_flight => match item {
+                    Ok(Some(record)) => {
+                        // Each record runs as its own task, so records of one stream are judged and
+                        // written concurrently; results go out as they complete.
+                        let (this, caller) = (self.clone(), Arc::clone(&caller));
+                        running.push(tokio::spawn(async move { this.publish_result(&caller, record).await }));
+                    }
+                    Ok(None) => open = false,
+                    Err(status) => {
+                        let _ = out.send(Err(status)).await;
+                        return;
+                    }
+                },
+            }
+        }
+        // Answers for the records already taken, then why the stream ends.
+        let drained = tokio::time::timeout(DRAIN, async {
+            while let Some(done) = running.next().await {
+                if let Ok(result) = done
+                    && out.send(Ok(result)).await.is_err()
+                {
+                    return;
+                }
+            }
+        });
+        let _ = drained.await;
+        if let Some(status) = ending {
+            debug!(code = ?status.code(), "publish stream ended by the hub");
+            let _ = out.send(Err(status)).await;
+        }
+    }
 }
 
-/// The authenticated caller of one call.
-struct Caller {
-    client: String,
-    traceparent: Option<String>,
+fn placed(placements: &[Placement]) -> Vec<PlacedCopy> {
+    placements
+        .iter()
+        .map(|p| PlacedCopy {
+            topic: p.topic.clone(),
+            partition: p.partition,
+            offset: p.offset,
+            routes: p.routes.clone(),
+        })
+        .collect()
 }
 
 type ResultStream = Pin<Box<dyn Stream<Item = Result<PublishResult, Status>> + Send>>;
@@ -307,7 +504,7 @@ impl IngestService for Ingest {
         &self,
         request: Request<PublishRequest>,
     ) -> Result<Response<PublishResponse>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = Caller::of(&request)?;
         self.publish_one(&caller, request.into_inner())
             .await
             .map(Response::new)
@@ -318,7 +515,7 @@ impl IngestService for Ingest {
         &self,
         request: Request<PublishBatchRequest>,
     ) -> Result<Response<PublishBatchResponse>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = Caller::of(&request)?;
         let records = request.into_inner().records;
         let config = &self.inner.config;
         if records.len() > config.max_batch_records {
@@ -346,27 +543,10 @@ impl IngestService for Ingest {
         &self,
         request: Request<Streaming<PublishRequest>>,
     ) -> Result<Response<ResultStream>, Status> {
-        let caller = Arc::new(self.caller(&request)?);
-        let this = self.clone();
-        let in_flight = self.inner.config.stream_in_flight;
-        // Each record runs as its own task (so parsing and validation use every core), at most
-        // `in_flight` at once; results go out as they complete, correlated by request_id.
-        let results = request
-            .into_inner()
-            .map(move |item| {
-                let (this, caller) = (this.clone(), Arc::clone(&caller));
-                tokio::spawn(async move {
-                    match item {
-                        Ok(record) => Ok(this.publish_result(&caller, record).await),
-                        Err(status) => Err(status),
-                    }
-                })
-            })
-            .buffer_unordered(in_flight)
-            .map(|joined| {
-                joined.unwrap_or_else(|e| Err(Status::internal(format!("record task failed: {e}"))))
-            });
-        Ok(Response::new(Box::pin(results)))
+        let caller = Caller::of(&request)?;
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(self.clone().stream(caller, request.into_inner(), tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
 

@@ -1,5 +1,6 @@
-//! The gRPC face of Mekong: the ingest, subscribe and admin services, authentication, the mapping of domain errors onto
-//! gRPC statuses, the idempotency window, health and reflection.
+//! The gRPC face of Mekong: the ingest, subscribe and admin services, the layer that authenticates
+//! every call before its body is read, the bounds on connections, streams and messages, the
+//! mapping of domain errors onto gRPC statuses, the idempotency window, health and reflection.
 //!
 //! This room translates; the rules live in `mekong-core` and the Kafka work in `mekong-kafka`.
 
@@ -8,6 +9,9 @@ mod auth;
 mod deadletters;
 mod idempotency;
 mod ingest;
+mod judge;
+mod limits;
+mod listener;
 mod metrics;
 mod server;
 mod status;
@@ -16,13 +20,22 @@ mod subscribe;
 use std::time::Duration;
 
 pub use admin::{Admin, Applied, Changes};
+pub use auth::{Caller, Reflection};
 pub use idempotency::WindowSettings;
 pub use ingest::Ingest;
+pub use judge::JudgeSettings;
+pub use limits::{BATCH_HEADROOM, MessageLimits, RECORD_HEADROOM};
+pub use listener::ConnectionInfo;
 pub use metrics::GatewayMetrics;
 pub use server::{Gateway, serve};
-pub use subscribe::Subscribe;
+pub use status::{code_name, code_of};
+pub use subscribe::{PREFETCH_KBYTES, Subscribe};
 
-/// How the gateway treats requests.
+/// The largest SubscribeService.Consume message: a subscription, or acknowledgements of up to
+/// 4,096 cursors.
+pub const SUBSCRIBE_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// How the gateway treats requests. Every default is written here, once.
 #[derive(Debug, Clone, Copy)]
 pub struct GatewayConfig {
     pub limits: mekong_core::Limits,
@@ -30,9 +43,18 @@ pub struct GatewayConfig {
     pub max_batch_records: usize,
     /// Payload bytes per PublishBatch call.
     pub max_batch_bytes: usize,
+    /// The largest AdminService message (an Apply of resources).
+    pub max_admin_bytes: usize,
     /// Records of one PublishStream being processed at once.
     pub stream_in_flight: usize,
     pub idempotency: WindowSettings,
+    pub judge: JudgeSettings,
+    /// Subscription streams open on this instance, all clients together.
+    pub max_subscriptions: usize,
+    pub reflection: Reflection,
+    pub connections: ConnectionSettings,
+    /// How long a shutdown waits for calls and streams to end before closing their connections.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -41,11 +63,47 @@ impl Default for GatewayConfig {
             limits: mekong_core::Limits::default(),
             max_batch_records: 1000,
             max_batch_bytes: 16 * 1024 * 1024,
+            max_admin_bytes: 4 * 1024 * 1024,
             stream_in_flight: 1024,
-            idempotency: WindowSettings {
-                max_entries: 100_000,
-                max_age: Duration::from_secs(15 * 60),
-            },
+            idempotency: WindowSettings::default(),
+            judge: JudgeSettings::default(),
+            max_subscriptions: 1024,
+            reflection: Reflection::default(),
+            connections: ConnectionSettings::default(),
+            shutdown_grace: Duration::from_secs(20),
+        }
+    }
+}
+
+/// What each client connection may hold, and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionSettings {
+    /// Connections open at once; one more is closed as soon as it is accepted.
+    pub max_connections: usize,
+    /// HTTP/2 streams (calls) open at once on one connection.
+    pub max_streams: u32,
+    /// How long a new connection has to make its first authenticated call.
+    pub handshake_timeout: Duration,
+    /// HTTP/2 pings to an idle peer, and how long its answer may take before the connection is
+    /// closed.
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
+    /// A connection older than this is asked to go away (GOAWAY), so its calls reconnect and
+    /// authenticate again; after the grace it is closed.
+    pub max_age: Duration,
+    pub max_age_grace: Duration,
+}
+
+impl Default for ConnectionSettings {
+    fn default() -> Self {
+        ConnectionSettings {
+            max_connections: 1024,
+            max_streams: 100,
+            handshake_timeout: Duration::from_secs(10),
+            keepalive_interval: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(20),
+            max_age: Duration::from_secs(3600),
+            max_age_grace: Duration::from_secs(60),
         }
     }
 }

@@ -47,6 +47,11 @@ pub(crate) struct KindLabels {
     pub kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ReasonLabels {
+    pub reason: &'static str,
+}
+
 /// Every metric of the gateway; cheap to clone (the families are shared).
 #[derive(Clone)]
 pub struct GatewayMetrics {
@@ -59,6 +64,9 @@ pub struct GatewayMetrics {
     pub(crate) subscriptions: Gauge,
     pub(crate) unevaluable: Counter,
     pub(crate) subscription_lag: Family<LagLabels, Gauge>,
+    pub(crate) connections_open: Gauge,
+    pub(crate) connections_closed: Family<ReasonLabels, Counter>,
+    pub(crate) judge_overruns: Counter,
 }
 
 impl Default for GatewayMetrics {
@@ -76,6 +84,9 @@ impl Default for GatewayMetrics {
             subscriptions: Gauge::default(),
             unevaluable: Counter::default(),
             subscription_lag: Family::default(),
+            connections_open: Gauge::default(),
+            connections_closed: Family::default(),
+            judge_overruns: Counter::default(),
         }
     }
 }
@@ -128,6 +139,27 @@ impl GatewayMetrics {
             "Open SubscribeService.Consume streams",
             self.subscriptions.clone(),
         );
+        registry.register(
+            "connections_open",
+            "Client connections open on the gRPC listener",
+            self.connections_open.clone(),
+        );
+        registry.register(
+            "connections_closed_by_hub",
+            "Connections the hub closed: over the connection limit, or no authenticated call in time",
+            self.connections_closed.clone(),
+        );
+        registry.register(
+            "judge_overruns",
+            "Records whose judging (schema, route conditions) took longer than --max-judge-time",
+            self.judge_overruns.clone(),
+        );
+    }
+
+    pub(crate) fn connection_closed(&self, reason: &'static str) {
+        self.connections_closed
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     /// Reads what is measured on demand (the producer's queue), before a scrape.

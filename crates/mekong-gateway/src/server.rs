@@ -1,7 +1,9 @@
-//! Wiring: the ingest, subscribe and admin services, standard health and reflection, on one
-//! listener.
+//! Wiring: the ingest, subscribe and admin services, standard health and (optionally) reflection,
+//! behind the authentication and message-size layers, on one listener with bounded connections
+//! and streams; and a shutdown that ends within its grace period.
 
 use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -11,9 +13,14 @@ use mekong_proto::v1::admin_service_server::AdminServiceServer;
 use mekong_proto::v1::ingest_service_server::IngestServiceServer;
 use mekong_proto::v1::subscribe_service_server::SubscribeServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
+use tower::ServiceBuilder;
+use tracing::{info, warn};
 
+use crate::auth::{AuthLayer, Reflection};
+use crate::limits::{MessageLimitLayer, MessageLimits};
+use crate::listener::{ListenerSettings, incoming};
 use crate::{Admin, Changes, GatewayConfig, GatewayMetrics, Ingest, Subscribe};
 
 /// Everything the gateway serves with.
@@ -31,16 +38,19 @@ pub struct Gateway {
     pub lineage: Option<Arc<Lineage>>,
 }
 
-/// Serves the gateway on `listener` until `shutdown` completes, then drains in-flight calls.
+/// Serves the gateway on `listener` until `shutdown` completes, then drains: health turns
+/// NOT_SERVING, every connection is told to go away (GOAWAY), open streams end with UNAVAILABLE,
+/// calls in flight finish. Connections still open after the shutdown grace are closed.
 pub async fn serve(
     listener: TcpListener,
     gateway: Gateway,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let config = gateway.config;
-    // Subscription streams never end on their own: at shutdown they are told to, so the server's
-    // graceful drain can finish.
+    let limits = config.message_limits();
+    // Streams never end on their own: at shutdown they are told to, so the drain can finish.
     let (stopping, stop_streams) = tokio::sync::watch::channel(false);
+    let changes = gateway.store.changes();
     let admin = AdminServiceServer::new(Admin::new(
         Arc::clone(&gateway.catalog),
         Changes {
@@ -52,18 +62,26 @@ pub async fn serve(
         gateway.producer.clone(),
         gateway.lineage,
     ))
-    .max_decoding_message_size(64 * 1024 * 1024);
+    .max_decoding_message_size(limits.admin);
     let subscribe = SubscribeServiceServer::new(Subscribe::new(
         Arc::clone(&gateway.catalog),
+        changes.clone(),
         gateway.backbone,
-        stop_streams,
+        stop_streams.clone(),
         gateway.metrics.clone(),
-    ));
-    let ingest = Ingest::new(gateway.catalog, gateway.producer, config, gateway.metrics);
-    // A batch may carry up to `max_batch_bytes` of payloads; past this bound the transport refuses
-    // the message itself (OUT_OF_RANGE) before it is buffered.
-    let max_message = config.max_batch_bytes.max(config.limits.max_record_bytes) * 2 + 1024 * 1024;
-    let ingest = IngestServiceServer::new(ingest).max_decoding_message_size(max_message);
+        config.max_subscriptions,
+    ))
+    .max_decoding_message_size(limits.subscribe);
+    let ingest = IngestServiceServer::new(Ingest::new(
+        Arc::clone(&gateway.catalog),
+        changes,
+        stop_streams,
+        gateway.producer,
+        config,
+        gateway.metrics.clone(),
+    ))
+    // The layer holds each method to its own limit; this is the largest of them.
+    .max_decoding_message_size(limits.record.max(limits.batch));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<IngestServiceServer<Ingest>>().await;
@@ -71,9 +89,20 @@ pub async fn serve(
         .set_serving::<SubscribeServiceServer<Subscribe>>()
         .await;
     health.set_serving::<AdminServiceServer<Admin>>().await;
+    let reflection = (config.reflection != Reflection::Off).then(|| {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(mekong_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            // google.rpc error details, so grpcurl and others can decode BadRequest and RetryInfo.
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .expect("the compiled descriptor sets are valid")
+    });
     // At shutdown: report NOT_SERVING (load balancers stop sending), then end the streams.
+    let mut draining = stopping.subscribe();
     let shutdown = async move {
         shutdown.await;
+        info!(grace = ?config.shutdown_grace, "shutting down: draining connections");
         health
             .set_not_serving::<IngestServiceServer<Ingest>>()
             .await;
@@ -83,21 +112,62 @@ pub async fn serve(
         health.set_not_serving::<AdminServiceServer<Admin>>().await;
         let _ = stopping.send(true);
     };
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(mekong_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        // google.rpc error details, so grpcurl and others can decode BadRequest and RetryInfo.
-        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .expect("the compiled descriptor sets are valid");
 
-    Server::builder()
-        .tcp_nodelay(true)
+    let connections = config.connections;
+    let close = CancellationToken::new();
+    let incoming = incoming(
+        listener,
+        ListenerSettings {
+            max_connections: connections.max_connections,
+            handshake_timeout: connections.handshake_timeout,
+        },
+        close.clone(),
+        gateway.metrics,
+    );
+    let layers = ServiceBuilder::new()
+        .layer(AuthLayer::new(gateway.catalog, config.reflection))
+        .layer(MessageLimitLayer(limits))
+        .into_inner();
+    let server = Server::builder()
+        .max_concurrent_streams(connections.max_streams)
+        .http2_keepalive_interval(Some(connections.keepalive_interval))
+        .http2_keepalive_timeout(Some(connections.keepalive_timeout))
+        // Rapid-reset floods (CVE-2023-44487 and kin): tonic turns hyper's guard off unless told.
+        .http2_max_pending_accept_reset_streams(Some(20))
+        .http2_max_local_error_reset_streams(Some(1024))
+        .http2_max_header_list_size(16 * 1024)
+        .max_connection_age(connections.max_age)
+        .max_connection_age_grace(connections.max_age_grace)
+        .layer(layers)
         .add_service(health_service)
-        .add_service(reflection)
+        .add_optional_service(reflection)
         .add_service(ingest)
         .add_service(subscribe)
         .add_service(admin)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await
+        .serve_with_incoming_shutdown(incoming, shutdown);
+    let mut server = pin!(server);
+    let grace = async {
+        let _ = draining.wait_for(|s| *s).await;
+        tokio::time::sleep(config.shutdown_grace).await;
+    };
+    tokio::select! {
+        result = &mut server => return result,
+        () = grace => {
+            warn!(grace = ?config.shutdown_grace, "connections still open after the shutdown grace; closing them");
+            close.cancel();
+        }
+    }
+    server.await
+}
+
+impl GatewayConfig {
+    /// The largest message of each kind of call.
+    pub fn message_limits(&self) -> MessageLimits {
+        MessageLimits {
+            record: self.limits.max_record_bytes + crate::limits::RECORD_HEADROOM,
+            batch: self.max_batch_bytes + crate::limits::BATCH_HEADROOM,
+            admin: self.max_admin_bytes,
+            subscribe: crate::SUBSCRIBE_MESSAGE_BYTES,
+        }
+    }
 }

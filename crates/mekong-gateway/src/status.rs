@@ -1,124 +1,297 @@
 //! Domain errors onto the wire: a gRPC status with google.rpc details for a single call, or a
-//! `RecordError` carrying the same code, message and violations inside a batch or stream.
+//! `RecordError` carrying the same code, message and violations inside a batch or stream. What a
+//! library said (librdkafka, a join error) goes to the logs, never to the caller.
 
 use std::time::Duration;
 
 use mekong_core::{Rejection, RejectionKind};
 use mekong_kafka::ProduceError;
-use mekong_proto::v1::{FieldViolation, RecordError};
+use mekong_proto::v1::{FieldViolation, Placement, RecordError};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 /// How long a caller should wait before retrying after the producer queue was full.
 pub(crate) const QUEUE_FULL_RETRY: Duration = Duration::from_millis(250);
+/// How long a caller should wait before retrying when every judging thread is busy.
+pub(crate) const BUSY_RETRY: Duration = Duration::from_secs(1);
+
+/// The gRPC code of each kind of refusal: the one mapping, used by every transport.
+pub fn code_of(kind: RejectionKind) -> Code {
+    match kind {
+        RejectionKind::Unauthenticated => Code::Unauthenticated,
+        RejectionKind::PermissionDenied => Code::PermissionDenied,
+        RejectionKind::NotFound => Code::NotFound,
+        RejectionKind::InvalidArgument => Code::InvalidArgument,
+        RejectionKind::ResourceExhausted => Code::ResourceExhausted,
+        RejectionKind::FailedPrecondition => Code::FailedPrecondition,
+    }
+}
+
+/// A code's name as gRPC writes it in lower case, `invalid_argument`: a metric label, the audit
+/// trail's reason.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "ok",
+        Code::Cancelled => "cancelled",
+        Code::Unknown => "unknown",
+        Code::InvalidArgument => "invalid_argument",
+        Code::DeadlineExceeded => "deadline_exceeded",
+        Code::NotFound => "not_found",
+        Code::AlreadyExists => "already_exists",
+        Code::PermissionDenied => "permission_denied",
+        Code::ResourceExhausted => "resource_exhausted",
+        Code::FailedPrecondition => "failed_precondition",
+        Code::Aborted => "aborted",
+        Code::OutOfRange => "out_of_range",
+        Code::Unimplemented => "unimplemented",
+        Code::Internal => "internal",
+        Code::Unavailable => "unavailable",
+        Code::DataLoss => "data_loss",
+        Code::Unauthenticated => "unauthenticated",
+    }
+}
 
 /// Why one record was not published.
 #[derive(Debug)]
 pub(crate) enum PublishError {
     Rejected(Rejection),
-    Produce(ProduceError),
-    /// The caller's credentials stopped being valid (its client was removed).
-    Unauthenticated(String),
+    /// Kafka did not take every copy; `landed` are those it did acknowledge.
+    Produce {
+        error: ProduceError,
+        landed: Vec<Placement>,
+    },
+    /// The caller's credentials or role stopped being valid.
+    Caller(Status),
+    /// The idempotency key was used for another record.
+    KeyReused,
+    /// Judging took longer than allowed, in the rule named.
+    TooSlow {
+        limit: Duration,
+        rule: String,
+    },
+    /// Every judging thread stayed busy.
+    Busy,
+    /// A bug: the judging thread failed.
+    Internal,
+}
+
+/// A refusal, ready for the wire.
+struct Parts {
+    code: Code,
+    message: String,
+    /// (field, description for the caller, description without values).
+    violations: Vec<(String, String, String)>,
+    retry: Option<Duration>,
+    landed: Vec<Placement>,
 }
 
 impl PublishError {
-    fn parts(&self) -> (Code, String, Vec<(String, String)>, Option<Duration>) {
+    fn parts(&self) -> Parts {
+        let plain = |code, message: String| Parts {
+            code,
+            message,
+            violations: Vec::new(),
+            retry: None,
+            landed: Vec::new(),
+        };
         match self {
-            PublishError::Rejected(r) => {
-                let code = match r.kind {
-                    RejectionKind::Unauthenticated => Code::Unauthenticated,
-                    RejectionKind::PermissionDenied => Code::PermissionDenied,
-                    RejectionKind::NotFound => Code::NotFound,
-                    RejectionKind::InvalidArgument => Code::InvalidArgument,
-                    RejectionKind::ResourceExhausted => Code::ResourceExhausted,
-                    RejectionKind::FailedPrecondition => Code::FailedPrecondition,
-                };
-                let violations = r
+            PublishError::Rejected(r) => Parts {
+                violations: r
                     .violations
                     .iter()
-                    .map(|v| (v.field.clone(), v.description.clone()))
-                    .collect();
-                (code, r.message.clone(), violations, None)
+                    .map(|v| (v.field.clone(), v.description.clone(), v.masked.clone()))
+                    .collect(),
+                ..plain(code_of(r.kind), r.message.clone())
+            },
+            PublishError::Produce { error, landed } => {
+                let (code, retry) = match error {
+                    ProduceError::QueueFull => (Code::ResourceExhausted, Some(QUEUE_FULL_RETRY)),
+                    ProduceError::Unavailable(_) => (Code::Unavailable, None),
+                    ProduceError::TooLarge { .. } => (Code::ResourceExhausted, None),
+                    ProduceError::Refused { .. } => (Code::FailedPrecondition, None),
+                };
+                let mut message = error.to_string();
+                if !landed.is_empty() {
+                    message.push_str(&format!(
+                        "; {} of the record's copies landed before (see `landed`), retrying with \
+                         the same idempotency key writes them again with the same record id",
+                        landed.len()
+                    ));
+                }
+                Parts {
+                    retry,
+                    landed: landed.clone(),
+                    ..plain(code, message)
+                }
             }
-            PublishError::Produce(e @ ProduceError::QueueFull) => (
-                Code::ResourceExhausted,
-                e.to_string(),
-                vec![],
-                Some(QUEUE_FULL_RETRY),
+            PublishError::Caller(status) => plain(status.code(), status.message().to_owned()),
+            PublishError::KeyReused => plain(
+                Code::FailedPrecondition,
+                "idempotency key already used for another record (a different type, key, \
+                 attributes or payload); use a new key for a new record"
+                    .into(),
             ),
-            PublishError::Produce(e @ ProduceError::Unavailable(_)) => {
-                (Code::Unavailable, e.to_string(), vec![], None)
-            }
-            PublishError::Produce(e @ ProduceError::TooLarge(_)) => {
-                (Code::ResourceExhausted, e.to_string(), vec![], None)
-            }
-            PublishError::Produce(e @ ProduceError::Refused(_)) => {
-                (Code::FailedPrecondition, e.to_string(), vec![], None)
-            }
-            PublishError::Unauthenticated(m) => (Code::Unauthenticated, m.clone(), vec![], None),
+            PublishError::TooSlow { limit, rule } => plain(
+                Code::InvalidArgument,
+                format!(
+                    "judging this record took longer than {limit:?}, in {rule}; it was not accepted. \
+                     Ask the hub's administrators to simplify that rule"
+                ),
+            ),
+            PublishError::Busy => Parts {
+                retry: Some(BUSY_RETRY),
+                ..plain(
+                    Code::ResourceExhausted,
+                    "the hub is busy judging other records; retry shortly".into(),
+                )
+            },
+            PublishError::Internal => plain(
+                Code::Internal,
+                "the hub failed to judge this record; the administrators are told".into(),
+            ),
         }
     }
 
     /// The gRPC code this error answers with, as a metric label: `invalid_argument`, `unavailable`...
-    pub(crate) fn reason(&self) -> String {
-        let mut name = String::new();
-        for (i, c) in format!("{:?}", self.parts().0).chars().enumerate() {
-            if i > 0 && c.is_ascii_uppercase() {
-                name.push('_');
-            }
-            name.push(c.to_ascii_lowercase());
-        }
-        name
+    pub(crate) fn reason(&self) -> &'static str {
+        code_name(self.parts().code)
     }
 
-    /// The message and the violations (`field: description`), for the audit trail.
+    /// The message and the violations (`field: description`, without payload values), for the
+    /// audit trail.
     pub(crate) fn explain(&self) -> (String, Vec<String>) {
-        let (_, message, violations, _) = self.parts();
-        let violations = violations
+        let parts = self.parts();
+        let violations = parts
+            .violations
             .into_iter()
-            .map(|(field, description)| format!("{field}: {description}"))
+            .map(|(field, _, masked)| format!("{field}: {masked}"))
             .collect();
-        (message, violations)
+        (parts.message, violations)
     }
 
     /// For Kafka failures, what kind (a metric label).
     pub(crate) fn produce_kind(&self) -> Option<&'static str> {
         match self {
-            PublishError::Produce(ProduceError::QueueFull) => Some("queue_full"),
-            PublishError::Produce(ProduceError::Unavailable(_)) => Some("unavailable"),
-            PublishError::Produce(ProduceError::TooLarge(_)) => Some("too_large"),
-            PublishError::Produce(ProduceError::Refused(_)) => Some("refused"),
+            PublishError::Produce { error, .. } => Some(match error {
+                ProduceError::QueueFull => "queue_full",
+                ProduceError::Unavailable(_) => "unavailable",
+                ProduceError::TooLarge { .. } => "too_large",
+                ProduceError::Refused { .. } => "refused",
+            }),
             _ => None,
         }
     }
 
+    /// The copies that landed before a write failed.
+    pub(crate) fn landed(&self) -> &[Placement] {
+        match self {
+            PublishError::Produce { landed, .. } => landed,
+            _ => &[],
+        }
+    }
+
     pub(crate) fn into_status(self) -> Status {
-        let (code, message, violations, retry) = self.parts();
+        let parts = self.parts();
         let mut details = ErrorDetails::new();
-        if !violations.is_empty() {
+        if !parts.violations.is_empty() {
             details.set_bad_request(
-                violations
+                parts
+                    .violations
                     .into_iter()
-                    .map(|(f, d)| tonic_types::FieldViolation::new(f, d))
+                    .map(|(f, d, _)| tonic_types::FieldViolation::new(f, d))
                     .collect::<Vec<_>>(),
             );
         }
-        if retry.is_some() {
-            details.set_retry_info(retry);
+        if parts.retry.is_some() {
+            details.set_retry_info(parts.retry);
         }
-        Status::with_error_details(code, message, details)
+        if !parts.landed.is_empty() {
+            let landed = parts
+                .landed
+                .iter()
+                .map(|p| format!("{}/{}/{}", p.topic, p.partition, p.offset))
+                .collect::<Vec<_>>()
+                .join(",");
+            details.set_error_info(
+                "PARTIAL_WRITE",
+                "mekong",
+                std::collections::HashMap::from([("landed".to_string(), landed)]),
+            );
+        }
+        Status::with_error_details(parts.code, parts.message, details)
     }
 
     pub(crate) fn into_record_error(self) -> RecordError {
-        let (code, message, violations, retry) = self.parts();
+        let parts = self.parts();
         RecordError {
-            code: code as i32,
-            message,
-            violations: violations
+            code: parts.code as i32,
+            message: parts.message,
+            violations: parts
+                .violations
                 .into_iter()
-                .map(|(field, description)| FieldViolation { field, description })
+                .map(|(field, description, _)| FieldViolation { field, description })
                 .collect(),
-            retry_after_ms: retry.map_or(0, |d| d.as_millis() as u64),
+            retry_after_ms: parts.retry.map_or(0, |d| d.as_millis() as u64),
+            landed: parts.landed,
         }
+    }
+}
+
+/// A status for a failure inside the hub: the caller gets `what` in plain words, the log gets the
+/// cause.
+pub(crate) fn unavailable(what: &str, cause: &dyn std::fmt::Display) -> Status {
+    tracing::warn!(error = %cause, "{what}");
+    Status::unavailable(format!("{what}; retry shortly"))
+}
+
+/// As [`unavailable`], for failures that are the hub's own fault.
+pub(crate) fn internal(what: &str, cause: &dyn std::fmt::Display) -> Status {
+    tracing::error!(error = %cause, "{what}");
+    Status::internal(format!("{what}; the administrators are told"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_names_are_what_grpc_calls_them() {
+        assert_eq!(code_name(Code::InvalidArgument), "invalid_argument");
+        assert_eq!(code_name(Code::Unauthenticated), "unauthenticated");
+        assert_eq!(code_of(RejectionKind::NotFound), Code::NotFound);
+    }
+
+    #[test]
+    fn kafka_failures_say_nothing_of_librdkafka_and_name_what_landed() {
+        let error = PublishError::Produce {
+            error: ProduceError::Unavailable(Some(rdkafka_error())),
+            landed: vec![Placement {
+                topic: "t".into(),
+                partition: 1,
+                offset: 9,
+                routes: vec!["r".into()],
+            }],
+        };
+        let record = PublishError::Produce {
+            error: ProduceError::Unavailable(Some(rdkafka_error())),
+            landed: error.landed().to_vec(),
+        }
+        .into_record_error();
+        assert_eq!(record.landed.len(), 1);
+        let status = error.into_status();
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(!status.message().contains("Local"), "{}", status.message());
+        assert!(status.message().contains("1 of the record's copies landed"));
+        let info = status.get_details_error_info().expect("ErrorInfo");
+        assert_eq!(info.reason, "PARTIAL_WRITE");
+        assert_eq!(info.metadata["landed"], "t/1/9");
+    }
+
+    fn rdkafka_error() -> mekong_kafka::KafkaError {
+        mekong_kafka::KafkaError::MessageProduction(rdkafka_code())
+    }
+
+    fn rdkafka_code() -> mekong_kafka::RDKafkaErrorCode {
+        mekong_kafka::RDKafkaErrorCode::MessageTimedOut
     }
 }

@@ -2,16 +2,24 @@
 //! stream is one member of a Kafka consumer group; records flow out as long as fewer than
 //! `max_in_flight` await acknowledgement, and positions are committed only up to the first record
 //! not yet acknowledged.
+//!
+//! Open streams are bounded per client (`limits.maxSubscriptions`) and per instance; each re-checks
+//! its caller whenever the catalog changes and ends (UNAUTHENTICATED, PERMISSION_DENIED) once its
+//! key is withdrawn, its role gone or the topic no longer among those it may read.
+//!
+//! Each stream has a librdkafka consumer of its own (a few threads and up to
+//! [`PREFETCH_KBYTES`] of prefetched records): the per-instance bound is what bounds them.
 
+use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use futures::Stream;
-use mekong_core::{Catalog, CloudEvent};
+use mekong_core::{Catalog, Client, CloudEvent, check_group_name, excerpt, subscription_group};
 use mekong_kafka::{
-    Backbone, Received, StartPosition, Subscriber, SubscriptionSettings, topic_exists,
+    Backbone, Received, StartPosition, Subscriber, SubscriptionSettings, View, topic_exists,
 };
 use mekong_proto::v1::subscribe_service_server::SubscribeService;
 use mekong_proto::v1::{
@@ -19,11 +27,13 @@ use mekong_proto::v1::{
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Code, Request, Response, Status, Streaming};
+use tonic_types::{ErrorDetails, StatusExt};
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::auth::authenticate;
+use crate::auth::{Caller, Need};
 use crate::metrics::GatewayMetrics;
+use crate::status::{internal, unavailable};
 
 /// In flight per stream when the subscription does not say, and at most.
 const DEFAULT_IN_FLIGHT: u32 = 256;
@@ -31,30 +41,126 @@ const MAX_IN_FLIGHT: u32 = 4096;
 /// How often acknowledged positions are committed: often enough that little is read again after a
 /// crash, seldom enough that commits cost Kafka little.
 const COMMIT_INTERVAL: Duration = Duration::from_millis(200);
+/// What one stream's consumer may fetch ahead, in KiB.
+pub const PREFETCH_KBYTES: u32 = 4096;
 
 /// The subscribe service. Cheap to clone.
 #[derive(Clone)]
 pub struct Subscribe {
     catalog: Arc<ArcSwap<Catalog>>,
+    /// Wakes when the catalog changes: open streams re-check their callers.
+    changes: watch::Receiver<Arc<View>>,
     backbone: Arc<Backbone>,
     /// Flips to true at shutdown: streams commit what was acknowledged and end.
     shutdown: watch::Receiver<bool>,
     metrics: GatewayMetrics,
+    open: Arc<OpenSubscriptions>,
 }
 
 impl Subscribe {
-    pub fn new(
+    pub(crate) fn new(
         catalog: Arc<ArcSwap<Catalog>>,
+        changes: watch::Receiver<Arc<View>>,
         backbone: Arc<Backbone>,
         shutdown: watch::Receiver<bool>,
         metrics: GatewayMetrics,
+        max_subscriptions: usize,
     ) -> Subscribe {
         Subscribe {
             catalog,
+            changes,
             backbone,
             shutdown,
             metrics,
+            open: Arc::new(OpenSubscriptions {
+                max: max_subscriptions,
+                counts: Mutex::default(),
+            }),
         }
+    }
+}
+
+/// The subscription streams open on this instance, per client.
+struct OpenSubscriptions {
+    max: usize,
+    counts: Mutex<(usize, HashMap<String, u32>)>,
+}
+
+/// One open stream's place; given back when dropped.
+struct Place {
+    open: Arc<OpenSubscriptions>,
+    client: String,
+}
+
+impl OpenSubscriptions {
+    /// A place for one more stream of `client`, or RESOURCE_EXHAUSTED with a QuotaFailure.
+    fn take(self: &Arc<Self>, client: &Client) -> Result<Place, Status> {
+        let mut counts = self.counts.lock().expect("subscription counts");
+        let (total, per_client) = &mut *counts;
+        let mine = per_client.get(client.name()).copied().unwrap_or(0);
+        let refusal = if mine >= client.max_subscriptions() {
+            Some((
+                format!("client:{}", client.name()),
+                format!(
+                    "client `{}` has {mine} subscriptions open on this instance; its limit is {} \
+                     (limits.maxSubscriptions)",
+                    client.name(),
+                    client.max_subscriptions()
+                ),
+            ))
+        } else if *total >= self.max {
+            Some((
+                "instance".to_string(),
+                format!(
+                    "this instance has {} subscriptions open, its limit (--max-subscriptions); \
+                     reconnect to go to another instance, or later",
+                    *total
+                ),
+            ))
+        } else {
+            None
+        };
+        if let Some((subject, description)) = refusal {
+            return Err(Status::with_error_details(
+                Code::ResourceExhausted,
+                description.clone(),
+                ErrorDetails::with_quota_failure_violation(subject, description),
+            ));
+        }
+        *total += 1;
+        *per_client.entry(client.name().to_owned()).or_default() += 1;
+        Ok(Place {
+            open: Arc::clone(self),
+            client: client.name().to_owned(),
+        })
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut counts = self.open.counts.lock().expect("subscription counts");
+        let (total, per_client) = &mut *counts;
+        *total -= 1;
+        if let Some(n) = per_client.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                per_client.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// What a stream's caller must still be allowed: read `topic`.
+fn may_read(caller: &Caller, catalog: &Catalog, topic: &str) -> Result<(), Status> {
+    let client = caller.recheck(catalog, Need::Reader)?;
+    if client.may_subscribe(topic) {
+        Ok(())
+    } else {
+        Err(Status::permission_denied(format!(
+            "client `{}` may not read topic `{}`",
+            client.name(),
+            excerpt(topic, 249)
+        )))
     }
 }
 
@@ -68,7 +174,7 @@ impl SubscribeService for Subscribe {
         &self,
         request: Request<Streaming<ConsumeRequest>>,
     ) -> Result<Response<RecordStream>, Status> {
-        let client = authenticate(&self.catalog.load(), request.metadata())?;
+        let caller = Caller::of(&request)?;
         let mut inbound = request.into_inner();
         let subscription = match inbound.message().await? {
             Some(ConsumeRequest {
@@ -80,16 +186,16 @@ impl SubscribeService for Subscribe {
                 ));
             }
         };
-        let mut settings = self.admit(&client, &subscription).await?;
+        let (mut settings, place) = self.admit(&caller, &subscription).await?;
         let (lag, clear_lag) = self.metrics.lag_of(&settings.group_id);
         settings.lag = Some(lag);
         let max_in_flight = match subscription.max_in_flight {
             0 => DEFAULT_IN_FLIGHT,
             n => n.min(MAX_IN_FLIGHT),
         } as usize;
-        let subscriber = Subscriber::new(&self.backbone, settings.clone()).map_err(|e| {
-            Status::unavailable(format!("cannot join the consumer group on Kafka: {e}"))
-        })?;
+        let subscriber = Subscriber::new(&self.backbone, settings.clone())
+            .map_err(|e| unavailable("cannot join the consumer group on Kafka", &e))?;
+        let client = caller.client.clone();
         info!(%client, topic = %settings.topics.join(","), group = %settings.group_id, max_in_flight, "subscription started");
 
         let (tx, rx) = mpsc::channel(64);
@@ -100,6 +206,10 @@ impl SubscribeService for Subscribe {
             max_in_flight,
             types: subscription.record_types,
             shutdown: self.shutdown.clone(),
+            changes: self.changes.clone(),
+            catalog: Arc::clone(&self.catalog),
+            caller,
+            topic: subscription.topic,
         };
         let span = info_span!("consume", %client, topic = %settings.topics.join(","), group = %settings.group_id);
         let open = self.metrics.subscriptions.clone();
@@ -109,6 +219,7 @@ impl SubscribeService for Subscribe {
                 stream.run().await;
                 open.dec();
                 clear_lag();
+                drop(place);
             }
             .instrument(span),
         );
@@ -117,33 +228,18 @@ impl SubscribeService for Subscribe {
 }
 
 impl Subscribe {
-    /// Checks the caller may read the topic and that it exists; the Kafka settings of the stream.
-    async fn admit(&self, client: &str, s: &Subscription) -> Result<SubscriptionSettings, Status> {
-        let catalog = self.catalog.load_full();
-        let Some(caller) = catalog.client(client) else {
-            return Err(Status::unauthenticated(format!(
-                "client `{client}` no longer exists"
-            )));
-        };
+    /// Checks the caller may read the topic, that it exists and that the caller has room for one
+    /// more stream; the Kafka settings of the stream, and its place.
+    async fn admit(
+        &self,
+        caller: &Caller,
+        s: &Subscription,
+    ) -> Result<(SubscriptionSettings, Place), Status> {
         if s.topic.is_empty() {
             return Err(Status::invalid_argument("the subscription names no topic"));
         }
-        if !caller.may_subscribe(&s.topic) {
-            return Err(Status::permission_denied(format!(
-                "client `{client}` may not read topic `{}`",
-                s.topic
-            )));
-        }
-        let (backbone, topic) = (Arc::clone(&self.backbone), s.topic.clone());
-        let exists = tokio::task::spawn_blocking(move || {
-            topic_exists(&backbone, &topic, Duration::from_secs(10))
-        })
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(|e| Status::unavailable(format!("cannot reach Kafka: {e}")))?;
-        if !exists {
-            return Err(Status::not_found(format!("no topic `{}`", s.topic)));
-        }
+        let catalog = self.catalog.load_full();
+        may_read(caller, &catalog, &s.topic)?;
         let start = match StartFrom::try_from(s.start_from) {
             Ok(StartFrom::Earliest) => StartPosition::Earliest,
             Ok(StartFrom::Latest) => StartPosition::Latest,
@@ -160,23 +256,29 @@ impl Subscribe {
         } else {
             s.group.as_str()
         };
-        if group.len() > 200
-            || !group
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        {
-            return Err(Status::invalid_argument(
-                "a group name has at most 200 of a-z, A-Z, 0-9, `.`, `_`, `-`",
-            ));
+        check_group_name(group).map_err(Status::invalid_argument)?;
+        let client = caller.client_in(&catalog)?;
+        let place = self.open.take(client)?;
+        let (backbone, topic) = (Arc::clone(&self.backbone), s.topic.clone());
+        let exists = tokio::task::spawn_blocking(move || {
+            topic_exists(&backbone, &topic, Duration::from_secs(10))
+        })
+        .await
+        .map_err(|e| internal("looking the topic up failed", &e))?
+        .map_err(|e| unavailable("cannot reach Kafka", &e))?;
+        if !exists {
+            return Err(Status::not_found(format!("no topic `{}`", s.topic)));
         }
         // Groups are per client: no client can join, or commit for, another's group.
-        Ok(SubscriptionSettings {
+        let settings = SubscriptionSettings {
             topics: vec![s.topic.clone()],
-            group_id: format!("mekong.{client}.{group}"),
+            group_id: subscription_group(&caller.client, group),
             start,
             session_timeout: None,
             lag: None,
-        })
+            prefetch_kbytes: PREFETCH_KBYTES,
+        };
+        Ok((settings, place))
     }
 }
 
@@ -188,6 +290,10 @@ struct Session {
     max_in_flight: usize,
     types: Vec<String>,
     shutdown: watch::Receiver<bool>,
+    changes: watch::Receiver<Arc<View>>,
+    catalog: Arc<ArcSwap<Catalog>>,
+    caller: Caller,
+    topic: String,
 }
 
 impl Session {
@@ -225,6 +331,17 @@ impl Session {
                 _ = self.shutdown.changed() => {
                     let _ = self.out.send(Err(Status::unavailable("the hub is shutting down; reconnect to resume"))).await;
                     break;
+                }
+                changed = self.changes.changed() => {
+                    let still = match changed {
+                        Ok(()) => may_read(&self.caller, &self.catalog.load(), &self.topic),
+                        Err(_) => Err(Status::unavailable("the hub is shutting down; reconnect to resume")),
+                    };
+                    if let Err(status) = still {
+                        info!(code = ?status.code(), "subscription ended: the caller may no longer read");
+                        let _ = self.out.send(Err(status)).await;
+                        break;
+                    }
                 }
             }
         }

@@ -1,25 +1,26 @@
 //! Dead letters: the records an adapter could not deliver, in its topic `_mekong.dlq.<adapter>`,
 //! each with the original key, payload and headers and `mekong_dlq_*` headers saying why. Read
-//! here for operators, who replay them through the adapter's replay topic.
+//! here for operators, a page at a time (a dead-letter topic can hold more than fits in memory),
+//! who replay them through the adapter's replay topic.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::Backbone;
 use crate::subscription::owned_headers;
 
-/// One dead letter.
+/// One dead letter (or any record of a one-partition topic read by [`read_page`]).
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
     pub partition: i32,
     pub offset: i64,
     pub key: Vec<u8>,
-    pub payload: Vec<u8>,
+    pub payload: Bytes,
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
@@ -33,65 +34,78 @@ impl DeadLetter {
     }
 }
 
-/// Every record of `topic`, from the start to its end when called (blocking).
-pub fn read_all(
+/// Some records of a topic, and where the next ones start.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub letters: Vec<DeadLetter>,
+    /// The offset to read from for the next page; `None` when the topic's end was reached.
+    pub next: Option<i64>,
+}
+
+/// At most `max` records of partition 0 of `topic` (dead-letter and replay topics have one),
+/// from offset `from` (or the earliest kept), up to the topic's end when called (blocking).
+pub fn read_page(
     backbone: &Backbone,
     topic: &str,
+    from: i64,
+    max: usize,
     timeout: Duration,
-) -> Result<Vec<DeadLetter>, KafkaError> {
+) -> Result<Page, KafkaError> {
     let consumer: BaseConsumer = backbone
         .client_config()
         .set("group.id", "mekong.deadletters.reader")
         .set("enable.auto.commit", "false")
         .create()?;
     let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-    let partitions: Vec<i32> = metadata
+    let exists = metadata
         .topics()
         .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    let mut ends = Vec::new();
+        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
+    if !exists || max == 0 {
+        return Ok(Page::default());
+    }
+    let (low, high) = consumer.fetch_watermarks(topic, 0, timeout)?;
+    let start = from.max(low);
+    if start >= high {
+        return Ok(Page::default());
+    }
     let mut assignment = TopicPartitionList::new();
-    for p in &partitions {
-        let (low, high) = consumer.fetch_watermarks(topic, *p, timeout)?;
-        if high > low {
-            ends.push((*p, high));
-            assignment.add_partition_offset(topic, *p, Offset::Beginning)?;
-        }
-    }
-    if ends.is_empty() {
-        return Ok(Vec::new());
-    }
+    assignment.add_partition_offset(topic, 0, Offset::Offset(start))?;
     consumer.assign(&assignment)?;
     let deadline = Instant::now() + timeout;
     let mut letters = Vec::new();
-    // The next offset read, per partition.
-    let mut reached: HashMap<i32, i64> = HashMap::new();
-    while !ends
-        .iter()
-        .all(|(p, high)| reached.get(p).is_some_and(|next| next >= high))
-    {
+    let mut next = start;
+    while next < high && letters.len() < max {
         if Instant::now() > deadline {
             return Err(KafkaError::MessageConsumption(
-                rdkafka::error::RDKafkaErrorCode::OperationTimedOut,
+                RDKafkaErrorCode::OperationTimedOut,
             ));
         }
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
-                reached.insert(m.partition(), m.offset() + 1);
+                next = m.offset() + 1;
                 letters.push(DeadLetter {
                     partition: m.partition(),
                     offset: m.offset(),
                     key: m.key().unwrap_or_default().to_vec(),
-                    payload: m.payload().unwrap_or_default().to_vec(),
+                    payload: m.payload().unwrap_or_default().to_vec().into(),
                     headers: owned_headers(&m),
-                })
+                });
             }
             Some(Err(e)) => return Err(e),
-            None => {}
+            None => {
+                // Past offsets that hold no record (compaction, transaction markers).
+                if let Ok(list) = consumer.position()
+                    && let Some(p) = list.find_partition(topic, 0)
+                    && let Offset::Offset(o) = p.offset()
+                {
+                    next = next.max(o);
+                }
+            }
         }
     }
-    letters.sort_by_key(|l| (l.partition, l.offset));
-    Ok(letters)
+    Ok(Page {
+        letters,
+        next: (next < high).then_some(next),
+    })
 }

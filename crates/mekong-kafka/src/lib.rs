@@ -13,10 +13,12 @@ mod subscription;
 mod topics;
 
 pub use backbone::{Backbone, KafkaOptions};
-pub use deadletters::{DeadLetter, read_all};
+pub use deadletters::{DeadLetter, Page, read_page};
 pub use lineage::{Lineage, LineageError};
-pub use producer::{ProduceError, Producer, ProducerSettings, WrittenCopy, message_bytes_for};
-pub use rdkafka::error::KafkaError;
+pub use producer::{
+    ProduceError, Producer, ProducerSettings, WriteError, WrittenCopy, message_bytes_for,
+};
+pub use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 pub use store::{RESOURCES_TOPIC, Store, StoreError, StoreSettings, Transaction, View};
 pub use subscription::{LagReport, Received, StartPosition, Subscriber, SubscriptionSettings};
 pub use topics::{TopicSettings, ensure_topics, topic_exists};

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use futures::future::join_all;
-use mekong_core::Copy;
+use mekong_core::KafkaRecord;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
@@ -56,22 +56,58 @@ pub struct WrittenCopy {
     pub offset: i64,
 }
 
-/// Why a write failed. No copy of a failed write is reported as written; some copies may still have
-/// landed (the caller may retry: consumers deduplicate by record id).
+impl WrittenCopy {
+    /// A copy that did not land.
+    const NONE: WrittenCopy = WrittenCopy {
+        topic: String::new(),
+        partition: -1,
+        offset: -1,
+    };
+}
+
+/// Why a write failed. Messages say what happened in plain words; what librdkafka said stays in
+/// the typed `source`, for the logs, never for the caller.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProduceError {
     /// The local queue is full: the backbone is slower than the callers. Retry after a short delay.
     #[error("the hub's producer queue is full; retry shortly")]
     QueueFull,
     /// Kafka did not acknowledge in time, or refused for a reason that may pass.
-    #[error("Kafka did not acknowledge the record: {0}")]
-    Unavailable(String),
+    #[error("Kafka did not acknowledge the record in time; retry")]
+    Unavailable(#[source] Option<KafkaError>),
     /// Larger than Kafka accepts for the topic (its `max.message.bytes`).
-    #[error("Kafka refused the record as too large for the topic: {0}")]
-    TooLarge(String),
+    #[error("Kafka refused the record as too large for topic `{topic}`")]
+    TooLarge {
+        topic: String,
+        #[source]
+        source: KafkaError,
+    },
     /// Kafka refused the record for good (e.g. not authorised for the topic).
-    #[error("Kafka refused the record: {0}")]
-    Refused(String),
+    #[error("Kafka refused the record for topic `{topic}`")]
+    Refused {
+        topic: String,
+        #[source]
+        source: KafkaError,
+    },
+}
+
+/// A write that failed after some copies were acknowledged: those are reported, so the caller can
+/// say where the record already is.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{error}")]
+pub struct WriteError {
+    pub error: ProduceError,
+    /// The copies Kafka acknowledged, by their index in the write.
+    pub landed: Vec<(usize, WrittenCopy)>,
+}
+
+impl From<ProduceError> for WriteError {
+    fn from(error: ProduceError) -> Self {
+        WriteError {
+            error,
+            landed: Vec::new(),
+        }
+    }
 }
 
 /// The hub's Kafka producer, shared by every request.
@@ -105,23 +141,29 @@ impl Producer {
         Ok(Producer { inner, settings })
     }
 
-    /// Writes every copy and waits until all are acknowledged, or the deadline passes.
-    pub async fn write(&self, copies: &[Copy<'_>]) -> Result<Vec<WrittenCopy>, ProduceError> {
+    /// Writes every copy and waits until all are acknowledged, or the deadline passes. When some
+    /// fail, the error lists those that landed.
+    pub async fn write(&self, copies: &[KafkaRecord]) -> Result<Vec<WrittenCopy>, WriteError> {
         let mut deliveries = Vec::with_capacity(copies.len());
+        let mut refused = None;
         for copy in copies {
             match self.inner.send_result(record(copy)) {
                 Ok(delivery) => deliveries.push(delivery),
-                Err((e, _)) => return Err(classify(e)),
+                Err((e, _)) => {
+                    // The copies already enqueued are still awaited: they may land.
+                    refused = Some(classify(e, &copy.topic));
+                    break;
+                }
             }
         }
         // librdkafka gives up at `message.timeout.ms`; the margin only guards against a lost callback.
         let deadline = self.settings.delivery_timeout + Duration::from_secs(2);
-        let results = tokio::time::timeout(deadline, join_all(deliveries))
-            .await
-            .map_err(|_| {
-                ProduceError::Unavailable(format!("no acknowledgement within {deadline:?}"))
-            })?;
+        let results = match tokio::time::timeout(deadline, join_all(deliveries)).await {
+            Ok(results) => results,
+            Err(_) => return Err(ProduceError::Unavailable(None).into()),
+        };
         let mut written = Vec::with_capacity(copies.len());
+        let mut failed = refused;
         for (copy, result) in copies.iter().zip(results) {
             match result {
                 Ok(Ok(delivery)) => written.push(WrittenCopy {
@@ -129,20 +171,36 @@ impl Producer {
                     partition: delivery.partition,
                     offset: delivery.offset,
                 }),
-                Ok(Err((e, _))) => return Err(classify(e)),
-                Err(_) => return Err(ProduceError::Unavailable("the producer shut down".into())),
+                Ok(Err((e, _))) => {
+                    failed.get_or_insert(classify(e, &copy.topic));
+                    written.push(WrittenCopy::NONE);
+                }
+                Err(_) => {
+                    failed.get_or_insert(ProduceError::Unavailable(None));
+                    written.push(WrittenCopy::NONE);
+                }
             }
         }
-        Ok(written)
+        match failed {
+            None => Ok(written),
+            Some(error) => Err(WriteError {
+                error,
+                landed: written
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(_, w)| w.offset >= 0)
+                    .collect(),
+            }),
+        }
     }
 
     /// Hands one record to the producer without waiting for Kafka's acknowledgement: for records
     /// whose loss in a crash costs no data (lineage events), never for the data itself.
-    pub fn enqueue(&self, copy: &Copy<'_>) -> Result<(), ProduceError> {
+    pub fn enqueue(&self, copy: &KafkaRecord) -> Result<(), ProduceError> {
         self.inner
             .send_result(record(copy))
             .map(drop)
-            .map_err(|(e, _)| classify(e))
+            .map_err(|(e, _)| classify(e, &copy.topic))
     }
 
     /// Messages queued or waiting for Kafka's acknowledgement.
@@ -157,7 +215,7 @@ impl Producer {
 }
 
 /// A copy as a Kafka record: its topic, key, value and headers.
-fn record<'a>(copy: &'a Copy<'_>) -> FutureRecord<'a, [u8], [u8]> {
+fn record(copy: &KafkaRecord) -> FutureRecord<'_, [u8], [u8]> {
     let mut headers = OwnedHeaders::new_with_capacity(copy.headers.len());
     for (name, value) in &copy.headers {
         headers = headers.insert(Header {
@@ -171,17 +229,24 @@ fn record<'a>(copy: &'a Copy<'_>) -> FutureRecord<'a, [u8], [u8]> {
         .headers(headers)
 }
 
-fn classify(error: KafkaError) -> ProduceError {
+fn classify(error: KafkaError, topic: &str) -> ProduceError {
+    let topic = topic.to_owned();
     match error.rdkafka_error_code() {
         Some(RDKafkaErrorCode::QueueFull) => ProduceError::QueueFull,
         Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize) => {
-            ProduceError::TooLarge(error.to_string())
+            ProduceError::TooLarge {
+                topic,
+                source: error,
+            }
         }
         Some(
             RDKafkaErrorCode::InvalidRecord
             | RDKafkaErrorCode::TopicAuthorizationFailed
             | RDKafkaErrorCode::InvalidTopic,
-        ) => ProduceError::Refused(error.to_string()),
-        _ => ProduceError::Unavailable(error.to_string()),
+        ) => ProduceError::Refused {
+            topic,
+            source: error,
+        },
+        _ => ProduceError::Unavailable(Some(error)),
     }
 }

@@ -160,6 +160,12 @@ impl Store {
         self.view.borrow().clone()
     }
 
+    /// Changes as they are read: the receiver wakes after each new view, and the catalog is
+    /// swapped before the view that holds it is sent. Open streams re-check their callers on it.
+    pub fn changes(&self) -> watch::Receiver<Arc<View>> {
+        self.view.clone()
+    }
+
     /// Waits until everything written to the store before this call has been read (and the catalog
     /// swapped), and returns that view.
     pub async fn sync(&self) -> Result<Arc<View>, StoreError> {

@@ -32,7 +32,7 @@ pub struct Received {
     pub partition: i32,
     pub offset: i64,
     pub key: Vec<u8>,
-    pub payload: Vec<u8>,
+    pub payload: bytes::Bytes,
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
@@ -245,6 +245,14 @@ pub struct SubscriptionSettings {
     pub session_timeout: Option<Duration>,
     /// Where to report consumer lag, if anywhere.
     pub lag: Option<LagReport>,
+    /// How much librdkafka may fetch ahead of the reader, in KiB: the memory one subscriber may
+    /// hold beyond what it has handed out.
+    pub prefetch_kbytes: u32,
+}
+
+impl SubscriptionSettings {
+    /// Prefetch of one reader when nothing else is said: enough to keep a busy reader fed.
+    pub const DEFAULT_PREFETCH_KBYTES: u32 = 8192;
 }
 
 /// One member of a consumer group, reading its topics for one reader.
@@ -292,7 +300,10 @@ impl Subscriber {
             .set("partition.assignment.strategy", "range")
             // Bound what is prefetched per stream, and fetch again soon once there is room (the
             // default waits a whole second, which starves a stream that drains its queue fast).
-            .set("queued.max.messages.kbytes", "8192")
+            .set(
+                "queued.max.messages.kbytes",
+                settings.prefetch_kbytes.max(1).to_string(),
+            )
             .set("fetch.queue.backoff.ms", "10")
             .create_with_context(context)?;
         let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
@@ -308,7 +319,7 @@ impl Subscriber {
             partition: message.partition(),
             offset: message.offset(),
             key: message.key().unwrap_or_default().to_vec(),
-            payload: message.payload().unwrap_or_default().to_vec(),
+            payload: message.payload().unwrap_or_default().to_vec().into(),
             headers: owned_headers(&message),
         };
         let mut tracker = self.tracker.lock().expect("tracker lock");

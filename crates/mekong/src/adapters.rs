@@ -39,6 +39,8 @@ pub struct RunArgs {
     /// Address of the HTTP endpoint with /metrics, /healthz and /readyz.
     #[arg(long, default_value = "127.0.0.1:9464")]
     metrics_listen: std::net::SocketAddr,
+    #[command(flatten)]
+    policy: crate::limits::AdapterPolicyArgs,
 }
 
 pub fn run(command: AdaptersCommand) -> anyhow::Result<()> {
@@ -97,6 +99,7 @@ pub fn run(command: AdaptersCommand) -> anyhow::Result<()> {
             EngineSettings {
                 replication: args.topic_replication,
                 metrics,
+                policy: Arc::new(args.policy.policy()),
             },
             stopped,
         ));

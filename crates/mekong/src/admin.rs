@@ -260,39 +260,50 @@ pub enum DlqCommand {
 pub async fn dlq(command: DlqCommand) -> Result<u8, Failure> {
     match command {
         DlqCommand::List { adapter, remote } => {
-            let letters = client(&remote)
-                .await?
-                .list_dead_letters(pb::ListDeadLettersRequest {
-                    adapter: adapter.clone(),
-                })
-                .await
-                .map_err(refused)?
-                .into_inner()
-                .dead_letters;
-            if letters.is_empty() {
-                println!("adapter `{adapter}` has no dead letters");
-                return Ok(0);
+            let mut client = client(&remote).await?;
+            let mut page_token = String::new();
+            let mut listed = 0usize;
+            loop {
+                let page = client
+                    .list_dead_letters(pb::ListDeadLettersRequest {
+                        adapter: adapter.clone(),
+                        page_size: 500,
+                        page_token,
+                    })
+                    .await
+                    .map_err(refused)?
+                    .into_inner();
+                if listed == 0 && !page.dead_letters.is_empty() {
+                    println!(
+                        "{:>6}  {:<36}  {:<16}  {:>8}  {:>6}  {:<8}  {:<24}  ERROR",
+                        "OFFSET", "RECORD", "TYPE", "ATTEMPTS", "STATUS", "REPLAYED", "TIME"
+                    );
+                }
+                for l in &page.dead_letters {
+                    println!(
+                        "{:>6}  {:<36}  {:<16}  {:>8}  {:>6}  {:<8}  {:<24}  {}",
+                        l.offset,
+                        l.record_id,
+                        l.record_type,
+                        l.attempts,
+                        if l.last_status.is_empty() {
+                            "-"
+                        } else {
+                            &l.last_status
+                        },
+                        if l.replayed { "yes" } else { "no" },
+                        l.time,
+                        l.error
+                    );
+                }
+                listed += page.dead_letters.len();
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
             }
-            println!(
-                "{:>6}  {:<36}  {:<16}  {:>8}  {:>6}  {:<8}  {:<24}  ERROR",
-                "OFFSET", "RECORD", "TYPE", "ATTEMPTS", "STATUS", "REPLAYED", "TIME"
-            );
-            for l in &letters {
-                println!(
-                    "{:>6}  {:<36}  {:<16}  {:>8}  {:>6}  {:<8}  {:<24}  {}",
-                    l.offset,
-                    l.record_id,
-                    l.record_type,
-                    l.attempts,
-                    if l.last_status.is_empty() {
-                        "-"
-                    } else {
-                        &l.last_status
-                    },
-                    if l.replayed { "yes" } else { "no" },
-                    l.time,
-                    l.error
-                );
+            if listed == 0 {
+                println!("adapter `{adapter}` has no dead letters");
             }
             Ok(0)
         }

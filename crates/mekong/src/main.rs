@@ -3,6 +3,7 @@
 
 mod adapters;
 mod admin;
+mod limits;
 mod observe;
 mod remote;
 mod resources;

@@ -9,8 +9,8 @@ use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
 use clap::Args;
 use mekong_adapters::{AdapterMetrics, EngineSettings};
-use mekong_core::{AUDIT_TOPIC, Catalog, Limits, Outcome, Verdict};
-use mekong_gateway::{Changes, Gateway, GatewayConfig, GatewayMetrics, WindowSettings};
+use mekong_core::{AUDIT_TOPIC, Catalog, Outcome, Verdict};
+use mekong_gateway::{Changes, Gateway, GatewayMetrics};
 use mekong_kafka::{
     Backbone, Lineage, Producer, ProducerSettings, RESOURCES_TOPIC, Store, StoreSettings,
     TopicSettings, ensure_topics, message_bytes_for,
@@ -18,6 +18,7 @@ use mekong_kafka::{
 use prometheus_client::registry::Registry;
 use tracing::{info, warn};
 
+use crate::limits::{AdapterPolicyArgs, GatewayArgs};
 use crate::observe::Observed;
 
 #[derive(Args, Debug)]
@@ -40,18 +41,10 @@ pub struct ServeArgs {
     /// Extra librdkafka client property, e.g. security.protocol=SASL_SSL (repeatable).
     #[arg(long = "kafka-option", value_name = "KEY=VALUE", value_parser = key_value)]
     kafka_options: Vec<(String, String)>,
-    /// Largest payload of one record, in bytes.
-    #[arg(long, default_value_t = 1024 * 1024)]
-    max_record_bytes: usize,
-    /// Most records in one PublishBatch call.
-    #[arg(long, default_value_t = 1000)]
-    max_batch_records: usize,
-    /// Most payload bytes in one PublishBatch call.
-    #[arg(long, default_value_t = 16 * 1024 * 1024)]
-    max_batch_bytes: usize,
-    /// Records of one PublishStream processed at once.
-    #[arg(long, default_value_t = 1024)]
-    stream_in_flight: usize,
+    #[command(flatten)]
+    gateway: GatewayArgs,
+    #[command(flatten)]
+    adapter_policy: AdapterPolicyArgs,
     /// How long Kafka has to acknowledge a record before the publish fails with UNAVAILABLE.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     publish_timeout: Duration,
@@ -61,12 +54,6 @@ pub struct ServeArgs {
     /// Replication factor of destination topics the hub creates (-1: the cluster's default).
     #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
     topic_replication: i32,
-    /// Idempotency keys remembered (most recent first).
-    #[arg(long, default_value_t = 100_000)]
-    idempotency_window_size: usize,
-    /// How long an idempotency key is remembered.
-    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
-    idempotency_window_age: Duration,
     /// Do not run the delivery adapters here (run them with `mekong adapters run` instead).
     #[arg(long)]
     no_adapters: bool,
@@ -85,6 +72,9 @@ pub(crate) fn key_value(s: &str) -> Result<(String, String), String> {
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))
 }
+
+/// How long the producer may take to hand Kafka what is still queued at exit.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Who the audit trail names for changes made by seeding from `--resources`.
 const SEED_ACTOR: &str = "mekong serve --resources";
@@ -133,7 +123,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot read the resource store `{}` on Kafka at {}", args.resources_topic, backbone.bootstrap_servers()))?;
         let store = Arc::new(store);
-        let max_message_bytes = message_bytes_for(args.max_record_bytes);
+        let config = args.gateway.config();
+        let max_message_bytes = message_bytes_for(config.limits.max_record_bytes);
         let settings = TopicSettings {
             partitions: args.topic_partitions,
             replication: args.topic_replication,
@@ -164,13 +155,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             ..Default::default()
         };
         let producer = Producer::new(&backbone, producer_settings)?;
-        let config = GatewayConfig {
-            limits: Limits { max_record_bytes: args.max_record_bytes },
-            max_batch_records: args.max_batch_records,
-            max_batch_bytes: args.max_batch_bytes,
-            stream_in_flight: args.stream_in_flight,
-            idempotency: WindowSettings { max_entries: args.idempotency_window_size, max_age: args.idempotency_window_age },
-        };
         let metrics_listener = crate::observe::bind(args.metrics_listen).await?;
         let (lineage_dir, temporary) = match (&args.lineage_dir, backbone.is_embedded()) {
             (Some(dir), _) => (Some(dir.clone()), false),
@@ -203,7 +187,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 Arc::clone(&catalog),
                 Arc::clone(&backbone),
                 producer.clone(),
-                EngineSettings { replication: args.topic_replication, metrics: adapter_metrics },
+                EngineSettings {
+                    replication: args.topic_replication,
+                    metrics: adapter_metrics,
+                    policy: Arc::new(args.adapter_policy.policy()),
+                },
                 adapters_stop.clone(),
             ))
         });
@@ -235,7 +223,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             let _ = adapters.await;
         }
         info!("shutting down: flushing the producer");
-        producer.flush(Duration::from_secs(10))?;
+        if let Err(e) = producer.flush(FLUSH_TIMEOUT) {
+            warn!(error = %e, "records still queued for Kafka at exit (lineage events: the records themselves were all answered)");
+        }
         if let (Some(dir), true) = (&lineage_dir, temporary) {
             let _ = std::fs::remove_dir_all(dir);
         }

@@ -224,7 +224,7 @@ async fn with_no_flags_it_serves_the_examples_on_an_embedded_backbone_any_kafka_
     .unwrap();
     let mut request = tonic::Request::new(PublishRequest {
         record_type: "dossier.sync".into(),
-        payload: payload.clone(),
+        payload: payload.clone().into(),
         ..Default::default()
     });
     request
