@@ -7,6 +7,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub mod subscriber;
 pub mod targets;
 
 use arc_swap::ArcSwap;

@@ -205,9 +205,11 @@ async fn bad_records_are_refused_with_precise_errors_and_never_written() {
         client.publish(authed("q1-key", request)).await.unwrap_err()
     };
 
-    let unknown = publish(record("no.such.type", b"{}")).await;
+    // Unknown within the types q1 may publish (dossier.*): NOT_FOUND. Outside them, PERMISSION_DENIED
+    // whether the type exists or not (tests/tests/hostile.rs).
+    let unknown = publish(record("dossier.no-such-type", b"{}")).await;
     assert_eq!(unknown.code(), Code::NotFound);
-    assert!(unknown.message().contains("no.such.type"));
+    assert!(unknown.message().contains("dossier.no-such-type"));
 
     let not_json = publish(record("dossier.sync", b"{\"MaHoSo\": ")).await;
     assert_eq!(not_json.code(), Code::InvalidArgument);
@@ -284,7 +286,7 @@ async fn a_batch_answers_each_record_and_one_bad_record_fails_only_itself() {
     }
     records.push(PublishRequest {
         request_id: "req-unknown".into(),
-        ..record("no.such.type", b"{}")
+        ..record("dossier.no-such-type", b"{}")
     });
     let results = client
         .publish_batch(authed("q1-key", PublishBatchRequest { records }))
@@ -339,13 +341,26 @@ async fn a_batch_over_the_limits_is_refused_whole() {
         status.message()
     );
 
-    let big = citizen_dossier(&"H".repeat(900 * 1024));
-    let records = vec![record("dossier.sync", &big); 20];
+    // Payloads over the 16 MiB of a batch, in a message the transport still takes.
+    let big = citizen_dossier(&"H".repeat(930 * 1024));
+    let records = vec![record("dossier.sync", &big); 18];
     let status = client
         .publish_batch(authed("q1-key", PublishBatchRequest { records }))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(
+        status.message().contains("payload bytes"),
+        "{}",
+        status.message()
+    );
+    // A message larger than a batch may be at all is refused from its frame header, unread.
+    let records = vec![record("dossier.sync", &big); 20];
+    let status = client
+        .publish_batch(authed("q1-key", PublishBatchRequest { records }))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange);
     assert_eq!(count_records(&hub.bootstrap, &format!("t-city-{s}")), 0);
 }
 
@@ -449,8 +464,13 @@ async fn a_record_at_the_size_limit_is_written() {
     let payload = format!("{head}{}\"}}", "x".repeat(limit - head.len() - 2));
     assert_eq!(payload.len(), limit);
     let mut request = record("dossier.sync", payload.as_bytes());
-    request.attributes = (0..32)
-        .map(|i| (format!("a{i}"), "v".repeat(1024)))
+    request.attributes = (0..mekong_core::MAX_ATTRIBUTES)
+        .map(|i| {
+            (
+                format!("a{i}"),
+                "v".repeat(mekong_core::MAX_ATTRIBUTE_VALUE_BYTES),
+            )
+        })
         .collect();
     client
         .publish(authed("q1-key", request))
@@ -491,8 +511,16 @@ async fn health_and_reflection_are_served_for_standard_tools() {
             "google.rpc.BadRequest".into(),
         )),
     ]);
+    // Reflection is for callers with credentials (--reflection authenticated, the default).
+    let anonymous = ServerReflectionClient::new(channel.clone())
+        .server_reflection_info(futures::stream::iter([ask(MessageRequest::ListServices(
+            String::new(),
+        ))]))
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
     let mut answers = ServerReflectionClient::new(channel)
-        .server_reflection_info(requests)
+        .server_reflection_info(authed("reader-key", requests))
         .await
         .unwrap()
         .into_inner();

@@ -187,10 +187,11 @@ impl Inner {
             self.evict_oldest(client);
         }
         while self.done >= settings.max_entries.max(1) {
+            // The asking client counts the answer it adds: on a tie, it gives way itself.
             let Some(largest) = self
                 .order
                 .iter()
-                .max_by_key(|(_, queue)| queue.len())
+                .max_by_key(|(name, queue)| queue.len() + usize::from(name.as_str() == client))
                 .map(|(name, _)| name.clone())
             else {
                 break;

@@ -145,15 +145,12 @@ impl Producer {
     /// fail, the error lists those that landed.
     pub async fn write(&self, copies: &[KafkaRecord]) -> Result<Vec<WrittenCopy>, WriteError> {
         let mut deliveries = Vec::with_capacity(copies.len());
-        let mut refused = None;
         for copy in copies {
             match self.inner.send_result(record(copy)) {
                 Ok(delivery) => deliveries.push(delivery),
-                Err((e, _)) => {
-                    // The copies already enqueued are still awaited: they may land.
-                    refused = Some(classify(e, &copy.topic));
-                    break;
-                }
+                // Refused before it was sent (a full queue): answered at once, so the caller backs
+                // off now. Copies enqueued before it may still land, with the same record id.
+                Err((e, _)) => return Err(classify(e, &copy.topic).into()),
             }
         }
         // librdkafka gives up at `message.timeout.ms`; the margin only guards against a lost callback.
@@ -163,7 +160,7 @@ impl Producer {
             Err(_) => return Err(ProduceError::Unavailable(None).into()),
         };
         let mut written = Vec::with_capacity(copies.len());
-        let mut failed = refused;
+        let mut failed = None;
         for (copy, result) in copies.iter().zip(results) {
             match result {
                 Ok(Ok(delivery)) => written.push(WrittenCopy {

@@ -1,0 +1,96 @@
+//! A subscriber over gRPC for the tests: an open Consume stream, its records and acknowledgements.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use mekong_proto::v1::subscribe_service_client::SubscribeServiceClient;
+use mekong_proto::v1::{
+    Ack, ConsumeRequest, Cursor, DeliveredRecord, Subscription, consume_request,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Streaming;
+
+use crate::{TestHub, authed};
+
+/// An open Consume stream.
+pub struct Consumer {
+    pub acks: mpsc::Sender<ConsumeRequest>,
+    pub records: Streaming<DeliveredRecord>,
+}
+
+impl Consumer {
+    pub async fn open(
+        hub: &TestHub,
+        key: &str,
+        subscription: Subscription,
+    ) -> Result<Consumer, tonic::Status> {
+        let channel = hub.channel().await;
+        let (acks, requests) = mpsc::channel(1024);
+        acks.send(ConsumeRequest {
+            request: Some(consume_request::Request::Subscribe(subscription)),
+        })
+        .await
+        .unwrap();
+        let records = SubscribeServiceClient::new(channel)
+            .consume(authed(key, ReceiverStream::new(requests)))
+            .await?
+            .into_inner();
+        Ok(Consumer { acks, records })
+    }
+
+    /// The next record within `wait`, or None.
+    pub async fn next(&mut self, wait: Duration) -> Option<DeliveredRecord> {
+        match tokio::time::timeout(wait, self.records.next()).await {
+            Ok(Some(Ok(record))) => Some(record),
+            Ok(Some(Err(status))) => panic!("stream failed: {status:?}"),
+            Ok(None) | Err(_) => None,
+        }
+    }
+
+    /// Records until none arrives for `quiet`.
+    pub async fn drain(&mut self, quiet: Duration) -> Vec<DeliveredRecord> {
+        let mut got = Vec::new();
+        while let Some(r) = self.next(quiet).await {
+            got.push(r);
+        }
+        got
+    }
+
+    pub async fn ack(&self, records: &[DeliveredRecord]) {
+        let cursors: Vec<Cursor> = records.iter().map(|r| r.cursor.clone().unwrap()).collect();
+        self.acks
+            .send(ConsumeRequest {
+                request: Some(consume_request::Request::Ack(Ack { cursors })),
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Ends the stream cleanly: closes the client's side (after the acks sent so far) and waits for
+    /// the server to commit and end its side.
+    pub async fn close(mut self) {
+        drop(self.acks);
+        let ended = tokio::time::timeout(Duration::from_secs(20), async {
+            while self.records.next().await.is_some() {}
+        })
+        .await;
+        assert!(
+            ended.is_ok(),
+            "the server ends the stream after the client closed its side"
+        );
+    }
+
+    /// Ends the stream abruptly, as a crashed client does.
+    pub fn crash(self) {
+        drop(self);
+    }
+}
+
+pub fn subscription(topic: &str, group: &str) -> Subscription {
+    Subscription {
+        topic: topic.into(),
+        group: group.into(),
+        ..Default::default()
+    }
+}
