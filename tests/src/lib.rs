@@ -159,6 +159,26 @@ impl TestHub {
         config: GatewayConfig,
         producer: ProducerSettings,
     ) -> TestHub {
+        TestHub::start_with_policy(
+            bootstrap,
+            store_topic,
+            yaml,
+            config,
+            producer,
+            test_adapter_policy(),
+        )
+        .await
+    }
+
+    /// As [`TestHub::start_on_store`], with adapters held to `policy`.
+    pub async fn start_with_policy(
+        bootstrap: &str,
+        store_topic: &str,
+        yaml: Option<&str>,
+        config: GatewayConfig,
+        producer: ProducerSettings,
+        policy: mekong_adapters::AdapterPolicy,
+    ) -> TestHub {
         let backbone = Arc::new(Backbone::external(bootstrap, Vec::new()));
         let catalog = Arc::new(ArcSwap::from_pointee(Catalog::default()));
         let settings = StoreSettings {
@@ -214,7 +234,7 @@ impl TestHub {
             producer.clone(),
             mekong_adapters::EngineSettings {
                 replication: 1,
-                policy: Arc::new(test_adapter_policy()),
+                policy: Arc::new(policy),
                 ..Default::default()
             },
             adapters_stop,

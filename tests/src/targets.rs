@@ -26,6 +26,10 @@ pub enum Reply {
     Status(u16, Option<u64>),
     /// Waits this long, then succeeds (for timeouts).
     Delay(Duration),
+    /// A redirect (302) to this URL.
+    Redirect(String),
+    /// A failure (500) with a body this many bytes long.
+    LongBody(usize),
 }
 
 /// A request as received.
@@ -227,6 +231,8 @@ async fn portal_call(
         Reply::Ok | Reply::Delay(_) => {
             axum::Json(json!({"error_code": 0, "message": "Thành công"})).into_response()
         }
+        Reply::Redirect(to) => (StatusCode::FOUND, [("Location", to.clone())]).into_response(),
+        Reply::LongBody(n) => (StatusCode::OK, "x".repeat(*n)).into_response(),
         Reply::ErrorCode(code, message) => {
             axum::Json(json!({"error_code": code, "message": message})).into_response()
         }
@@ -248,6 +254,8 @@ async fn hook(
     };
     answer(state, reply, latency, headers, body, |reply| match reply {
         Reply::Status(status, retry_after) => status_response(*status, *retry_after),
+        Reply::Redirect(to) => (StatusCode::FOUND, [("Location", to.clone())]).into_response(),
+        Reply::LongBody(n) => (StatusCode::INTERNAL_SERVER_ERROR, "x".repeat(*n)).into_response(),
         _ => StatusCode::NO_CONTENT.into_response(),
     })
     .await
