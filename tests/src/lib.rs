@@ -7,6 +7,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub mod process;
 pub mod subscriber;
 pub mod targets;
 

@@ -25,7 +25,28 @@ impl Consumer {
         key: &str,
         subscription: Subscription,
     ) -> Result<Consumer, tonic::Status> {
-        let channel = hub.channel().await;
+        Consumer::open_on(hub.channel().await, key, subscription).await
+    }
+
+    /// A stream on a hub served at `address` (`host:port`).
+    pub async fn open_at(
+        address: &str,
+        key: &str,
+        subscription: Subscription,
+    ) -> Result<Consumer, tonic::Status> {
+        let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
+            .expect("an address")
+            .connect()
+            .await
+            .expect("connect to the hub");
+        Consumer::open_on(channel, key, subscription).await
+    }
+
+    pub async fn open_on(
+        channel: tonic::transport::Channel,
+        key: &str,
+        subscription: Subscription,
+    ) -> Result<Consumer, tonic::Status> {
         let (acks, requests) = mpsc::channel(1024);
         acks.send(ConsumeRequest {
             request: Some(consume_request::Request::Subscribe(subscription)),
