@@ -20,6 +20,8 @@ pub struct Process {
 pub struct Usage {
     /// Resident memory, in bytes.
     pub rss: u64,
+    /// The most resident memory it ever had (VmHWM), in bytes: what a burst cost.
+    pub peak: u64,
     pub threads: u64,
 }
 
@@ -88,6 +90,7 @@ impl Process {
         };
         Usage {
             rss: field("VmRSS:") * 1024,
+            peak: field("VmHWM:") * 1024,
             threads: field("Threads:"),
         }
     }

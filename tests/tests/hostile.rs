@@ -968,3 +968,29 @@ async fn yaml_that_expands_without_bound_is_refused() {
         refused.message()
     );
 }
+
+#[tokio::test]
+async fn a_refused_change_with_many_problems_fits_its_trailers() {
+    let (hub, _) = hub().await;
+    let many: Vec<String> = (0..200)
+        .map(|i| format!("kind: RecordType\nname: broken-{i}\nschema: {{type: strng}}\n"))
+        .collect();
+    let refused = apply(&hub, &many.join("---\n")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(
+        refused.message().contains("200 problems"),
+        "{}",
+        refused.message()
+    );
+    assert!(
+        refused.message().contains("and 190 more"),
+        "{}",
+        refused.message()
+    );
+    assert!(
+        refused.message().len() + refused.details().len() < 8 * 1024,
+        "{} + {} bytes",
+        refused.message().len(),
+        refused.details().len()
+    );
+}

@@ -478,6 +478,10 @@ fn kind(text: &str) -> Result<Kind, Status> {
     })
 }
 
+/// Problems of a refused change told in its status, and how much of each.
+const MAX_PROBLEMS_TOLD: usize = 10;
+const MAX_PROBLEM_CHARS: usize = 300;
+
 /// A refused change as a status: every problem in the message, one per line, and as field
 /// violations (`Kind/name:field`).
 fn refused(plan: &Plan) -> Result<(), Status> {
@@ -487,18 +491,33 @@ fn refused(plan: &Plan) -> Result<(), Status> {
         Verdict::Conflict => Code::FailedPrecondition,
         Verdict::NotFound => Code::NotFound,
     };
+    // The status travels in HTTP/2 trailers, which gRPC clients cap at 16 KiB: the first problems
+    // are told in full, the count of the rest.
     let n = plan.problems.len();
     let mut message = format!(
         "rejected, nothing changed: {n} problem{}",
         if n == 1 { "" } else { "s" }
     );
-    for p in &plan.problems {
+    let told: Vec<String> = plan
+        .problems
+        .iter()
+        .take(MAX_PROBLEMS_TOLD)
+        .map(|p| mekong_core::excerpt(&p.to_string(), MAX_PROBLEM_CHARS).into_owned())
+        .collect();
+    for p in &told {
         message.push_str(&format!("\n  {p}"));
+    }
+    if n > told.len() {
+        message.push_str(&format!(
+            "\n  ... and {} more; fix these and apply again to see them",
+            n - told.len()
+        ));
     }
     let violations: Vec<_> = plan
         .problems
         .iter()
-        .map(|p| tonic_types::FieldViolation::new(violation_field(p), p.to_string()))
+        .zip(told)
+        .map(|(p, text)| tonic_types::FieldViolation::new(violation_field(p), text))
         .collect();
     let mut details = ErrorDetails::new();
     details.set_bad_request(violations);
