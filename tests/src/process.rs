@@ -29,11 +29,13 @@ impl Process {
     /// Runs `binary` with `args` and waits until it prints a line starting with `ready` (for
     /// `serve`: `listening on `). Panics if it exits first.
     pub fn start(binary: &str, args: &[&str], ready: &str) -> Process {
+        // Its log, for the panic message when it ends early.
+        let log = std::env::temp_dir().join(format!("mekong-process-{}.log", crate::unique()));
         let mut child = Command::new(binary)
             .args(args)
             .current_dir(crate::repo_root())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("a log file"))
             .spawn()
             .expect("starting mekong");
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
@@ -53,7 +55,13 @@ impl Process {
                 }
                 _ => {
                     let status = child.wait();
-                    panic!("mekong {args:?} ended before printing `{ready}`: {status:?}");
+                    let text = std::fs::read_to_string(&log).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(20).collect();
+                    let tail: Vec<&str> = tail.into_iter().rev().collect();
+                    panic!(
+                        "mekong {args:?} ended before printing `{ready}`: {status:?}\n{}",
+                        tail.join("\n")
+                    );
                 }
             }
         }

@@ -280,6 +280,10 @@ async fn subscriptions_cost_a_bounded_number_of_threads() {
     assert_eq!(refused.code(), Code::ResourceExhausted);
     let during = hub.usage();
     let per_stream = (during.threads.saturating_sub(before.threads)) as f64 / 20.0;
+    eprintln!(
+        "{per_stream} threads and {} KiB per subscription",
+        during.rss.saturating_sub(before.rss) / 20 / 1024
+    );
     assert!(
         per_stream <= 8.0,
         "{per_stream} threads per subscription ({before:?} -> {during:?})"

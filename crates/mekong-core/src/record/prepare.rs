@@ -127,16 +127,26 @@ impl Catalog {
             .with_key(known_key));
         }
         let key = key?;
+        let key_field = || match (explicit, &record_type.key) {
+            (None, Some(pointer)) => pointer.to_string(),
+            _ => "key".to_string(),
+        };
         if key.len() > MAX_KEY_BYTES {
-            let field = match (explicit, &record_type.key) {
-                (None, Some(pointer)) => pointer.to_string(),
-                _ => "key".to_string(),
-            };
             return Err(Rejection::invalid(
                 "the partition key is too long",
                 vec![Violation::new(
-                    field,
+                    key_field(),
                     format!("at most {MAX_KEY_BYTES} bytes"),
+                )],
+            ));
+        }
+        // Keys are shown to operators (dead letters, traces) and sent on as identifiers.
+        if key.chars().any(char::is_control) {
+            return Err(Rejection::invalid(
+                "the partition key is not printable text",
+                vec![Violation::new(
+                    key_field(),
+                    "no line breaks, tabs or other control characters",
                 )],
             ));
         }

@@ -444,3 +444,22 @@ fn progress_names_the_rule_at_work() {
         "the schema of record type `dossier.sync`"
     );
 }
+
+#[test]
+fn a_key_is_printable_text() {
+    let c = city();
+    let none = HashMap::new();
+    for (payload, explicit) in [
+        (&br#"{"MaHoSo":"H1\u001b[31m","LoaiDoiTuong":1}"#[..], None),
+        (CITIZEN, Some("a\nb")),
+    ] {
+        let mut s = submit("dossier.sync", payload, &none);
+        s.key = explicit;
+        let r = c
+            .prepare(c.client("q1").unwrap(), s, &Limits::default())
+            .unwrap_err();
+        assert_eq!(r.kind, RejectionKind::InvalidArgument, "{r:?}");
+        assert!(r.message.contains("printable"), "{r:?}");
+        assert_eq!(r.key, None, "not kept for the audit trail either");
+    }
+}
