@@ -45,7 +45,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway. Without --kafka, an embedded development backbone is started.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Check a directory of resources and exit: what `serve` would load, or every problem.
     Check {
         /// Directory of *.yaml / *.yml / *.json resource files.
@@ -93,7 +93,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(command: Command) -> std::process::ExitCode {
     let result = match command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Adapters(command) => adapters::run(command),
         Command::Tail(args) => return tail::run(args),
         Command::Apply(args) => return admin::run(|| admin::apply(args)),
