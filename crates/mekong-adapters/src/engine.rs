@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use mekong_core::{
-    AUDIT_TOPIC, Adapter, DeliveryEvent, KafkaRecord, adapter_group, audit_headers,
+    Adapter, AuditEvent, DeadLetterInfo, DeliveryEvent, KafkaRecord, adapter_group,
     dead_letter_topic, replay_topic,
 };
 use mekong_kafka::{
@@ -30,8 +30,6 @@ use crate::metrics::AdapterMetrics;
 use crate::policy::AdapterPolicy;
 use crate::target::Target;
 
-/// Headers a dead letter carries besides the original record's.
-pub const DLQ_HEADER_PREFIX: &str = "mekong_dlq_";
 /// The longest a target may make us wait with `Retry-After`.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// How long the engine may hold a full buffer before it pauses its partitions.
@@ -305,29 +303,27 @@ impl Engine {
                 outcome
             };
             let name = &self.adapter.spec.name;
-            let event =
-                |event: &'static str, status: Option<u16>, error: Option<String>| DeliveryEvent {
-                    event,
-                    time: now(),
-                    adapter: self.adapter.spec.name.clone(),
-                    record_id: record_id.clone(),
-                    record_type: record_type.clone(),
-                    key: String::from_utf8_lossy(&record.key).into_owned(),
-                    topic: record.topic.clone(),
-                    partition: record.partition,
-                    offset: record.offset,
-                    attempt,
-                    status,
-                    error,
-                    retry_in_ms: None,
-                    actor: None,
-                };
+            let event = |status: Option<u16>, error: Option<String>| DeliveryEvent {
+                time: now(),
+                adapter: self.adapter.spec.name.clone(),
+                record_id: record_id.clone(),
+                record_type: record_type.clone(),
+                key: String::from_utf8_lossy(&record.key).into_owned(),
+                topic: record.topic.clone(),
+                partition: record.partition,
+                offset: record.offset,
+                attempt,
+                status,
+                error,
+                retry_in_ms: None,
+                actor: None,
+            };
             match outcome {
                 Attempt::Delivered { status } => {
                     self.metrics.attempt(name, "delivered");
                     debug!(adapter = %self.adapter.spec.name, %record_id, attempt, "delivered");
                     return self
-                        .audit(event("delivery.delivered", Some(status), None))
+                        .audit(AuditEvent::Delivered(event(Some(status), None)))
                         .await;
                 }
                 Attempt::Retry {
@@ -341,9 +337,9 @@ impl Engine {
                         None => retry.backoff(attempt, 0.5 + fastrand::f64() / 2.0),
                     };
                     warn!(adapter = %self.adapter.spec.name, %record_id, attempt, %reason, ?wait, "delivery failed; will retry");
-                    let mut retried = event("delivery.retried", status, Some(reason));
+                    let mut retried = event(status, Some(reason));
                     retried.retry_in_ms = Some(wait.as_millis() as u64);
-                    if let Finish::Abandoned = self.audit(retried).await {
+                    if let Finish::Abandoned = self.audit(AuditEvent::Retried(retried)).await {
                         return Finish::Abandoned;
                     }
                     if !self.wait(wait).await {
@@ -364,7 +360,7 @@ impl Engine {
                         return Finish::Abandoned;
                     }
                     return self
-                        .audit(event("delivery.dead_lettered", status, Some(reason)))
+                        .audit(AuditEvent::DeadLettered(event(status, Some(reason))))
                         .await;
                 }
             }
@@ -383,23 +379,20 @@ impl Engine {
         let mut headers: Vec<(String, String)> = record
             .headers
             .iter()
-            .filter(|(k, _)| !k.starts_with(DLQ_HEADER_PREFIX))
+            .filter(|(k, _)| !DeadLetterInfo::is_own_header(k))
             .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
             .collect();
-        headers.extend([
-            (format!("{DLQ_HEADER_PREFIX}adapter"), name.clone()),
-            (format!("{DLQ_HEADER_PREFIX}attempts"), attempts.to_string()),
-            (
-                format!("{DLQ_HEADER_PREFIX}status"),
-                status.map_or_else(String::new, |s| s.to_string()),
-            ),
-            (format!("{DLQ_HEADER_PREFIX}error"), reason.to_owned()),
-            (
-                format!("{DLQ_HEADER_PREFIX}source"),
-                format!("{}/{}/{}", record.topic, record.partition, record.offset),
-            ),
-            (format!("{DLQ_HEADER_PREFIX}time"), now()),
-        ]);
+        headers.extend(
+            DeadLetterInfo {
+                adapter: name.clone(),
+                attempts,
+                status,
+                error: reason.to_owned(),
+                source: format!("{}/{}/{}", record.topic, record.partition, record.offset),
+                time: now(),
+            }
+            .headers(),
+        );
         let copy = KafkaRecord {
             topic: dead_letter_topic(name),
             key: String::from_utf8_lossy(&record.key).into_owned(),
@@ -410,17 +403,8 @@ impl Engine {
         self.write(copy).await
     }
 
-    async fn audit(&self, event: DeliveryEvent) -> Finish {
-        let headers = audit_headers(uuid_v7(), event.event, &event.time);
-        let value = event.to_json();
-        let copy = KafkaRecord {
-            topic: AUDIT_TOPIC.to_owned(),
-            key: event.record_id.clone(),
-            value: value.into(),
-            headers,
-            routes: Vec::new(),
-        };
-        self.write(copy).await
+    async fn audit(&self, event: AuditEvent) -> Finish {
+        self.write(event.to_record(uuid_v7())).await
     }
 
     /// Writes one record, retrying until Kafka acknowledges it: the source record is not

@@ -17,7 +17,7 @@ mod webhook;
 
 pub use attempt::Attempt;
 pub use dvcqg::{portal_date, request_body};
-pub use engine::{DLQ_HEADER_PREFIX, EngineError, EngineSettings, run};
+pub use engine::{EngineError, EngineSettings, run};
 pub use metrics::AdapterMetrics;
 pub use policy::{AdapterPolicy, DEFAULT_SECRETS_ENV_PREFIX};
 pub use supervisor::supervise;

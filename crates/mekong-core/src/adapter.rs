@@ -36,16 +36,6 @@ impl RetryPolicy {
     }
 }
 
-/// The name of an adapter's dead-letter topic.
-pub fn dead_letter_topic(adapter: &str) -> String {
-    format!("_mekong.dlq.{adapter}")
-}
-
-/// The topic replayed dead letters are written to; the adapter reads it besides its `from` topics.
-pub fn replay_topic(adapter: &str) -> String {
-    format!("_mekong.replay.{adapter}")
-}
-
 /// The Kafka consumer group of an adapter.
 pub fn adapter_group(adapter: &str) -> String {
     format!("mekong-adapter-{adapter}")

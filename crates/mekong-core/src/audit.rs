@@ -1,26 +1,183 @@
 //! The audit trail's events, as written to `_mekong.audit` (JSON, one event per Kafka record, keyed
-//! by what the event is about). Who did what, when, and what it changed.
+//! by what the event is about, CloudEvents headers with `ce_type` = `mekong.<event>`): who did what,
+//! when, and what it changed. One type, [`AuditEvent`], is what every writer serialises and every
+//! reader (the lineage index, `mekong trace`) deserialises.
 
-use serde::Serialize;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 
+use crate::record::KafkaRecord;
 use crate::state::{Plan, Verdict};
 
 /// The audit topic.
 pub const AUDIT_TOPIC: &str = "_mekong.audit";
 
+/// Every event of the audit trail; `event` names it in the JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event")]
+pub enum AuditEvent {
+    /// An accepted change to a resource.
+    #[serde(rename = "resource.changed")]
+    ResourceChanged(ResourceEvent),
+    /// A refused change to a resource.
+    #[serde(rename = "resource.rejected")]
+    ResourceRejected(ResourceEvent),
+    /// A record written to every routed topic.
+    #[serde(rename = "record.accepted")]
+    RecordAccepted(RecordEvent),
+    /// A record refused (nothing written).
+    #[serde(rename = "record.rejected")]
+    RecordRejected(RecordEvent),
+    /// A record some of whose copies landed before another failed.
+    #[serde(rename = "record.partial")]
+    RecordPartial(RecordEvent),
+    #[serde(rename = "delivery.delivered")]
+    Delivered(DeliveryEvent),
+    #[serde(rename = "delivery.retried")]
+    Retried(DeliveryEvent),
+    #[serde(rename = "delivery.dead_lettered")]
+    DeadLettered(DeliveryEvent),
+    #[serde(rename = "delivery.replayed")]
+    Replayed(DeliveryEvent),
+}
+
+impl AuditEvent {
+    /// The event's name, as `event` in its JSON: `record.accepted`, `delivery.retried` ...
+    pub fn name(&self) -> &'static str {
+        match self {
+            AuditEvent::ResourceChanged(_) => "resource.changed",
+            AuditEvent::ResourceRejected(_) => "resource.rejected",
+            AuditEvent::RecordAccepted(_) => "record.accepted",
+            AuditEvent::RecordRejected(_) => "record.rejected",
+            AuditEvent::RecordPartial(_) => "record.partial",
+            AuditEvent::Delivered(_) => "delivery.delivered",
+            AuditEvent::Retried(_) => "delivery.retried",
+            AuditEvent::DeadLettered(_) => "delivery.dead_lettered",
+            AuditEvent::Replayed(_) => "delivery.replayed",
+        }
+    }
+
+    pub fn time(&self) -> &str {
+        match self {
+            AuditEvent::ResourceChanged(e) | AuditEvent::ResourceRejected(e) => &e.time,
+            AuditEvent::RecordAccepted(e)
+            | AuditEvent::RecordRejected(e)
+            | AuditEvent::RecordPartial(e) => &e.time,
+            AuditEvent::Delivered(e)
+            | AuditEvent::Retried(e)
+            | AuditEvent::DeadLettered(e)
+            | AuditEvent::Replayed(e) => &e.time,
+        }
+    }
+
+    /// The record the event is about, for events about records.
+    pub fn record_id(&self) -> Option<&str> {
+        match self {
+            AuditEvent::ResourceChanged(_) | AuditEvent::ResourceRejected(_) => None,
+            AuditEvent::RecordAccepted(e)
+            | AuditEvent::RecordRejected(e)
+            | AuditEvent::RecordPartial(e) => Some(&e.record_id),
+            AuditEvent::Delivered(e)
+            | AuditEvent::Retried(e)
+            | AuditEvent::DeadLettered(e)
+            | AuditEvent::Replayed(e) => Some(&e.record_id),
+        }
+    }
+
+    /// The partition key of the record the event is about, when known.
+    pub fn key(&self) -> Option<&str> {
+        let key = match self {
+            AuditEvent::ResourceChanged(_) | AuditEvent::ResourceRejected(_) => return None,
+            AuditEvent::RecordAccepted(e)
+            | AuditEvent::RecordRejected(e)
+            | AuditEvent::RecordPartial(e) => &e.key,
+            AuditEvent::Delivered(e)
+            | AuditEvent::Retried(e)
+            | AuditEvent::DeadLettered(e)
+            | AuditEvent::Replayed(e) => &e.key,
+        };
+        Some(key.as_str()).filter(|k| !k.is_empty())
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("audit events serialise to JSON")
+    }
+
+    pub fn from_json(json: &[u8]) -> Result<AuditEvent, serde_json::Error> {
+        serde_json::from_slice(json)
+    }
+
+    /// The event as the Kafka record to write to the audit topic, with `id` as its CloudEvents id,
+    /// keyed by what it is about (a record id, or a resource's `Kind/name`).
+    pub fn to_record(&self, id: uuid::Uuid) -> KafkaRecord {
+        let key = match self {
+            AuditEvent::ResourceChanged(e) | AuditEvent::ResourceRejected(e) => {
+                format!("{}/{}", e.kind, e.name)
+            }
+            _ => self.record_id().unwrap_or_default().to_owned(),
+        };
+        KafkaRecord {
+            topic: AUDIT_TOPIC.to_owned(),
+            key,
+            value: Bytes::from(self.to_json()),
+            headers: audit_headers(id, self.name(), self.time()),
+            routes: Vec::new(),
+        }
+    }
+
+    /// The events of a judged change: one per resource it changed (or would have, when rejected).
+    /// Resources left unchanged are not events.
+    pub fn from_plan(plan: &Plan, action: &str, actor: &str, time: &str) -> Vec<AuditEvent> {
+        let rejected = plan.verdict != Verdict::Accepted;
+        let all_problems: Vec<String> = plan.problems.iter().map(|p| p.to_string()).collect();
+        plan.changes
+            .iter()
+            .filter(|c| rejected || c.outcome != crate::state::Outcome::Unchanged)
+            .map(|c| {
+                let event = ResourceEvent {
+                    time: time.to_owned(),
+                    actor: actor.to_owned(),
+                    action: action.to_owned(),
+                    outcome: if rejected {
+                        "rejected".into()
+                    } else {
+                        c.outcome.as_str().into()
+                    },
+                    kind: c.key.kind.to_string(),
+                    name: c.key.name.clone(),
+                    old_version: c.old.as_ref().map(|o| o.version),
+                    new_version: c.new.as_ref().map(|n| n.version),
+                    old_sha256: c.old.as_ref().map(|o| o.digest()),
+                    new_sha256: c.new.as_ref().map(|n| n.digest()),
+                    problems: if !c.problems.is_empty() {
+                        c.problems.clone()
+                    } else if rejected {
+                        all_problems.clone()
+                    } else {
+                        Vec::new()
+                    },
+                };
+                if rejected {
+                    AuditEvent::ResourceRejected(event)
+                } else {
+                    AuditEvent::ResourceChanged(event)
+                }
+            })
+            .collect()
+    }
+}
+
 /// A change to a resource, accepted or rejected.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceEvent {
-    /// Always `resource.changed` or `resource.rejected`.
-    pub event: &'static str,
     pub time: String,
     /// The client that asked for the change.
     pub actor: String,
     /// `apply` or `delete`.
-    pub action: &'static str,
+    pub action: String,
     /// created, updated, deleted or rejected.
-    pub outcome: &'static str,
+    pub outcome: String,
     pub kind: String,
     pub name: String,
     pub old_version: Option<u64>,
@@ -29,66 +186,14 @@ pub struct ResourceEvent {
     pub old_sha256: Option<String>,
     pub new_sha256: Option<String>,
     /// Why a rejected change was refused.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
 }
 
-impl ResourceEvent {
-    /// The events of a judged change: one per resource it changed (or would have, when rejected).
-    /// Resources left unchanged are not events.
-    pub fn from_plan(
-        plan: &Plan,
-        action: &'static str,
-        actor: &str,
-        time: &str,
-    ) -> Vec<ResourceEvent> {
-        let rejected = plan.verdict != Verdict::Accepted;
-        let all_problems: Vec<String> = plan.problems.iter().map(|p| p.to_string()).collect();
-        plan.changes
-            .iter()
-            .filter(|c| rejected || c.outcome != crate::state::Outcome::Unchanged)
-            .map(|c| ResourceEvent {
-                event: if rejected {
-                    "resource.rejected"
-                } else {
-                    "resource.changed"
-                },
-                time: time.to_owned(),
-                actor: actor.to_owned(),
-                action,
-                outcome: if rejected {
-                    "rejected"
-                } else {
-                    c.outcome.as_str()
-                },
-                kind: c.key.kind.to_string(),
-                name: c.key.name.clone(),
-                old_version: c.old.as_ref().map(|o| o.version),
-                new_version: c.new.as_ref().map(|n| n.version),
-                old_sha256: c.old.as_ref().map(|o| o.digest()),
-                new_sha256: c.new.as_ref().map(|n| n.digest()),
-                problems: if !c.problems.is_empty() {
-                    c.problems.clone()
-                } else if rejected {
-                    all_problems.clone()
-                } else {
-                    Vec::new()
-                },
-            })
-            .collect()
-    }
-
-    pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("audit events serialise to JSON")
-    }
-}
-
 /// What happened to one delivery of a record by an adapter.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryEvent {
-    /// `delivery.delivered`, `delivery.retried`, `delivery.dead_lettered` or `delivery.replayed`.
-    pub event: &'static str,
     pub time: String,
     pub adapter: String,
     /// The record's id (`ce_id`), its type, its partition key.
@@ -102,23 +207,17 @@ pub struct DeliveryEvent {
     /// Attempts made so far.
     pub attempt: u32,
     /// The target's HTTP status, when it answered.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     /// Why it failed, or was dead-lettered.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// For a retry: how long until the next attempt, in milliseconds.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_in_ms: Option<u64>,
     /// For a replay: the admin client that asked for it.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
-}
-
-impl DeliveryEvent {
-    pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("audit events serialise to JSON")
-    }
 }
 
 /// The CloudEvents headers of an audit event (binary content mode, like every record the hub
@@ -136,11 +235,9 @@ pub fn audit_headers(id: uuid::Uuid, event: &str, time: &str) -> Vec<(String, St
 }
 
 /// A record the hub received: accepted (with where each copy landed) or rejected (with why).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordEvent {
-    /// `record.accepted` or `record.rejected`.
-    pub event: &'static str,
     pub time: String,
     pub record_id: String,
     pub record_type: String,
@@ -148,21 +245,21 @@ pub struct RecordEvent {
     pub source: String,
     /// The partition key (for a rejected record: as far as it could be read).
     pub key: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_version: Option<u32>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub copies: Vec<PlacedCopy>,
-    /// For a rejection: the gRPC code name, the message and the violations.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// For a rejection: the gRPC code name, the message and the violations (without values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub violations: Vec<String>,
 }
 
 /// Where one routed copy of a record landed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlacedCopy {
     pub topic: String,
     pub partition: i32,
@@ -170,8 +267,49 @@ pub struct PlacedCopy {
     pub routes: Vec<String>,
 }
 
-impl RecordEvent {
-    pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("audit events serialise to JSON")
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_read_back_as_written_with_their_name_in_the_json() {
+        let event = AuditEvent::RecordRejected(RecordEvent {
+            time: "2026-12-01T00:00:00.000Z".into(),
+            record_id: "r1".into(),
+            record_type: "dossier.sync".into(),
+            source: "q1".into(),
+            key: "H29-1".into(),
+            schema_version: None,
+            copies: vec![],
+            reason: Some("invalid_argument".into()),
+            message: Some("no".into()),
+            violations: vec!["/MaHoSo: value is not a string".into()],
+        });
+        let json: serde_json::Value = serde_json::from_slice(&event.to_json()).unwrap();
+        assert_eq!(json["event"], "record.rejected");
+        assert_eq!(json["recordId"], "r1");
+        assert_eq!(AuditEvent::from_json(&event.to_json()).unwrap(), event);
+        assert_eq!(
+            (event.record_id(), event.key()),
+            (Some("r1"), Some("H29-1"))
+        );
+        let record = event.to_record(uuid::Uuid::nil());
+        assert_eq!(record.key, "r1");
+        let header = |name: &str| {
+            record
+                .headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(header("ce_type").as_deref(), Some("mekong.record.rejected"));
+    }
+
+    #[test]
+    fn a_delivery_event_of_an_older_writer_without_optional_fields_reads() {
+        let json = br#"{"event":"delivery.delivered","time":"t","adapter":"a","recordId":"r","recordType":"x","key":"k","topic":"t","partition":0,"offset":1,"attempt":1}"#;
+        let event = AuditEvent::from_json(json).unwrap();
+        assert_eq!(event.name(), "delivery.delivered");
+        assert_eq!(event.record_id(), Some("r"));
     }
 }

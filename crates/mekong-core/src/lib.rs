@@ -13,6 +13,7 @@ mod catalog;
 pub mod cloudevents;
 mod compat;
 mod condition;
+pub mod deadletter;
 mod pattern;
 mod payload;
 mod record;
@@ -24,15 +25,14 @@ mod state;
 mod topic;
 
 pub use access::{ApiKeyHash, Role, hash_api_key};
-pub use adapter::{
-    Adapter, RetryPolicy, adapter_group, check_secret_ref, dead_letter_topic, replay_topic,
-};
+pub use adapter::{Adapter, RetryPolicy, adapter_group, check_secret_ref};
 pub use audit::{
-    AUDIT_TOPIC, DeliveryEvent, PlacedCopy, RecordEvent, ResourceEvent, audit_headers,
+    AUDIT_TOPIC, AuditEvent, DeliveryEvent, PlacedCopy, RecordEvent, ResourceEvent, audit_headers,
 };
 pub use catalog::{Catalog, CatalogError, Client, RecordType, Route};
 pub use cloudevents::{CloudEvent, is_traceparent};
 pub use compat::incompatibilities;
+pub use deadletter::{DeadLetterInfo, dead_letter_topic, replay_topic};
 pub use record::{
     KafkaRecord, Limits, MAX_ATTRIBUTE_VALUE_BYTES, MAX_ATTRIBUTES, MAX_KEY_BYTES, Prepared,
     Progress, RecordTest, RouteVerdict, Stage, Submission, UnevaluableCondition, record_id_for,
@@ -41,8 +41,8 @@ pub use redact::{JsonPointer, PointerError};
 pub use rejection::{Rejection, RejectionKind, Violation, excerpt};
 pub use resource::{
     AdapterSpec, AdapterType, AuthSpec, ClientLimits, ClientSpec, Compatibility, DestinationSpec,
-    Document, Kind, MatchSpec, RecordTypeSpec, Resource, ResourceError, RetrySpec, RouteSpec,
+    Document, Key, Kind, MatchSpec, RecordTypeSpec, Resource, ResourceError, RetrySpec, RouteSpec,
     parse_documents,
 };
-pub use state::{Change, Key, Outcome, Plan, Proposal, ResourceState, Stored, Verdict};
+pub use state::{Change, Outcome, Plan, Proposal, ResourceState, Stored, Verdict};
 pub use topic::{INTERNAL_TOPIC_PREFIX, check_group_name, check_topic_name, subscription_group};

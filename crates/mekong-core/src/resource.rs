@@ -273,6 +273,38 @@ impl fmt::Display for Kind {
     }
 }
 
+/// Where a resource lives in the store: its kind and name, written `Kind/name`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    pub kind: Kind,
+    pub name: String,
+}
+
+impl Key {
+    pub fn new(kind: Kind, name: impl Into<String>) -> Key {
+        Key {
+            kind,
+            name: name.into(),
+        }
+    }
+
+    pub fn of(resource: &Resource) -> Key {
+        Key::new(resource.kind(), resource.name())
+    }
+
+    /// Reads `Kind/name`.
+    pub fn parse(text: &str) -> Option<Key> {
+        let (kind, name) = text.split_once('/')?;
+        Some(Key::new(Kind::parse(kind)?, name))
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.kind, self.name)
+    }
+}
+
 /// One resource of any kind. Serialised as its spec with a `kind` field, as administrators write it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind")]
@@ -343,8 +375,8 @@ pub struct ResourceError {
     pub index: usize,
     /// 1-based line in the source: where the document starts, or the syntax error is; 0 when unknown.
     pub line: usize,
-    /// `Kind "name"` when known.
-    pub resource: Option<String>,
+    /// The resource, when known.
+    pub resource: Option<Key>,
     /// The field, as a path like `match.when` or `to[0].topic`; empty for the document itself.
     pub field: String,
     pub problem: String,
@@ -356,11 +388,7 @@ impl ResourceError {
             source: doc.source.clone(),
             index: doc.index,
             line: doc.line,
-            resource: Some(format!(
-                "{} \"{}\"",
-                doc.resource.kind(),
-                doc.resource.name()
-            )),
+            resource: Some(Key::of(&doc.resource)),
             field: field.into(),
             problem: problem.into(),
         }
@@ -376,8 +404,8 @@ impl fmt::Display for ResourceError {
         if self.index > 0 {
             write!(f, ": document {}", self.index)?;
         }
-        if let Some(resource) = &self.resource {
-            write!(f, " ({resource})")?;
+        if let Some(key) = &self.resource {
+            write!(f, " ({} \"{}\")", key.kind, key.name)?;
         }
         if !self.field.is_empty() {
             write!(f, ": field `{}`", self.field)?;

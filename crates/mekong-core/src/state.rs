@@ -4,7 +4,6 @@
 //! it builds. The store in `mekong-kafka` writes what is decided here; nothing here does I/O.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -12,39 +11,8 @@ use sha2::{Digest, Sha256};
 
 use crate::catalog::{Catalog, CatalogError};
 use crate::compat::incompatibilities;
+pub use crate::resource::Key;
 use crate::resource::{Document, Kind, Resource, ResourceError};
-
-/// Where a resource lives in the store: its kind and name, written `Kind/name`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Key {
-    pub kind: Kind,
-    pub name: String,
-}
-
-impl Key {
-    pub fn new(kind: Kind, name: impl Into<String>) -> Key {
-        Key {
-            kind,
-            name: name.into(),
-        }
-    }
-
-    pub fn of(resource: &Resource) -> Key {
-        Key::new(resource.kind(), resource.name())
-    }
-
-    /// Reads `Kind/name`.
-    pub fn parse(text: &str) -> Option<Key> {
-        let (kind, name) = text.split_once('/')?;
-        Some(Key::new(Kind::parse(kind)?, name))
-    }
-}
-
-impl fmt::Display for Key {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.kind, self.name)
-    }
-}
 
 /// A resource as the store keeps it.
 #[derive(Debug, Clone, PartialEq)]
@@ -189,11 +157,10 @@ impl Plan {
 
     fn refuse(verdict: Verdict, mut changes: Vec<Change>, problems: Vec<ResourceError>) -> Plan {
         for change in &mut changes {
-            let label = format!("{} \"{}\"", change.key.kind, change.key.name);
             change.problems.extend(
                 problems
                     .iter()
-                    .filter(|p| p.resource.as_deref() == Some(label.as_str()))
+                    .filter(|p| p.resource.as_ref() == Some(&change.key))
                     .map(|p| {
                         if p.field.is_empty() {
                             p.problem.clone()
@@ -423,7 +390,7 @@ impl ResourceState {
             source: "delete".into(),
             index: 0,
             line: 0,
-            resource: Some(format!("{} \"{}\"", key.kind, key.name)),
+            resource: Some(key.clone()),
             field: String::new(),
             problem: text,
         };
@@ -465,11 +432,13 @@ impl ResourceState {
                 let referrers = broken
                     .iter()
                     .map(|e| {
+                        let referrer = e.resource.as_ref().map_or_else(
+                            || "a resource".to_owned(),
+                            |k| format!("{} \"{}\"", k.kind, k.name),
+                        );
                         problem(format!(
-                            "still referred to by {}: field `{}`: {}",
-                            e.resource.as_deref().unwrap_or("a resource"),
-                            e.field,
-                            e.problem
+                            "still referred to by {referrer}: field `{}`: {}",
+                            e.field, e.problem
                         ))
                     })
                     .collect();

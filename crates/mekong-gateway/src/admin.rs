@@ -6,22 +6,20 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
+use mekong_control::{Applied, Changes, ControlError, Replay, TraceQuery};
 use mekong_core::{
-    Catalog, Key, Kind, Limits, Outcome, Plan, Proposal, ResourceError, ResourceEvent,
-    RouteVerdict, Stored, Submission, Verdict, parse_documents,
+    Catalog, Key, Kind, Limits, Outcome, Plan, ResourceError, RouteVerdict, Stored, Submission,
+    Verdict,
 };
-use mekong_kafka::{
-    Backbone, Lineage, Producer, Store, StoreError, TopicSettings, View, ensure_topics,
-};
+use mekong_kafka::{Lineage, Producer, StoreError};
 use mekong_proto::v1 as pb;
 use mekong_proto::v1::admin_service_server::AdminService;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
-use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::deadletters;
+use crate::status::control_status;
 
 /// What the admin service works with.
 pub struct Admin {
@@ -31,150 +29,6 @@ pub struct Admin {
     /// Writes replayed dead letters.
     producer: Producer,
     lineage: Option<Arc<Lineage>>,
-}
-
-/// Applying and deleting resources through the store; shared by the service and `mekong serve`'s
-/// seeding from files.
-#[derive(Clone)]
-pub struct Changes {
-    pub store: Arc<Store>,
-    pub backbone: Arc<Backbone>,
-    /// How destination topics of new routes are created.
-    pub topics: TopicSettings,
-}
-
-/// A judged change, and whether it was written.
-pub struct Applied {
-    pub plan: Plan,
-    pub applied: bool,
-    pub view: Arc<View>,
-}
-
-impl Changes {
-    /// Applies documents as `actor`. A dry run judges against the current state and writes nothing;
-    /// otherwise the change (accepted or rejected) is audited, and an accepted one is in this
-    /// instance's catalog when this returns.
-    pub async fn apply(
-        &self,
-        sources: &[(String, String)],
-        expected_versions: &BTreeMap<String, u64>,
-        actor: &str,
-        dry_run: bool,
-    ) -> Result<Applied, StoreError> {
-        let mut documents = Vec::new();
-        let mut parse_errors = Vec::new();
-        for (name, text) in sources {
-            let (docs, errors) = parse_documents(name, text);
-            documents.extend(docs);
-            parse_errors.extend(errors);
-        }
-        let now = now();
-        let proposal = |state: &mekong_core::ResourceState| {
-            state.plan_apply(Proposal {
-                documents: documents.clone(),
-                parse_errors: parse_errors.clone(),
-                expected_versions,
-                actor,
-                now: &now,
-            })
-        };
-        if dry_run {
-            let view = self.store.sync().await?;
-            let plan = proposal(&view.state);
-            return Ok(Applied {
-                plan,
-                applied: false,
-                view,
-            });
-        }
-        let transaction = self.store.begin().await?;
-        let plan = proposal(&transaction.view.state);
-        self.finish(transaction, plan, "apply", actor, &now).await
-    }
-
-    /// Deletes one resource as `actor`.
-    pub async fn delete(
-        &self,
-        key: &Key,
-        expected_version: Option<u64>,
-        actor: &str,
-        dry_run: bool,
-    ) -> Result<Applied, StoreError> {
-        if dry_run {
-            let view = self.store.sync().await?;
-            let plan = view.state.plan_delete(key, expected_version);
-            return Ok(Applied {
-                plan,
-                applied: false,
-                view,
-            });
-        }
-        let transaction = self.store.begin().await?;
-        let plan = transaction.view.state.plan_delete(key, expected_version);
-        self.finish(transaction, plan, "delete", actor, &now())
-            .await
-    }
-
-    async fn finish(
-        &self,
-        transaction: mekong_kafka::Transaction<'_>,
-        plan: Plan,
-        action: &'static str,
-        actor: &str,
-        now: &str,
-    ) -> Result<Applied, StoreError> {
-        let events = ResourceEvent::from_plan(&plan, action, actor, now);
-        let writes: Vec<(Key, Option<Stored>)> = if plan.verdict == Verdict::Accepted {
-            plan.writes()
-                .map(|(k, v)| (k.clone(), v.cloned()))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        if events.is_empty() {
-            // Nothing changes and nothing was refused: nothing to write or audit.
-            let view = transaction.view.clone();
-            return Ok(Applied {
-                plan,
-                applied: false,
-                view,
-            });
-        }
-        if let Some(catalog) = &plan.catalog {
-            // New routes write to topics that may not exist yet.
-            let topics: Vec<&str> = catalog.destination_topics().into_iter().collect();
-            ensure_topics(
-                &self.backbone,
-                &topics,
-                self.topics,
-                std::time::Duration::from_secs(30),
-            )
-            .await?;
-        }
-        let applied = !writes.is_empty();
-        let view = transaction.commit(writes, events).await?;
-        if applied {
-            for change in plan.writes() {
-                info!(resource = %change.0, actor, action, "resource changed");
-            }
-        } else {
-            warn!(
-                actor,
-                action,
-                problems = plan.problems.len(),
-                "resource change rejected"
-            );
-        }
-        Ok(Applied {
-            plan,
-            applied,
-            view,
-        })
-    }
-}
-
-fn now() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
 impl Admin {
@@ -399,9 +253,41 @@ impl AdminService for Admin {
         self.admin(&request)?;
         let request = request.into_inner();
         self.adapter(&request.adapter)?;
-        deadletters::list(&self.changes.backbone, &request)
-            .await
-            .map(Response::new)
+        let from = match request.page_token.as_str() {
+            "" => 0,
+            token => token.parse::<i64>().ok().filter(|o| *o >= 0).ok_or_else(|| {
+                Status::invalid_argument(
+                    "page_token is not one this service gave out: send the last answer's next_page_token",
+                )
+            })?,
+        };
+        let listing = mekong_control::deadletters::list(
+            &self.changes.backbone,
+            &request.adapter,
+            from,
+            request.page_size as usize,
+        )
+        .await
+        .map_err(control_status)?;
+        Ok(Response::new(pb::ListDeadLettersResponse {
+            dead_letters: listing
+                .letters
+                .into_iter()
+                .map(|l| pb::DeadLetter {
+                    offset: l.offset,
+                    record_id: l.record_id,
+                    record_type: l.record_type,
+                    key: l.key,
+                    source: l.info.source,
+                    attempts: l.info.attempts,
+                    last_status: l.info.status.map(|s| s.to_string()).unwrap_or_default(),
+                    error: l.info.error,
+                    time: l.info.time,
+                    replayed: l.replayed,
+                })
+                .collect(),
+            next_page_token: listing.next.map(|n| n.to_string()).unwrap_or_default(),
+        }))
     }
 
     async fn replay_dead_letters(
@@ -411,16 +297,26 @@ impl AdminService for Admin {
         let actor = self.admin(&request)?;
         let request = request.into_inner();
         self.adapter(&request.adapter)?;
-        let replayed = deadletters::replay(
+        // Exactly one of: some record ids, or all.
+        let which = match (request.all, request.record_ids.is_empty()) {
+            (true, true) => Replay::All,
+            (false, false) => Replay::Records(request.record_ids),
+            _ => {
+                return Err(Status::invalid_argument(
+                    "say which dead letters to replay: record ids, or all",
+                ));
+            }
+        };
+        let replayed = mekong_control::deadletters::replay(
             &self.changes.backbone,
             &self.producer,
             &request.adapter,
-            &request,
+            &which,
             &actor,
         )
-        .await?;
-        info!(adapter = %request.adapter, actor, replayed = replayed.replayed.len(), "dead letters replayed");
-        Ok(Response::new(replayed))
+        .await
+        .map_err(control_status)?;
+        Ok(Response::new(pb::ReplayDeadLettersResponse { replayed }))
     }
 
     async fn trace(
@@ -434,41 +330,27 @@ impl AdminService for Admin {
                 "this instance keeps no lineage index: ask one started with --lineage-dir",
             ));
         };
-        let index = |e: mekong_kafka::LineageError| {
-            crate::status::unavailable("the lineage index cannot answer", &e)
-        };
-        // Everything written before the question is in the answer.
-        lineage.sync(TRACE_SYNC).await.map_err(index)?;
-        let ids = match (request.record_id.is_empty(), request.key.is_empty()) {
-            (false, true) => vec![request.record_id],
-            (true, false) => lineage.records_with_key(&request.key).map_err(index)?,
+        let query = match (request.record_id.is_empty(), request.key.is_empty()) {
+            (false, true) => TraceQuery::RecordId(request.record_id),
+            (true, false) => TraceQuery::Key(request.key),
             _ => {
                 return Err(Status::invalid_argument(
                     "give either a record id or a key, not both or neither",
                 ));
             }
         };
-        let mut records = Vec::new();
-        for id in ids {
-            let events = lineage.events(&id).map_err(index)?;
-            if !events.is_empty() {
-                records.push(pb::TracedRecord {
-                    record_id: id,
-                    events: events.iter().map(|e| e.to_string()).collect(),
-                });
-            }
-        }
-        if records.is_empty() {
-            return Err(Status::not_found(
-                "the audit trail has no record with that id or key",
-            ));
-        }
+        let records = mekong_control::trace(lineage, &query)
+            .await
+            .map_err(control_status)?
+            .into_iter()
+            .map(|r| pb::TracedRecord {
+                record_id: r.record_id,
+                events: r.events.iter().map(|e| e.to_string()).collect(),
+            })
+            .collect();
         Ok(Response::new(pb::TraceResponse { records }))
     }
 }
-
-/// How long a trace waits for the lineage index to catch up with the audit trail.
-const TRACE_SYNC: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn kind(text: &str) -> Result<Kind, Status> {
     Kind::parse(text).ok_or_else(|| {
@@ -527,10 +409,8 @@ fn refused(plan: &Plan) -> Result<(), Status> {
 fn violation_field(p: &ResourceError) -> String {
     let resource = p
         .resource
-        .as_deref()
-        .and_then(|r| r.split_once(' '))
-        .map(|(kind, name)| format!("{kind}/{}", name.trim_matches('"')))
-        .unwrap_or_else(|| p.source.clone());
+        .as_ref()
+        .map_or_else(|| p.source.clone(), ToString::to_string);
     if p.field.is_empty() {
         resource
     } else {
@@ -581,11 +461,5 @@ fn stored_resource(stored: &Stored) -> pb::StoredResource {
 }
 
 pub(crate) fn store_status(e: StoreError) -> Status {
-    match e {
-        StoreError::Concurrent => Status::aborted(e.to_string()),
-        StoreError::Unavailable(cause) => {
-            crate::status::unavailable("the resource store on Kafka cannot be reached", &cause)
-        }
-        StoreError::Stopped => Status::unavailable(e.to_string()),
-    }
+    control_status(ControlError::Store(e))
 }

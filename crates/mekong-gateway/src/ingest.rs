@@ -14,8 +14,7 @@ use arc_swap::ArcSwap;
 use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt, future::join_all};
 use mekong_core::{
-    AUDIT_TOPIC, Catalog, KafkaRecord, PlacedCopy, RecordEvent, Role, Submission, audit_headers,
-    is_traceparent, record_id_for,
+    AuditEvent, Catalog, PlacedCopy, RecordEvent, Role, Submission, is_traceparent, record_id_for,
 };
 use mekong_kafka::{Producer, View, WriteError};
 use mekong_proto::v1::ingest_service_server::IngestService;
@@ -284,8 +283,7 @@ impl Ingest {
         (key, schema_version): (String, u32),
         record_id: Uuid,
     ) {
-        self.lineage(RecordEvent {
-            event: "record.accepted",
+        self.lineage(AuditEvent::RecordAccepted(RecordEvent {
             time: now(),
             record_id: record_id.to_string(),
             record_type: request.record_type.clone(),
@@ -296,7 +294,7 @@ impl Ingest {
             reason: None,
             message: None,
             violations: Vec::new(),
-        });
+        }));
     }
 
     /// A refused record's event keeps no payload value: its violations are the masked ones. A write
@@ -315,12 +313,7 @@ impl Ingest {
         }
         let (message, violations) = error.explain();
         let landed = error.landed();
-        self.lineage(RecordEvent {
-            event: if landed.is_empty() {
-                "record.rejected"
-            } else {
-                "record.partial"
-            },
+        let event = RecordEvent {
             time: now(),
             record_id: record_id.to_string(),
             record_type: mekong_core::excerpt(&request.record_type, 253).into_owned(),
@@ -331,20 +324,22 @@ impl Ingest {
             reason: Some(error.reason().to_owned()),
             message: Some(message),
             violations,
+        };
+        self.lineage(if landed.is_empty() {
+            AuditEvent::RecordRejected(event)
+        } else {
+            AuditEvent::RecordPartial(event)
         });
     }
 
     /// Writes a lineage event to the audit trail without waiting: the record's answer does not
     /// wait for it, and losing one in a crash loses no data.
-    fn lineage(&self, event: RecordEvent) {
-        let copy = KafkaRecord {
-            topic: AUDIT_TOPIC.to_owned(),
-            key: event.record_id.clone(),
-            headers: audit_headers(Uuid::now_v7(), event.event, &event.time),
-            value: event.to_json().into(),
-            routes: Vec::new(),
-        };
-        if let Err(e) = self.inner.producer.enqueue(&copy) {
+    fn lineage(&self, event: AuditEvent) {
+        if let Err(e) = self
+            .inner
+            .producer
+            .enqueue(&event.to_record(Uuid::now_v7()))
+        {
             debug!(error = %e, "lineage event not written");
         }
     }

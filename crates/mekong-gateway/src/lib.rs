@@ -6,7 +6,6 @@
 
 mod admin;
 mod auth;
-mod deadletters;
 mod idempotency;
 mod ingest;
 mod judge;
@@ -19,13 +18,14 @@ mod subscribe;
 
 use std::time::Duration;
 
-pub use admin::{Admin, Applied, Changes};
+pub use admin::Admin;
 pub use auth::{Caller, Reflection};
 pub use idempotency::WindowSettings;
 pub use ingest::Ingest;
 pub use judge::JudgeSettings;
 pub use limits::{BATCH_HEADROOM, MessageLimits, RECORD_HEADROOM};
 pub use listener::ConnectionInfo;
+pub use mekong_control::{Applied, Changes};
 pub use metrics::GatewayMetrics;
 pub use server::{Gateway, serve};
 pub use status::{code_name, code_of};

@@ -244,6 +244,24 @@ pub(crate) fn unavailable(what: &str, cause: &dyn std::fmt::Display) -> Status {
     Status::unavailable(format!("{what}; retry shortly"))
 }
 
+/// An operator's request that was not done, as a status; the cause of a failure goes to the log.
+pub(crate) fn control_status(e: mekong_control::ControlError) -> Status {
+    use mekong_control::ControlError as E;
+    use mekong_kafka::StoreError;
+    match e {
+        E::InvalidArgument(m) => Status::invalid_argument(m),
+        E::NotFound(m) => Status::not_found(m),
+        E::FailedPrecondition(m) => Status::failed_precondition(m),
+        E::Unavailable { what, cause } => unavailable(&what, &cause),
+        E::Internal { what, cause } => internal(&what, &cause),
+        E::Store(e @ StoreError::Concurrent) => Status::aborted(e.to_string()),
+        E::Store(StoreError::Unavailable(cause)) => {
+            unavailable("the resource store on Kafka cannot be reached", &cause)
+        }
+        E::Store(e @ StoreError::Stopped) => Status::unavailable(e.to_string()),
+    }
+}
+
 /// As [`unavailable`], for failures that are the hub's own fault.
 pub(crate) fn internal(what: &str, cause: &dyn std::fmt::Display) -> Status {
     tracing::error!(error = %cause, "{what}");

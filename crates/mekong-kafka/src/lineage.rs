@@ -226,20 +226,14 @@ struct Indexed {
 }
 
 impl Indexed {
-    /// Events without a record id (changes to resources) are not indexed.
+    /// Events without a record id (changes to resources) are not indexed; neither is what does not
+    /// read as an audit event.
     fn read(offset: i64, payload: &[u8]) -> Option<Indexed> {
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Ids {
-            record_id: String,
-            #[serde(default)]
-            key: Option<String>,
-        }
-        let ids: Ids = serde_json::from_slice(payload).ok()?;
+        let event = mekong_core::AuditEvent::from_json(payload).ok()?;
         Some(Indexed {
             offset,
-            record_id: ids.record_id,
-            key: ids.key.filter(|k| !k.is_empty()),
+            record_id: event.record_id()?.to_owned(),
+            key: event.key().map(str::to_owned),
             json: payload.to_vec(),
         })
     }

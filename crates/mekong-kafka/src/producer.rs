@@ -212,7 +212,7 @@ impl Producer {
 }
 
 /// A copy as a Kafka record: its topic, key, value and headers.
-fn record(copy: &KafkaRecord) -> FutureRecord<'_, [u8], [u8]> {
+pub(crate) fn record(copy: &KafkaRecord) -> FutureRecord<'_, [u8], [u8]> {
     let mut headers = OwnedHeaders::new_with_capacity(copy.headers.len());
     for (name, value) in &copy.headers {
         headers = headers.insert(Header {

@@ -16,7 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use mekong_core::{AUDIT_TOPIC, Catalog, Key, ResourceEvent, ResourceState, Stored, audit_headers};
+use mekong_core::{AUDIT_TOPIC, AuditEvent, Catalog, Key, ResourceState, Stored};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
@@ -238,7 +238,7 @@ impl Transaction<'_> {
     pub async fn commit(
         self,
         writes: Vec<(Key, Option<Stored>)>,
-        events: Vec<ResourceEvent>,
+        events: Vec<AuditEvent>,
     ) -> Result<Arc<View>, StoreError> {
         let timeout = self.store.settings.timeout;
         self.producer.begin_transaction().map_err(fenced)?;
@@ -270,24 +270,14 @@ impl Transaction<'_> {
                     .map_err(|(e, _)| fenced(e))?,
             );
         }
-        for event in &events {
-            let key = format!("{}/{}", event.kind, event.name);
-            let value = event.to_json();
-            let headers = audit_headers(uuid::Uuid::now_v7(), event.event, &event.time)
-                .into_iter()
-                .fold(OwnedHeaders::new(), |headers, (key, value)| {
-                    headers.insert(Header {
-                        key: &key,
-                        value: Some(&value),
-                    })
-                });
-            let record = FutureRecord::to(AUDIT_TOPIC)
-                .key(&key)
-                .payload(&value)
-                .headers(headers);
+        let audit: Vec<_> = events
+            .iter()
+            .map(|e| e.to_record(uuid::Uuid::now_v7()))
+            .collect();
+        for record in &audit {
             deliveries.push(
                 self.producer
-                    .send_result(record)
+                    .send_result(crate::producer::record(record))
                     .map_err(|(e, _)| fenced(e))?,
             );
         }

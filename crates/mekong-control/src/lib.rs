@@ -1,0 +1,16 @@
+//! The operators' use cases, free of any transport: changing resources (apply, delete, seeding a
+//! store from files), dead letters (list, replay) and tracing a record. The gRPC AdminService calls
+//! them today, the console and the HTTP API later, so no rule is written twice.
+//!
+//! This room speaks no gRPC and no HTTP: it takes plain values and answers with plain values or a
+//! [`ControlError`]; transports map those onto their own codes.
+
+mod changes;
+pub mod deadletters;
+mod error;
+mod trace;
+
+pub use changes::{Applied, Changes, SeedError, Seeded};
+pub use deadletters::{Listed, Listing, Replay};
+pub use error::ControlError;
+pub use trace::{TraceQuery, Traced, trace};
