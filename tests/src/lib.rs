@@ -1,29 +1,28 @@
-//! The harness for Mekong's end-to-end tests: a gateway served in-process on a loopback port, wired
-//! to the real Kafka broker the test command started (`MEKONG_TEST_KAFKA`), gRPC clients for it, and
-//! an independent Kafka consumer to look at what really landed.
+//! The harness for Mekong's end-to-end tests: the hub served in-process on a loopback port (the
+//! real assembly, `mekong_hub`), wired to the real Kafka broker the test command started
+//! (`MEKONG_TEST_KAFKA`), gRPC clients for it, `mekong` processes (`process`), and an independent
+//! Kafka consumer to look at what really landed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub mod process;
 pub mod subscriber;
 pub mod targets;
 
-use arc_swap::ArcSwap;
 use mekong_core::{Catalog, parse_documents};
-use mekong_gateway::{Changes, Gateway, GatewayConfig};
-use mekong_kafka::{
-    Backbone, Producer, ProducerSettings, Store, StoreSettings, TopicSettings, ensure_topics,
+use mekong_gateway::GatewayConfig;
+use mekong_hub::{
+    BackboneConfig, GatewayListener, HubConfig, LineageConfig, RunningHub, Seed, TopicDefaults,
 };
+use mekong_kafka::{ProducerSettings, StoreSettings};
 use mekong_proto::v1::PublishRequest;
 use mekong_proto::v1::admin_service_client::AdminServiceClient;
 use mekong_proto::v1::ingest_service_client::IngestServiceClient;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
-use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
 /// The bootstrap address of the real broker the test command started.
@@ -125,17 +124,12 @@ pub fn standard_resources(suffix: &str) -> String {
         )
 }
 
-/// A gateway serving in-process on a loopback port.
+/// A hub serving in-process on a loopback port: the real assembly (`mekong_hub`), as `mekong serve`
+/// starts it, on the test broker, with a resource store of its own.
 pub struct TestHub {
     pub addr: std::net::SocketAddr,
     pub bootstrap: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-    /// The delivery adapters of the catalog, run beside the gateway as `mekong serve` does.
-    adapters: Option<(
-        tokio::sync::watch::Sender<bool>,
-        tokio::task::JoinHandle<()>,
-    )>,
+    hub: Option<RunningHub>,
 }
 
 impl TestHub {
@@ -180,89 +174,40 @@ impl TestHub {
         producer: ProducerSettings,
         policy: mekong_adapters::AdapterPolicy,
     ) -> TestHub {
-        let backbone = Arc::new(Backbone::external(bootstrap, Vec::new()));
-        let catalog = Arc::new(ArcSwap::from_pointee(Catalog::default()));
-        let settings = StoreSettings {
-            topic: store_topic.to_owned(),
-            replication: 1,
-            ..StoreSettings::default()
-        };
-        let store = Store::open(Arc::clone(&backbone), Arc::clone(&catalog), settings)
-            .await
-            .expect("opening the resource store");
-        let topics = TopicSettings {
-            partitions: 3,
-            replication: 1,
-            max_message_bytes: mekong_kafka::message_bytes_for(config.limits.max_record_bytes),
-            configs: &[],
-        };
-        let changes = Changes {
-            store: Arc::new(store),
-            backbone: Arc::clone(&backbone),
-            topics,
-        };
-        if let Some(yaml) = yaml {
-            let sources = [("test.yaml".to_string(), yaml.to_string())];
-            let applied = changes
-                .apply(&sources, &Default::default(), "test-harness", false)
-                .await
-                .expect("applying the test resources");
-            assert_eq!(
-                applied.plan.verdict,
-                mekong_core::Verdict::Accepted,
-                "{:?}",
-                applied.plan.problems
-            );
-        }
-        let destinations: Vec<String> = catalog
-            .load()
-            .destination_topics()
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
-        let destinations: Vec<&str> = destinations.iter().map(String::as_str).collect();
-        ensure_topics(&backbone, &destinations, topics, Duration::from_secs(30))
-            .await
-            .expect("creating test topics");
-        let producer = Producer::new(&backbone, producer).expect("producer");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let (stop_adapters, adapters_stop) = tokio::sync::watch::channel(false);
-        let adapters = tokio::spawn(mekong_adapters::supervise(
-            Arc::clone(&catalog),
-            Arc::clone(&backbone),
-            producer.clone(),
-            mekong_adapters::EngineSettings {
-                replication: 1,
-                policy: Arc::new(policy),
-                ..Default::default()
+        let hub = HubConfig {
+            backbone: BackboneConfig::External {
+                bootstrap: bootstrap.to_owned(),
+                options: Vec::new(),
             },
-            adapters_stop,
-        ));
-        let gateway = Gateway {
-            catalog,
+            store: StoreSettings {
+                topic: store_topic.to_owned(),
+                replication: 1,
+                ..StoreSettings::default()
+            },
+            seed: yaml.map(|yaml| Seed {
+                sources: vec![("test.yaml".to_string(), yaml.to_string())],
+                actor: "test-harness".into(),
+            }),
+            topics: TopicDefaults {
+                partitions: 3,
+                replication: 1,
+            },
             producer,
-            backbone,
-            store: changes.store,
-            topics,
-            config,
-            metrics: mekong_gateway::GatewayMetrics::default(),
-            lineage: None,
-        };
-        let task = tokio::spawn(async move {
-            mekong_gateway::serve(listener, gateway, async {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("gateway serves");
-        });
+            gateway: Some(GatewayListener {
+                listen: "127.0.0.1:0".parse().expect("an address"),
+                config,
+            }),
+            adapters: Some(policy),
+            metrics: None,
+            lineage: LineageConfig::None,
+        }
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("the test hub starts: {}", error_chain(&e)));
         TestHub {
-            addr,
+            addr: hub.grpc_addr().expect("the hub serves gRPC"),
             bootstrap: bootstrap.to_owned(),
-            stop: Some(stop),
-            task: Some(task),
-            adapters: Some((stop_adapters, adapters)),
+            hub: Some(hub),
         }
     }
 
@@ -298,29 +243,24 @@ impl TestHub {
             .max_encoding_message_size(64 << 20)
     }
 
+    /// Stops the hub as `mekong serve` does at SIGTERM.
     pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-        if let Some((stop, adapters)) = self.adapters.take() {
-            let _ = stop.send(true);
-            let _ = adapters.await;
+        if let Some(hub) = self.hub.take() {
+            let _ = hub.shutdown().await;
         }
     }
 }
 
-impl Drop for TestHub {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-        if let Some((_, adapters)) = self.adapters.take() {
-            adapters.abort();
-        }
+/// An error and its causes, as one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
     }
+    text
 }
 
 /// A request with `authorization: Bearer <key>` metadata.

@@ -24,6 +24,7 @@ use mekong_proto::v1::{
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, debug, info_span, warn};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -57,6 +58,8 @@ struct Inner {
     window: IdempotencyWindow,
     judge: Judge,
     metrics: GatewayMetrics,
+    /// Where the streams' tasks run, so a shutdown can wait for them.
+    tasks: TaskTracker,
 }
 
 impl Ingest {
@@ -67,6 +70,7 @@ impl Ingest {
         producer: Producer,
         config: GatewayConfig,
         metrics: GatewayMetrics,
+        tasks: TaskTracker,
     ) -> Ingest {
         Ingest {
             inner: Arc::new(Inner {
@@ -78,6 +82,7 @@ impl Ingest {
                 window: IdempotencyWindow::new(config.idempotency),
                 judge: Judge::new(config.judge),
                 metrics,
+                tasks,
             }),
         }
     }
@@ -540,7 +545,9 @@ impl IngestService for Ingest {
     ) -> Result<Response<ResultStream>, Status> {
         let caller = Caller::of(&request)?;
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(self.clone().stream(caller, request.into_inner(), tx));
+        self.inner
+            .tasks
+            .spawn(self.clone().stream(caller, request.into_inner(), tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }

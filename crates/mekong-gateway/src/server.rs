@@ -14,6 +14,7 @@ use mekong_proto::v1::ingest_service_server::IngestServiceServer;
 use mekong_proto::v1::subscribe_service_server::SubscribeServiceServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tonic::transport::Server;
 use tower::ServiceBuilder;
 use tracing::{info, warn};
@@ -48,6 +49,8 @@ pub async fn serve(
 ) -> Result<(), tonic::transport::Error> {
     let config = gateway.config;
     let limits = config.message_limits();
+    // The tasks of open streams, waited for after the listener: they hold Kafka consumers.
+    let streams = TaskTracker::new();
     // Streams never end on their own: at shutdown they are told to, so the drain can finish.
     let (stopping, stop_streams) = tokio::sync::watch::channel(false);
     let changes = gateway.store.changes();
@@ -70,6 +73,7 @@ pub async fn serve(
         stop_streams.clone(),
         gateway.metrics.clone(),
         config.max_subscriptions,
+        streams.clone(),
     ))
     .max_decoding_message_size(limits.subscribe);
     let ingest = IngestServiceServer::new(Ingest::new(
@@ -79,6 +83,7 @@ pub async fn serve(
         gateway.producer,
         config,
         gateway.metrics.clone(),
+        streams.clone(),
     ))
     // The layer holds each method to its own limit; this is the largest of them.
     .max_decoding_message_size(limits.record.max(limits.batch));
@@ -122,7 +127,7 @@ pub async fn serve(
             handshake_timeout: connections.handshake_timeout,
         },
         close.clone(),
-        gateway.metrics,
+        gateway.metrics.clone(),
     );
     let layers = ServiceBuilder::new()
         .layer(AuthLayer::new(gateway.catalog, config.reflection))
@@ -150,15 +155,27 @@ pub async fn serve(
         let _ = draining.wait_for(|s| *s).await;
         tokio::time::sleep(config.shutdown_grace).await;
     };
-    tokio::select! {
-        result = &mut server => return result,
+    let result = tokio::select! {
+        result = &mut server => result,
         () = grace => {
             warn!(grace = ?config.shutdown_grace, "connections still open after the shutdown grace; closing them");
             close.cancel();
+            server.await
         }
+    };
+    // The streams' tasks and the connections' own tasks end just after: wait for them, so that no
+    // Kafka client of theirs outlives the call.
+    streams.close();
+    let _ = tokio::time::timeout(SETTLE, streams.wait()).await;
+    let settled = tokio::time::Instant::now() + SETTLE;
+    while gateway.metrics.connections_open.get() > 0 && tokio::time::Instant::now() < settled {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    server.await
+    result
 }
+
+/// How long a stopped gateway waits for the tasks of its streams and connections to end.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl GatewayConfig {
     /// The largest message of each kind of call.

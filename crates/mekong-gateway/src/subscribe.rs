@@ -27,6 +27,7 @@ use mekong_proto::v1::{
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::task::TaskTracker;
 use tonic::{Code, Request, Response, Status, Streaming};
 use tonic_types::{ErrorDetails, StatusExt};
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -55,6 +56,8 @@ pub struct Subscribe {
     shutdown: watch::Receiver<bool>,
     metrics: GatewayMetrics,
     open: Arc<OpenSubscriptions>,
+    /// Where the streams' tasks run, so a shutdown can wait for them.
+    tasks: TaskTracker,
 }
 
 impl Subscribe {
@@ -65,6 +68,7 @@ impl Subscribe {
         shutdown: watch::Receiver<bool>,
         metrics: GatewayMetrics,
         max_subscriptions: usize,
+        tasks: TaskTracker,
     ) -> Subscribe {
         Subscribe {
             catalog,
@@ -76,6 +80,7 @@ impl Subscribe {
                 max: max_subscriptions,
                 counts: Mutex::default(),
             }),
+            tasks,
         }
     }
 }
@@ -214,7 +219,7 @@ impl SubscribeService for Subscribe {
         let span = info_span!("consume", %client, topic = %settings.topics.join(","), group = %settings.group_id);
         let open = self.metrics.subscriptions.clone();
         open.inc();
-        tokio::spawn(
+        self.tasks.spawn(
             async move {
                 stream.run().await;
                 open.dec();

@@ -6,6 +6,7 @@
 
 mod backbone;
 mod deadletters;
+mod follower;
 mod lineage;
 mod producer;
 mod store;

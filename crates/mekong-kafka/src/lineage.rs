@@ -5,7 +5,6 @@
 
 use std::path::Path;
 use std::sync::{Arc, mpsc};
-use std::thread;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -14,10 +13,11 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use redb::{Database, MultimapTableDefinition, ReadableTable, TableDefinition};
 use serde_json::Value;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::Backbone;
+use crate::follower::{EndRequest, Follower};
 
 /// Events by (record id, audit offset): a range over one id gives its events in order.
 const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");
@@ -45,7 +45,7 @@ fn store<E: std::fmt::Display>(e: E) -> LineageError {
 pub struct Lineage {
     db: Arc<Database>,
     position: watch::Receiver<i64>,
-    syncs: mpsc::Sender<oneshot::Sender<Result<i64, KafkaError>>>,
+    follower: Follower,
 }
 
 impl Lineage {
@@ -78,29 +78,30 @@ impl Lineage {
         assignment.add_partition_offset(topic, 0, Offset::Offset(next as i64))?;
         consumer.assign(&assignment)?;
         let (position_tx, position) = watch::channel(next as i64);
-        let (syncs, sync_rx) = mpsc::channel();
         let (follower_db, topic) = (Arc::clone(&db), topic.to_owned());
-        thread::Builder::new()
-            .name("mekong-lineage".into())
-            .spawn(move || follow(consumer, &topic, follower_db, position_tx, sync_rx))
-            .expect("spawning a thread");
+        let follower = Follower::spawn("mekong-lineage", move |ends| {
+            follow(consumer, &topic, follower_db, position_tx, ends)
+        });
         Ok(Lineage {
             db,
             position,
-            syncs,
+            follower,
         })
+    }
+
+    /// Stops following the audit trail (its consumer is closed when this returns).
+    pub fn close(&self) {
+        self.follower.close();
     }
 
     /// Waits until the index holds everything written to the audit topic before this call.
     pub async fn sync(&self, within: Duration) -> Result<(), LineageError> {
-        let (tx, rx) = oneshot::channel();
-        self.syncs
-            .send(tx)
-            .map_err(|_| LineageError::Store("the index has stopped".into()))?;
         let wait = async {
-            let end = rx
+            let end = self
+                .follower
+                .end()
                 .await
-                .map_err(|_| LineageError::Store("the index has stopped".into()))??;
+                .ok_or_else(|| LineageError::Store("the index has stopped".into()))??;
             let mut position = self.position.clone();
             position
                 .wait_for(|p| *p >= end)
@@ -159,7 +160,7 @@ fn follow(
     topic: &str,
     db: Arc<Database>,
     position_tx: watch::Sender<i64>,
-    syncs: mpsc::Receiver<oneshot::Sender<Result<i64, KafkaError>>>,
+    syncs: mpsc::Receiver<EndRequest>,
 ) {
     let mut position = *position_tx.borrow();
     loop {

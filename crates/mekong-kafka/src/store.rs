@@ -12,7 +12,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::mpsc;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -22,9 +21,10 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::sync::{Mutex, oneshot, watch};
+use tokio::sync::{Mutex, watch};
 use tracing::{error, info, warn};
 
+use crate::follower::{EndRequest, Follower};
 use crate::{Backbone, TopicSettings, ensure_topics};
 
 /// The compacted topic that holds the resources.
@@ -85,7 +85,7 @@ impl Default for StoreSettings {
 pub struct Store {
     backbone: Arc<Backbone>,
     view: watch::Receiver<Arc<View>>,
-    syncs: mpsc::Sender<oneshot::Sender<Result<i64, KafkaError>>>,
+    follower: Follower,
     /// One change at a time from this instance.
     writing: Mutex<()>,
     settings: StoreSettings,
@@ -133,16 +133,14 @@ impl Store {
         consumer.assign(&assignment)?;
 
         let (view_tx, view) = watch::channel(Arc::new(View::default()));
-        let (syncs, sync_rx) = mpsc::channel();
         let (topic, timeout) = (settings.topic.clone(), settings.timeout);
-        thread::Builder::new()
-            .name("mekong-resource-store".into())
-            .spawn(move || follow(consumer, &topic, catalog, view_tx, sync_rx, timeout))
-            .expect("spawning a thread");
+        let follower = Follower::spawn("mekong-resource-store", move |ends| {
+            follow(consumer, &topic, catalog, view_tx, ends, timeout)
+        });
         let store = Store {
             backbone,
             view,
-            syncs,
+            follower,
             writing: Mutex::new(()),
             settings,
         };
@@ -153,6 +151,11 @@ impl Store {
             "resource store read"
         );
         Ok(store)
+    }
+
+    /// Stops following the store (its consumer is closed when this returns). Syncs fail after.
+    pub fn close(&self) {
+        self.follower.close();
     }
 
     /// What the store has read so far.
@@ -169,9 +172,7 @@ impl Store {
     /// Waits until everything written to the store before this call has been read (and the catalog
     /// swapped), and returns that view.
     pub async fn sync(&self) -> Result<Arc<View>, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.syncs.send(tx).map_err(|_| StoreError::Stopped)?;
-        let end = rx.await.map_err(|_| StoreError::Stopped)??;
+        let end = self.follower.end().await.ok_or(StoreError::Stopped)??;
         self.wait_for(end).await
     }
 
@@ -332,7 +333,7 @@ fn follow(
     topic: &str,
     catalog: Arc<ArcSwap<Catalog>>,
     view_tx: watch::Sender<Arc<View>>,
-    syncs: mpsc::Receiver<oneshot::Sender<Result<i64, KafkaError>>>,
+    syncs: mpsc::Receiver<EndRequest>,
     timeout: Duration,
 ) {
     let mut state = ResourceState::default();

@@ -4,12 +4,11 @@
 //! Records that arrive together are printed together, then stdout is flushed and one `Ack` carries
 //! all their cursors; so an acknowledged record has always reached stdout (at least once). Ctrl-C
 //! acknowledges what was printed, closes the request stream and exits 0. A gRPC error prints
-//! `error: <CODE>: <message>` on stderr and exits 2 (usage, permission, unknown topic), 3 (the hub
-//! cannot be reached) or 1.
+//! `error: <CODE>: <message>` on stderr and exits 1 (refused: credentials, permission, an unknown
+//! topic) or 3 (the hub cannot be reached).
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine;
@@ -23,7 +22,8 @@ use mekong_proto::v1::{
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::remote::{Failure, Remote};
+use super::Failure;
+use super::remote::{Remote, refused};
 
 /// Most records acknowledged by one `Ack`, when records keep arriving without a pause.
 const ACK_BATCH: usize = 64;
@@ -103,21 +103,6 @@ fn split_offset(s: &str) -> (&str, i64) {
     (s, 0)
 }
 
-pub fn run(args: TailArgs) -> ExitCode {
-    let result = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::other(format!("cannot start the runtime: {e}")))
-        .and_then(|runtime| runtime.block_on(tail(args)));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => {
-            eprintln!("error: {}", failure.message);
-            ExitCode::from(failure.exit)
-        }
-    }
-}
-
 /// How the loop over delivered records ended.
 enum Stop {
     /// Ctrl-C: acknowledge what was printed, close, exit 0.
@@ -129,7 +114,7 @@ enum Stop {
     OutputClosed,
 }
 
-async fn tail(args: TailArgs) -> Result<(), Failure> {
+pub async fn run(args: TailArgs) -> Result<u8, Failure> {
     let channel = args.remote.connect().await?;
 
     let (start_from, start_time_ms) = match args.from {
@@ -151,11 +136,7 @@ async fn tail(args: TailArgs) -> Result<(), Failure> {
     );
     let request = tonic::Request::new(request_stream);
     let mut client = SubscribeServiceClient::new(channel).max_decoding_message_size(64 << 20);
-    let mut inbound = client
-        .consume(request)
-        .await
-        .map_err(|s| Failure::status(&s))?
-        .into_inner();
+    let mut inbound = client.consume(request).await.map_err(refused)?.into_inner();
 
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut printed: Vec<Cursor> = Vec::with_capacity(ACK_BATCH);
@@ -192,7 +173,7 @@ async fn tail(args: TailArgs) -> Result<(), Failure> {
             Ok(None) => break Stop::Ended,
             Err(status) => {
                 let _ = out.flush();
-                return Err(Failure::status(&status));
+                return Err(refused(status));
             }
         }
     };
@@ -205,7 +186,7 @@ async fn tail(args: TailArgs) -> Result<(), Failure> {
         }
         Stop::Ended => {
             let _ = acknowledge(&mut out, &requests, &mut printed);
-            return Ok(());
+            return Ok(Failure::OK);
         }
         Stop::OutputClosed => {}
     }
@@ -217,7 +198,7 @@ async fn tail(args: TailArgs) -> Result<(), Failure> {
         _ = tokio::time::sleep(CLOSE_GRACE) => {}
         _ = tokio::signal::ctrl_c() => {}
     }
-    Ok(())
+    Ok(Failure::OK)
 }
 
 fn send(requests: &mpsc::UnboundedSender<ConsumeRequest>, request: consume_request::Request) {

@@ -2,7 +2,6 @@
 //! `/healthz` (the process runs) and `/readyz` (it can serve: Kafka answers and the resource store is
 //! read to its end).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,25 +17,16 @@ use prometheus_client::registry::Registry;
 /// How long readiness waits for the resource store to answer.
 const READY_WITHIN: Duration = Duration::from_secs(3);
 
-pub struct Observed {
+/// What the endpoint reports on.
+pub(crate) struct Observed {
     pub registry: Registry,
     pub gateway: Option<GatewayMetrics>,
     pub producer: Producer,
     pub store: Arc<Store>,
 }
 
-/// Binds the endpoint's address (a port in use stops the start, with a plain message) and prints
-/// `metrics on http://ADDR`.
-pub async fn bind(listen: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
-    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
-        anyhow::anyhow!("cannot listen on {listen} for metrics and health (--metrics-listen): {e}")
-    })?;
-    println!("metrics on http://{}", listener.local_addr()?);
-    Ok(listener)
-}
-
 /// Serves until `shutdown` completes.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     observed: Observed,
     shutdown: impl Future<Output = ()> + Send + 'static,

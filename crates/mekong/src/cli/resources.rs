@@ -1,11 +1,9 @@
-//! Reading resource files: a directory (or single files) into texts for the store, or into a
-//! catalog for `mekong check`. Every problem in every file is reported at once, each with its file,
-//! document, line, field and what is wrong.
+//! Reading resource files: a directory (or single files) into (file name, text) pairs, for the
+//! store, an Apply or `mekong check`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use mekong_core::{Catalog, ResourceError, parse_documents};
 
 /// The texts of resource files: each path is a file, or a directory whose `*.yaml`, `*.yml` and
 /// `*.json` files are read (sorted by name). Returns (file name, text) pairs.
@@ -45,20 +43,13 @@ pub fn read(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, String)>> {
         .collect()
 }
 
-pub fn load(dir: &Path) -> anyhow::Result<Catalog> {
-    let mut documents = Vec::new();
-    let mut errors: Vec<ResourceError> = Vec::new();
-    for (name, text) in read(&[dir.to_path_buf()])? {
-        let (docs, errs) = parse_documents(&name, &text);
-        documents.extend(docs);
-        errors.extend(errs);
-    }
-    match Catalog::build(documents) {
-        Ok(catalog) if errors.is_empty() => Ok(catalog),
-        Ok(_) => bail!(mekong_core::CatalogError(errors)),
-        Err(mut e) => {
-            errors.append(&mut e.0);
-            bail!(mekong_core::CatalogError(errors))
-        }
-    }
+/// The texts of resource files, as an Apply carries them.
+pub fn read_sources(
+    files: &[PathBuf],
+) -> Result<Vec<mekong_proto::v1::SourceText>, super::Failure> {
+    let sources = read(files).map_err(|e| super::Failure::usage(format!("{e:#}")))?;
+    Ok(sources
+        .into_iter()
+        .map(|(name, text)| mekong_proto::v1::SourceText { name, text })
+        .collect())
 }

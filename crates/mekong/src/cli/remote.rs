@@ -1,11 +1,14 @@
 //! Talking to a running hub: where it is (`--server`, `MEKONG_SERVER`), the API key
-//! (`--token`, `MEKONG_TOKEN`), and how failures become messages and exit codes.
+//! (`--token`, `MEKONG_TOKEN`), and how its refusals become messages and exit codes.
 
 use clap::Args;
+use mekong_proto::v1::admin_service_client::AdminServiceClient;
 use tonic::Code;
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
+
+use super::Failure;
 
 /// The hub to talk to and the key to talk with.
 #[derive(Args, Debug, Clone)]
@@ -53,36 +56,23 @@ impl Remote {
     }
 }
 
-/// Why `tail` failed: the message for stderr and the exit code.
-pub struct Failure {
-    pub exit: u8,
-    pub message: String,
+/// A client of the hub's AdminService, for messages as large as an Apply may be.
+pub async fn admin_client(remote: &Remote) -> Result<AdminServiceClient<Authed>, Failure> {
+    Ok(AdminServiceClient::new(remote.connect().await?)
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20))
 }
 
-impl Failure {
-    pub fn usage(message: String) -> Failure {
-        Failure { exit: 2, message }
-    }
-    pub fn other(message: String) -> Failure {
-        Failure { exit: 1, message }
-    }
-    /// The hub cannot be reached, or cannot reach Kafka.
-    pub fn unreachable(message: String) -> Failure {
-        Failure { exit: 3, message }
-    }
-    /// `tail`'s mapping: a request the caller must change exits 2, anything else 1.
-    pub fn status(status: &tonic::Status) -> Failure {
-        let exit = match status.code() {
-            Code::InvalidArgument
-            | Code::NotFound
-            | Code::PermissionDenied
-            | Code::Unauthenticated => 2,
-            _ => 1,
-        };
-        Failure {
-            exit,
-            message: format!("{}: {}", code_name(status.code()), status.message()),
-        }
+/// A refused call: the hub's message (which names every problem), and the exit code: 3 when the
+/// hub or its Kafka cannot be reached, else 1.
+pub fn refused(status: tonic::Status) -> Failure {
+    let exit = match status.code() {
+        Code::Unavailable | Code::DeadlineExceeded | Code::Unknown => Failure::UNREACHABLE,
+        _ => Failure::REFUSED,
+    };
+    Failure {
+        exit,
+        message: format!("{}: {}", code_name(status.code()), status.message()),
     }
 }
 
