@@ -13,6 +13,9 @@ pub struct Process {
     pub grpc: String,
     /// The metrics address it printed (`metrics on ...`), if any.
     pub metrics: Option<String>,
+    /// What it printed on stdout up to the ready line, that line included.
+    pub printed: Vec<String>,
+    log: std::path::PathBuf,
 }
 
 /// What a process holds, from `/proc/<pid>/status`.
@@ -39,10 +42,11 @@ impl Process {
             .spawn()
             .expect("starting mekong");
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let (mut grpc, mut metrics) = (String::new(), None);
+        let (mut grpc, mut metrics, mut printed) = (String::new(), None, Vec::new());
         loop {
             match lines.next() {
                 Some(Ok(line)) => {
+                    printed.push(line.clone());
                     if let Some(a) = line.strip_prefix("metrics on ") {
                         metrics = Some(a.to_owned());
                     }
@@ -71,7 +75,19 @@ impl Process {
             child,
             grpc,
             metrics,
+            printed,
+            log,
         }
+    }
+
+    /// The rest of the printed line that starts with `prefix`, e.g. `kafka bootstrap: `.
+    pub fn printed(&self, prefix: &str) -> Option<&str> {
+        self.printed.iter().find_map(|l| l.strip_prefix(prefix))
+    }
+
+    /// What it has logged on stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// `mekong serve` with `args`.
@@ -131,5 +147,6 @@ impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
     }
 }

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use mekong_tests::process::Process;
+
 fn mekong() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_mekong"));
     // Resource paths like examples/hcmc are relative to the repository root.
@@ -163,10 +165,10 @@ fn the_city_examples_are_valid() {
     }
 }
 
-/// A running `mekong serve`, killed when dropped.
-struct Served(Child);
+/// A running `mekong tail`, killed when dropped.
+struct Killed(Child);
 
-impl Drop for Served {
+impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -175,8 +177,9 @@ impl Drop for Served {
 
 #[tokio::test]
 async fn with_no_flags_it_serves_the_examples_on_an_embedded_backbone_any_kafka_client_can_read() {
-    let mut child = mekong()
-        .args([
+    let served = Process::start(
+        env!("CARGO_BIN_EXE_mekong"),
+        &[
             "--log-format",
             "json",
             "serve",
@@ -184,35 +187,14 @@ async fn with_no_flags_it_serves_the_examples_on_an_embedded_backbone_any_kafka_
             "127.0.0.1:0",
             "--metrics-listen",
             "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let stderr = child.stderr.take().unwrap();
-    let served = Served(child);
-    let log = std::thread::spawn(move || {
-        BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-            .collect::<Vec<_>>()
-            .join("\n")
-    });
-    let (mut bootstrap, mut listen) = (None, None);
-    for line in stdout.lines().map_while(Result::ok) {
-        if let Some(b) = line.strip_prefix("kafka bootstrap: ") {
-            bootstrap = Some(b.to_owned());
-        }
-        if let Some(l) = line.strip_prefix("listening on ") {
-            listen = Some(l.to_owned());
-            break;
-        }
-    }
-    let Some((bootstrap, listen)) = bootstrap.zip(listen) else {
-        drop(served);
-        panic!("serve did not start:\n{}", log.join().unwrap());
-    };
+        ],
+        "listening on ",
+    );
+    let bootstrap = served
+        .printed("kafka bootstrap: ")
+        .expect("serve prints the embedded backbone's address")
+        .to_owned();
+    let listen = served.grpc.clone();
 
     use mekong_proto::v1::{PublishRequest, ingest_service_client::IngestServiceClient};
     let mut client = IngestServiceClient::connect(format!("http://{listen}"))
@@ -287,7 +269,7 @@ async fn with_no_flags_it_serves_the_examples_on_an_embedded_backbone_any_kafka_
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(tail.stdout.take().unwrap()).lines();
-    let tailed = Served(tail);
+    let tailed = Killed(tail);
     let (sender, first_line) = std::sync::mpsc::channel();
     std::thread::spawn(move || sender.send(lines.next()));
     let line = first_line
@@ -304,8 +286,8 @@ async fn with_no_flags_it_serves_the_examples_on_an_embedded_backbone_any_kafka_
 
     // Close the consumer while the backbone is still there, or closing waits for it in vain.
     drop(consumer);
+    let log = served.log();
     drop(served);
-    let log = log.join().unwrap();
     // With --log-format json every log line is a JSON object.
     let warning = log
         .lines()

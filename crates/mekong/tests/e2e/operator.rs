@@ -3,9 +3,10 @@
 //! delete, test-record, their exit codes and messages; the second instance follows; the state
 //! survives a restart.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
+
+use mekong_tests::process::Process;
 use std::time::{Duration, Instant};
 
 fn mekong() -> Command {
@@ -23,61 +24,31 @@ fn kafka() -> String {
     )
 }
 
-/// A running `mekong serve`, killed when dropped.
-struct Served {
-    child: Child,
-    listen: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(store_topic: &str, resources: Option<&str>) -> Served {
-    let mut command = mekong();
-    command.args([
-        "serve",
+fn serve(store_topic: &str, resources: Option<&str>) -> Process {
+    let kafka = kafka();
+    let mut args = vec![
         "--listen",
         "127.0.0.1:0",
         "--kafka",
-        &kafka(),
+        &kafka,
         "--resources-topic",
         store_topic,
         "--topic-replication",
         "1",
         "--metrics-listen",
         "127.0.0.1:0",
-    ]);
+    ];
     if let Some(dir) = resources {
-        command.args(["--resources", dir]);
+        args.extend(["--resources", dir]);
     }
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let listen = stdout
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|line| line.strip_prefix("listening on ").map(str::to_owned));
-    match listen {
-        Some(listen) => Served { child, listen },
-        None => {
-            let status = child.wait().unwrap();
-            panic!("mekong serve did not start ({status})");
-        }
-    }
+    Process::serve(env!("CARGO_BIN_EXE_mekong"), &args)
 }
 
 /// Runs `mekong ARGS --server <hub> --token admin-demo-key`.
-fn admin(hub: &Served, args: &[&str]) -> Output {
+fn admin(hub: &Process, args: &[&str]) -> Output {
     mekong()
         .args(args)
-        .args(["--server", &hub.listen, "--token", "admin-demo-key"])
+        .args(["--server", &hub.grpc, "--token", "admin-demo-key"])
         .output()
         .unwrap()
 }
@@ -225,7 +196,7 @@ fn the_operator_commands_work_against_two_instances_sharing_one_store() {
 
     // Wrong key: refused (1); no hub at the address: unreachable (3).
     let output = mekong()
-        .args(["get", "routes", "--server", &a.listen, "--token", "nope"])
+        .args(["get", "routes", "--server", &a.grpc, "--token", "nope"])
         .output()
         .unwrap();
     let (code, _, err) = text(&output);

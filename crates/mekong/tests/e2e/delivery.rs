@@ -5,27 +5,16 @@
 //! delivery, and a rejected one by its key, from a lineage index that rebuilds itself.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use mekong_proto::v1::PublishBatchRequest;
 use mekong_proto::v1::ingest_service_client::IngestServiceClient;
+use mekong_tests::process::Process;
 use mekong_tests::targets::Target;
 use mekong_tests::{authed, citizen_dossier, kafka_bootstrap, record, standard_resources, unique};
 
 const RECORDS: usize = 300;
-
-/// A running binary, killed when dropped, and its metrics address if it printed one.
-struct Process(Child, Option<String>);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Starts the binary and waits for the stdout line starting with `ready`; returns the rest of it.
 fn start(args: &[&str], ready: &str) -> (Process, String) {
@@ -33,36 +22,18 @@ fn start(args: &[&str], ready: &str) -> (Process, String) {
     // the operator allows both.
     let runs_adapters = args.first() == Some(&"serve") || args.starts_with(&["adapters", "run"]);
     let secrets = std::env::temp_dir();
-    let policy = [
-        "--secrets-dir",
-        secrets.to_str().unwrap(),
-        "--adapter-allow-network",
-        "127.0.0.0/8",
-    ];
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mekong"))
-        .args(args)
-        .args(if runs_adapters { &policy[..] } else { &[] })
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut metrics = None;
-    for line in stdout.lines().map_while(Result::ok) {
-        if let Some(address) = line.strip_prefix("metrics on ") {
-            metrics = Some(address.to_owned());
-        }
-        if let Some(rest) = line.strip_prefix(ready) {
-            return (Process(child, metrics), rest.to_owned());
-        }
+    let mut all = args.to_vec();
+    if runs_adapters {
+        all.extend([
+            "--secrets-dir",
+            secrets.to_str().unwrap(),
+            "--adapter-allow-network",
+            "127.0.0.0/8",
+        ]);
     }
-    let _ = child.kill();
-    let status = child.wait();
-    panic!(
-        "`mekong {}` did not print `{ready}` ({status:?})",
-        args.join(" ")
-    )
+    let process = Process::start(env!("CARGO_BIN_EXE_mekong"), &all, ready);
+    let rest = process.printed(ready).unwrap_or_default().to_owned();
+    (process, rest)
 }
 
 /// A directory holding the standard resources and a webhook adapter `hook-<s>` from `t-city-<s>` to
@@ -281,7 +252,7 @@ async fn dead_letters_are_listed_and_replayed_with_the_cli() {
     assert!(line.contains(" yes "), "shown as replayed: {line}");
 
     // The outcomes are counted too.
-    let scrape = reqwest::get(format!("{}/metrics", hub.1.as_deref().unwrap()))
+    let scrape = reqwest::get(format!("{}/metrics", hub.metrics.as_deref().unwrap()))
         .await
         .unwrap()
         .text()
@@ -299,7 +270,7 @@ async fn dead_letters_are_listed_and_replayed_with_the_cli() {
     // Consumer lag, measured every 5 s: nothing left to read on the adapter's topic.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let scrape = reqwest::get(format!("{}/metrics", hub.1.as_deref().unwrap()))
+        let scrape = reqwest::get(format!("{}/metrics", hub.metrics.as_deref().unwrap()))
             .await
             .unwrap()
             .text()

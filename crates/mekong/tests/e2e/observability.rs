@@ -2,77 +2,46 @@
 //! answers, `/readyz` turns not-ready when the broker goes away and ready again when it is back,
 //! and spans exported to an OpenTelemetry collector continue the publisher's trace.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mekong_proto::v1::ingest_service_client::IngestServiceClient;
+use mekong_tests::process::Process;
 use mekong_tests::{
     PrivateBroker, authed, citizen_dossier, kafka_bootstrap, record, standard_resources, unique,
 };
 
-struct Served {
-    child: Child,
-    grpc: String,
-    http: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(kafka: &str, suffix: &str) -> Served {
+fn serve(kafka: &str, suffix: &str) -> Process {
     serve_with(kafka, suffix, &[])
 }
 
-fn serve_with(kafka: &str, suffix: &str, extra: &[&str]) -> Served {
+fn serve_with(kafka: &str, suffix: &str, extra: &[&str]) -> Process {
     let dir = std::env::temp_dir().join(format!("mekong-observe-{suffix}"));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("resources.yaml"), standard_resources(suffix)).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mekong"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--kafka", kafka, "--topic-replication", "1"])
-        .args([
-            "--resources-topic",
-            &format!("_mekong.resources.observe-{suffix}"),
-        ])
-        .arg("--resources")
-        .arg(&dir)
-        .args(extra)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut http = None;
-    let mut grpc = None;
-    for line in BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-    {
-        if let Some(a) = line.strip_prefix("metrics on ") {
-            http = Some(a.to_owned());
-        }
-        if let Some(a) = line.strip_prefix("listening on ") {
-            grpc = Some(a.to_owned());
-            break;
-        }
-    }
-    Served {
-        child,
-        grpc: grpc.expect("serve started"),
-        http: http.expect("serve printed its metrics address"),
-    }
+    let store = format!("_mekong.resources.observe-{suffix}");
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--kafka",
+        kafka,
+        "--topic-replication",
+        "1",
+        "--resources-topic",
+        &store,
+        "--resources",
+        dir.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    Process::serve(env!("CARGO_BIN_EXE_mekong"), &args)
+}
+
+/// The metrics endpoint's base URL.
+fn http(hub: &Process) -> String {
+    hub.metrics
+        .clone()
+        .expect("serve printed its metrics address")
 }
 
 async fn get(url: &str) -> (u16, String) {
@@ -93,7 +62,7 @@ fn sample(scrape: &str, series: &str) -> Option<f64> {
 async fn metrics_count_known_traffic_exactly() {
     let s = unique();
     let hub = serve(&kafka_bootstrap(), &s);
-    let (status, text) = get(&format!("{}/healthz", hub.http)).await;
+    let (status, text) = get(&format!("{}/healthz", http(&hub))).await;
     assert_eq!((status, text.as_str()), (200, "ok\n"));
 
     let mut client = IngestServiceClient::connect(format!("http://{}", hub.grpc))
@@ -124,7 +93,7 @@ async fn metrics_count_known_traffic_exactly() {
         .await;
     assert!(unknown.is_err());
 
-    let (status, scrape) = get(&format!("{}/metrics", hub.http)).await;
+    let (status, scrape) = get(&format!("{}/metrics", http(&hub))).await;
     assert_eq!(status, 200);
     let expect = [
         (
@@ -193,7 +162,7 @@ async fn readiness_follows_the_broker() {
     let broker = PrivateBroker::start();
     let s = unique();
     let hub = serve(&broker.bootstrap, &s);
-    let ready = format!("{}/readyz", hub.http);
+    let ready = format!("{}/readyz", http(&hub));
     wait_for_status(&ready, 200, Duration::from_secs(30)).await;
 
     broker.kill();
@@ -201,7 +170,7 @@ async fn readiness_follows_the_broker() {
     eprintln!("not ready {took:?} after the broker was killed");
     let (_, body) = get(&ready).await;
     assert!(body.starts_with("not ready"), "{body}");
-    let (status, _) = get(&format!("{}/healthz", hub.http)).await;
+    let (status, _) = get(&format!("{}/healthz", http(&hub))).await;
     assert_eq!(status, 200, "alive, though not ready");
 
     broker.restart();
