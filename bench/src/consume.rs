@@ -10,6 +10,13 @@
 //! Throughput is measured from the first record received to the N-th, so the time a fresh group
 //! takes to form is left out (it is reported separately as the time to the first record).
 
+use crate::Args;
+use crate::measure::{CpuUse, Watched, cpu_ticks};
+use crate::payload::NEXT;
+use crate::publish::connect;
+use crate::publish::{Workload, authed, status_text};
+use crate::report::fmt_cores;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,8 +35,6 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::sync::Semaphore;
 use tonic::transport::Channel;
 use uuid::Uuid;
-
-use crate::{CpuUse, NEXT, Watched, Workload, authed, cpu_ticks, status_text};
 
 /// Records acknowledged (gateway) or committed (raw consumer) at once, at most.
 pub const ACK_BATCH: usize = 256;
@@ -389,4 +394,158 @@ pub async fn gateway(
     })
     .await;
     stats
+}
+
+pub(crate) struct ConsumeRow {
+    pub(crate) name: String,
+    pub(crate) in_flight: String,
+    pub(crate) stats: ConsumeStats,
+}
+
+/// The raw consumer, then one Consume stream, each reading the same number of records from the
+/// earliest offset of `--consume-topic` with a group of its own.
+pub(crate) async fn consume_scenarios(
+    args: &Arc<Args>,
+    work: &Arc<Workload>,
+    addr: &str,
+    watched: Watched,
+) -> anyhow::Result<Vec<ConsumeRow>> {
+    let topic = &args.consume_topic;
+    let wanted = args.consume_records;
+    let present = records_in(&args.kafka, topic)?;
+    if present < wanted {
+        progress!(
+            "Consume: {topic} holds {present} records; publishing {} more through the gateway",
+            wanted - present
+        );
+        fill(Arc::clone(work), connect(addr).await?, wanted - present).await?;
+    }
+    progress!("Consume baseline: raw rdkafka StreamConsumer reads {wanted} records of {topic}");
+    let raw = raw(
+        &args.kafka,
+        &args.raw_consumer_options,
+        topic,
+        wanted,
+        watched,
+    )
+    .await;
+    progress!(
+        "Consume baseline: {:.0} records/s, {} errors",
+        raw.rate(),
+        raw.error_count()
+    );
+    progress!(
+        "Consume: one stream, max_in_flight {}, reads {wanted} records of {topic}",
+        args.consume_in_flight
+    );
+    let gateway = gateway(
+        connect(addr).await?,
+        &args.consume_api_key,
+        topic,
+        args.consume_in_flight,
+        wanted,
+        watched,
+    )
+    .await;
+    progress!(
+        "Consume: {:.0} records/s, {} errors",
+        gateway.rate(),
+        gateway.error_count()
+    );
+    Ok(vec![
+        ConsumeRow {
+            name: "Baseline: rdkafka StreamConsumer".into(),
+            in_flight: "–".into(),
+            stats: raw,
+        },
+        ConsumeRow {
+            name: "Consume, 1 stream".into(),
+            in_flight: args.consume_in_flight.to_string(),
+            stats: gateway,
+        },
+    ])
+}
+
+/// The Consume table; returns the ratio of the Consume stream to the raw consumer.
+pub(crate) fn consume_report(
+    args: &Args,
+    rows: &[ConsumeRow],
+    line: &mut impl FnMut(String),
+) -> f64 {
+    let Some(base) = rows.first().map(|r| r.stats.rate()) else {
+        return f64::NAN;
+    };
+    line(format!(
+        "Consume: each reads {} records of `{}` ({} partitions, written by the publish scenarios above, topped up through the gateway when short) from the \
+         earliest offset with a fresh consumer group. Records/s from the first record to the last; the time \
+         to the first record (group join, first fetch) is left out and shown apart. The baseline is a raw \
+         rdkafka `StreamConsumer` with librdkafka's defaults{}, copying key, payload and headers out \
+         of each message and committing asynchronously every {} records; the Consume stream acknowledges \
+         in batches as records arrive (at most {} per `Ack`){}.",
+        args.consume_records,
+        args.consume_topic,
+        args.partitions,
+        if args.raw_consumer_options.is_empty() {
+            String::new()
+        } else {
+            format!(" and {}", code_list(&args.raw_consumer_options))
+        },
+        ACK_BATCH,
+        ACK_BATCH,
+        if args.gateway_kafka_options.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; the gateway runs with `--kafka-option` {}",
+                code_list(&args.gateway_kafka_options)
+            )
+        },
+    ));
+    line(String::new());
+    line("| Scenario | In flight | Records | Records/s | Payload MB/s | First record after (s) | Errors | vs baseline | CPU gateway / broker / bench (cores) | Gateway CPU per record (µs) |".into());
+    line("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|".into());
+    for (i, row) in rows.iter().enumerate() {
+        let stats = &row.stats;
+        let rate = stats.rate();
+        let baseline = i == 0;
+        let cpu = stats.cpu;
+        line(format!(
+            "| {} | {} | {} | {:.0} | {:.1} | {} | {} | {:.2} | {} / {} / {} | {} |",
+            row.name,
+            row.in_flight,
+            stats.records,
+            rate,
+            stats.payload_bytes as f64 / 1e6 / stats.elapsed.as_secs_f64(),
+            stats
+                .first_record
+                .map(|d| format!("{:.2}", d.as_secs_f64()))
+                .unwrap_or_else(|| "–".into()),
+            stats.error_count(),
+            rate / base,
+            if baseline {
+                "–".into()
+            } else {
+                fmt_cores(cpu.gateway)
+            },
+            fmt_cores(cpu.broker),
+            fmt_cores(cpu.bench),
+            match (baseline, cpu.gateway, cpu.bench) {
+                (true, _, Some(b)) => format!("– (consumer process: {:.1})", b * 1e6 / rate),
+                (false, Some(g), _) => format!("{:.1}", g * 1e6 / rate),
+                _ => "–".into(),
+            },
+        ));
+    }
+    line(String::new());
+    rows.get(1)
+        .map(|r| r.stats.rate() / base)
+        .unwrap_or(f64::NAN)
+}
+
+pub(crate) fn code_list(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|t| format!("`{t}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

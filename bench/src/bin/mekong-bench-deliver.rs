@@ -13,12 +13,12 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
 use clap::Parser;
-use mekong_core::{Catalog, Resource, parse_documents};
-use mekong_kafka::{Backbone, Producer, ProducerSettings, TopicSettings, ensure_topics};
+use mekong_adapters::AdapterPolicy;
+use mekong_hub::{BackboneConfig, HubConfig, Seed, TopicDefaults};
+use mekong_kafka::{Backbone, StoreSettings, TopicSettings, ensure_topics};
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use tokio::sync::watch;
 
 #[derive(Parser)]
 struct Args {
@@ -133,25 +133,37 @@ async fn main() -> anyhow::Result<()> {
         args.concurrency,
         secret.display()
     );
-    let (docs, errors) = parse_documents("bench.yaml", &yaml);
-    anyhow::ensure!(errors.is_empty(), "{errors:?}");
-    anyhow::ensure!(matches!(docs[0].resource, Resource::Adapter(_)));
-    let catalog = Catalog::build(docs)?;
-    let adapter = catalog.adapters().next().expect("one adapter").clone();
-    let audit = Producer::new(&backbone, ProducerSettings::default())?;
     delivered.store(0, Ordering::SeqCst);
-    let (stop, stopped) = watch::channel(false);
     let started = Instant::now();
-    let engine = tokio::spawn(mekong_adapters::run(
-        adapter,
-        Arc::clone(&backbone),
-        audit,
-        mekong_adapters::EngineSettings {
-            replication: 1,
-            ..Default::default()
+    // The real assembly, as `mekong adapters run` starts it: a store of its own, seeded with the
+    // adapter; the operator allows the local target and the secret's directory.
+    let hub = HubConfig {
+        backbone: BackboneConfig::External {
+            bootstrap: args.kafka.clone(),
+            options: Vec::new(),
         },
-        stopped,
-    ));
+        store: StoreSettings {
+            topic: format!("_mekong.resources.bench-{suffix}"),
+            replication: 1,
+            ..StoreSettings::default()
+        },
+        seed: Some(Seed {
+            sources: vec![("bench.yaml".into(), yaml)],
+            actor: "mekong-bench-deliver".into(),
+        }),
+        topics: TopicDefaults {
+            partitions: 3,
+            replication: 1,
+        },
+        adapters: Some(AdapterPolicy {
+            secrets_dirs: vec![std::env::temp_dir()],
+            allowed_networks: vec!["127.0.0.0/8".parse()?],
+            ..AdapterPolicy::default()
+        }),
+        ..HubConfig::default()
+    }
+    .start()
+    .await?;
     let deadline = Instant::now() + Duration::from_secs(600);
     // Starting (topics, the consumer group's first assignment) is timed apart from delivering.
     while delivered.load(Ordering::SeqCst) == 0 {
@@ -171,8 +183,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let engine_took = started.elapsed();
-    let _ = stop.send(true);
-    let _ = engine.await;
+    hub.shutdown().await?;
     let _ = std::fs::remove_file(&secret);
 
     let rate = |d: Duration| args.records as f64 / d.as_secs_f64();

@@ -1,0 +1,326 @@
+//! The benchmark harness (`mekong-bench`): throughput and latency of the Mekong gateway against a real Kafka broker,
+//! compared with a raw rdkafka producer doing the same Kafka writes. Run it through
+//! `deploy/bench.sh`, which builds, starts a private broker and passes its address here.
+//!
+//! Scenarios, all against the same broker in one run:
+//!   baseline       rdkafka FutureProducer with the gateway's settings, the same payloads, keys,
+//!                  headers and number of Kafka writes per record (one per routed copy), every
+//!                  delivery awaited;
+//!   Publish        unary calls with N requests in flight over a few HTTP/2 connections;
+//!   PublishStream  bidirectional streams, results correlated by request_id, in flight bounded;
+//!   Consume        after those, a raw rdkafka consumer (the consume baseline) and one
+//!                  SubscribeService.Consume stream each read the same N records of a topic the
+//!                  gateway wrote, from the earliest offset (see consume.rs).
+//!
+//! The report (Markdown) goes to stdout; progress to stderr.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use mekong_proto::v1::ingest_service_client::IngestServiceClient;
+use serde_json::Value;
+
+macro_rules! progress {
+    ($($t:tt)*) => { eprintln!("mekong-bench: {}", format!($($t)*)) };
+}
+
+mod consume;
+mod gateway;
+mod measure;
+mod payload;
+mod publish;
+mod report;
+
+use consume::consume_scenarios;
+use gateway::{peak_rss_mb, start_gateway, stop_gateway};
+use measure::Watched;
+use payload::{NEXT, Template};
+use publish::{Workload, authed, baseline, connect, status_text, stream, unary};
+use report::Row;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mekong-bench",
+    about = "Benchmark the Mekong gateway against a raw Kafka producer"
+)]
+pub struct Args {
+    /// Kafka bootstrap servers of the broker to use (the gateway gets the same).
+    #[arg(long)]
+    pub kafka: String,
+    /// The gateway binary.
+    #[arg(long, default_value = "target/release/mekong")]
+    pub gateway: PathBuf,
+    /// Resource directory for the gateway.
+    #[arg(long, default_value = "examples/hcmc")]
+    pub resources: PathBuf,
+    /// Sample payload (JSON); each record is this with a distinct key field.
+    #[arg(long, default_value = "examples/hcmc/samples/dossier-sync.json")]
+    pub sample: PathBuf,
+    #[arg(long, default_value = "dossier.sync")]
+    pub record_type: String,
+    /// JSON pointer of the record type's partition key (varied per record).
+    #[arg(long, default_value = "/MaHoSo")]
+    pub key_pointer: String,
+    /// API key of the publishing client.
+    #[arg(long, default_value = "q1-demo-key")]
+    pub api_key: String,
+    /// Name of that client (the baseline's `ce_source` header).
+    #[arg(long, default_value = "q1-one-stop")]
+    pub client: String,
+    /// Topics the record type is routed to (the baseline writes one copy to each).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "hcmc.dossier.v1,dvcqg.dossier-sync.v1"
+    )]
+    pub topics: Vec<String>,
+    /// Topics whose copy is redacted (the baseline sends them the redacted bytes).
+    #[arg(long, value_delimiter = ',', default_value = "dvcqg.dossier-sync.v1")]
+    pub redacted_topics: Vec<String>,
+    /// Fields those copies lack.
+    #[arg(long, value_delimiter = ',', default_value = "/SoDienThoai,/Email")]
+    pub redact: Vec<String>,
+    /// Partitions of the destination topics (the gateway creates them).
+    #[arg(long, default_value_t = 6)]
+    pub partitions: i32,
+    /// Warm-up of each scenario (not measured).
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub warmup: Duration,
+    /// Measured time of each scenario.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Records in flight in the baseline (each is `topics` Kafka writes).
+    #[arg(long, default_value_t = 4096)]
+    pub baseline_in_flight: usize,
+    /// Unary Publish scenarios: requests in flight.
+    #[arg(long, value_delimiter = ',', default_value = "64,256")]
+    pub unary_in_flight: Vec<usize>,
+    /// HTTP/2 connections the unary calls are spread over.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// Concurrent PublishStream calls (each on its own connection).
+    #[arg(long, default_value_t = 1)]
+    pub streams: usize,
+    /// Records in flight over all PublishStream calls.
+    #[arg(long, default_value_t = 1024)]
+    pub stream_in_flight: usize,
+    /// Scenarios to run: baseline, unary, stream, consume (ratios need the baseline).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "baseline,unary,stream,consume"
+    )]
+    pub scenarios: Vec<String>,
+    /// Consume: the topic read (one of the `topics`, so the publish scenarios fill it).
+    #[arg(long, default_value = "hcmc.dossier.v1")]
+    pub consume_topic: String,
+    /// Consume: records each consumer reads; the topic is topped up through the gateway first
+    /// when it holds fewer.
+    #[arg(long, default_value_t = 200_000)]
+    pub consume_records: u64,
+    /// Consume: max_in_flight of the Consume stream.
+    #[arg(long, default_value_t = 1024)]
+    pub consume_in_flight: u32,
+    /// Consume: API key of the subscribing client.
+    #[arg(long, default_value = "dw-demo-key")]
+    pub consume_api_key: String,
+    /// Consume: librdkafka property of the raw consumer, e.g. queued.max.messages.kbytes=4096
+    /// (repeatable).
+    #[arg(long = "raw-consumer-option", value_name = "KEY=VALUE")]
+    pub raw_consumer_options: Vec<String>,
+    /// Extra librdkafka property of the gateway (`serve --kafka-option`), e.g.
+    /// fetch.queue.backoff.ms=10 (repeatable).
+    #[arg(long = "gateway-kafka-option", value_name = "KEY=VALUE")]
+    pub gateway_kafka_options: Vec<String>,
+    /// Extra environment of the gateway process, e.g. MEKONG_LOG=warn (repeatable).
+    #[arg(long = "gateway-env", value_name = "KEY=VALUE")]
+    pub gateway_env: Vec<String>,
+    /// Where the gateway's stderr (its log) goes; default: inherited.
+    #[arg(long)]
+    pub gateway_log: Option<PathBuf>,
+    /// Pid of the Kafka broker, to report its CPU use.
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
+    /// Kafka version, for the report.
+    #[arg(long, default_value = "4.4.0")]
+    pub kafka_version: String,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<bool> {
+    let args = Arc::new(args);
+    let sample_text = std::fs::read(&args.sample)
+        .with_context(|| format!("cannot read the sample {}", args.sample.display()))?;
+    let sample: Value = serde_json::from_slice(&sample_text).context("the sample is not JSON")?;
+    let full = Template::new(&sample, &args.key_pointer, &[])?;
+    let redacted = Template::new(&sample, &args.key_pointer, &args.redact)?;
+    progress!(
+        "payload {} bytes (redacted copy {} bytes), {} Kafka writes per record",
+        full.len(),
+        redacted.len(),
+        args.topics.len()
+    );
+
+    let gateway = start_gateway(&args).await?;
+    progress!("gateway pid {} listening on {}", gateway.pid, gateway.addr);
+    let watched_gateway = Watched {
+        gateway: Some(gateway.pid),
+        broker: args.broker_pid,
+    };
+
+    // One record through the gateway first: it must be accepted and land on the expected topics.
+    let probe_channel = connect(&gateway.addr).await?;
+    let work = Arc::new(Workload {
+        args: Arc::clone(&args),
+        full,
+        redacted,
+        schema_version: "1".into(),
+    });
+    let probe = authed(
+        &args.api_key,
+        work.request(NEXT.fetch_add(1, Ordering::Relaxed), String::new()),
+    );
+    let response = IngestServiceClient::new(probe_channel.clone())
+        .publish(probe)
+        .await
+        .map_err(|s| anyhow::anyhow!("the gateway refused the probe record: {}", status_text(&s)))?
+        .into_inner();
+    let mut landed: Vec<&str> = response
+        .placements
+        .iter()
+        .map(|p| p.topic.as_str())
+        .collect();
+    let mut expected: Vec<&str> = args.topics.iter().map(String::as_str).collect();
+    landed.sort();
+    expected.sort();
+    if landed != expected {
+        bail!(
+            "the probe record landed on {landed:?}, the baseline would write to {expected:?}: fix --topics"
+        );
+    }
+    progress!(
+        "probe record {} landed on {:?}",
+        response.record_id,
+        response.placements
+    );
+
+    let mut rows = Vec::new();
+    if args.scenarios.iter().any(|s| s == "baseline") {
+        progress!(
+            "baseline: raw rdkafka producer, {} records in flight",
+            args.baseline_in_flight
+        );
+        let stats = baseline(Arc::clone(&work), watched_gateway).await?;
+        progress!(
+            "baseline: {:.0} records/s, {} errors",
+            stats.rate(),
+            stats.error_count()
+        );
+        rows.push(Row {
+            name: format!(
+                "Baseline: rdkafka FutureProducer, {} writes/record, all awaited",
+                args.topics.len()
+            ),
+            in_flight: args.baseline_in_flight.to_string(),
+            stats,
+        });
+    }
+
+    let mut channels = Vec::new();
+    for _ in 0..args.connections.max(1) {
+        channels.push(connect(&gateway.addr).await?);
+    }
+    let channels = Arc::new(channels);
+    let unary_in_flight = if args.scenarios.iter().any(|s| s == "unary") {
+        args.unary_in_flight.clone()
+    } else {
+        vec![]
+    };
+    for &in_flight in &unary_in_flight {
+        progress!(
+            "Publish (unary): {in_flight} in flight over {} connections",
+            channels.len()
+        );
+        let stats = unary(
+            Arc::clone(&work),
+            Arc::clone(&channels),
+            in_flight,
+            watched_gateway,
+        )
+        .await;
+        progress!(
+            "Publish@{in_flight}: {:.0} records/s, {} errors",
+            stats.rate(),
+            stats.error_count()
+        );
+        rows.push(Row {
+            name: format!("Publish (unary), {} connections", channels.len()),
+            in_flight: in_flight.to_string(),
+            stats,
+        });
+    }
+
+    let mut stream_channels = Vec::new();
+    let streams_wanted = if args.scenarios.iter().any(|s| s == "stream") {
+        args.streams.max(1)
+    } else {
+        0
+    };
+    for _ in 0..streams_wanted {
+        stream_channels.push(connect(&gateway.addr).await?);
+    }
+    let streams = stream_channels.len();
+    if streams > 0 {
+        progress!(
+            "PublishStream: {streams} stream(s), {} records in flight",
+            args.stream_in_flight
+        );
+        let stats = stream(
+            Arc::clone(&work),
+            stream_channels,
+            args.stream_in_flight,
+            watched_gateway,
+        )
+        .await;
+        progress!(
+            "PublishStream: {:.0} records/s, {} errors",
+            stats.rate(),
+            stats.error_count()
+        );
+        rows.push(Row {
+            name: format!(
+                "PublishStream, {streams} stream{}",
+                if streams == 1 { "" } else { "s" }
+            ),
+            in_flight: args.stream_in_flight.to_string(),
+            stats,
+        });
+    }
+
+    let consume_rows = if args.scenarios.iter().any(|s| s == "consume") {
+        consume_scenarios(&args, &work, &gateway.addr, watched_gateway).await?
+    } else {
+        vec![]
+    };
+
+    let rss = peak_rss_mb(gateway.pid);
+    stop_gateway(gateway).await;
+
+    let (out, errors_total) = report::markdown(&args, &work, &mut rows, &consume_rows, rss);
+    print!("{out}");
+
+    for row in &rows {
+        for (e, n) in &row.stats.errors {
+            progress!("{}: {n} × {e}", row.name);
+        }
+    }
+    for row in &consume_rows {
+        for (e, n) in &row.stats.errors {
+            progress!("{}: {n} × {e}", row.name);
+        }
+    }
+    Ok(errors_total > 0)
+}
