@@ -14,6 +14,7 @@ pub(crate) struct GatewayProcess {
     pub(crate) addr: String,
 }
 
+/// Starts `mekong serve` on the bench's broker with the bench's resources.
 pub(crate) async fn start_gateway(args: &Args) -> anyhow::Result<GatewayProcess> {
     let mut command = tokio::process::Command::new(&args.gateway);
     command
@@ -36,33 +37,55 @@ pub(crate) async fn start_gateway(args: &Args) -> anyhow::Result<GatewayProcess>
                 .iter()
                 .flat_map(|kv| ["--kafka-option", kv.as_str()]),
         )
-        .envs(args.gateway_env.iter().filter_map(|kv| kv.split_once('=')))
+        .envs(args.gateway_env.iter().filter_map(|kv| kv.split_once('=')));
+    start(command, args, "the gateway").await
+}
+
+/// Starts the bare tonic server, answering with as many placements as the gateway would.
+pub(crate) async fn start_bare(args: &Args) -> anyhow::Result<GatewayProcess> {
+    let mut command = tokio::process::Command::new(&args.bare);
+    command.args(["--copies", &args.topics.len().to_string()]);
+    start(command, args, "the bare tonic server").await
+}
+
+/// Runs a server process and waits for its `listening on ADDR` line.
+async fn start(
+    mut command: tokio::process::Command,
+    args: &Args,
+    what: &str,
+) -> anyhow::Result<GatewayProcess> {
+    command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .kill_on_drop(true);
     match &args.gateway_log {
         Some(path) => command.stderr(
-            std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?,
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open {}", path.display()))?,
         ),
         None => command.stderr(Stdio::inherit()),
     };
     let mut child = command
         .spawn()
-        .with_context(|| format!("cannot start {}", args.gateway.display()))?;
-    let pid = child.id().context("the gateway exited at once")?;
+        .with_context(|| format!("cannot start {what}"))?;
+    let pid = child
+        .id()
+        .with_context(|| format!("{what} exited at once"))?;
     let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
     let addr = tokio::time::timeout(Duration::from_secs(90), async {
         while let Some(line) = lines.next_line().await? {
-            progress!("gateway: {line}");
+            progress!("{what}: {line}");
             if let Some(addr) = line.strip_prefix("listening on ") {
                 return Ok(addr.trim().to_owned());
             }
         }
-        bail!("the gateway exited before listening (see its log)")
+        bail!("{what} exited before listening (see its log)")
     })
     .await
-    .context("the gateway did not start listening within 90 s")??;
+    .with_context(|| format!("{what} did not start listening within 90 s"))??;
     // Keep draining its stdout.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Ok(GatewayProcess { child, pid, addr })

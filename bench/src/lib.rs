@@ -36,7 +36,7 @@ mod publish;
 mod report;
 
 use consume::consume_scenarios;
-use gateway::{peak_rss_mb, start_gateway, stop_gateway};
+use gateway::{peak_rss_mb, start_bare, start_gateway, stop_gateway};
 use measure::Watched;
 use payload::{NEXT, Template};
 use publish::{Workload, authed, baseline, connect, status_text, stream, unary};
@@ -54,6 +54,9 @@ pub struct Args {
     /// The gateway binary.
     #[arg(long, default_value = "target/release/mekong")]
     pub gateway: PathBuf,
+    /// The bare tonic server (the transport floor: an IngestService that does nothing).
+    #[arg(long, default_value = "target/release/mekong-bench-bare")]
+    pub bare: PathBuf,
     /// Resource directory for the gateway.
     #[arg(long, default_value = "examples/hcmc")]
     pub resources: PathBuf,
@@ -108,11 +111,12 @@ pub struct Args {
     /// Records in flight over all PublishStream calls.
     #[arg(long, default_value_t = 1024)]
     pub stream_in_flight: usize,
-    /// Scenarios to run: baseline, unary, stream, consume (ratios need the baseline).
+    /// Scenarios to run: bare, baseline, unary, stream, consume (ratios need the baseline, and
+    /// the unary ones the bare server too).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "baseline,unary,stream,consume"
+        default_value = "bare,baseline,unary,stream,consume"
     )]
     pub scenarios: Vec<String>,
     /// Consume: the topic read (one of the `topics`, so the publish scenarios fill it).
@@ -164,6 +168,19 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
         args.topics.len()
     );
 
+    let work = Arc::new(Workload {
+        args: Arc::clone(&args),
+        full,
+        redacted,
+        schema_version: "1".into(),
+    });
+    // The transport floor first, alone on the machine: the same load against a server that does
+    // nothing.
+    let mut rows = Vec::new();
+    if args.scenarios.iter().any(|s| s == "bare") {
+        rows.extend(bare_scenarios(&work).await?);
+    }
+
     let gateway = start_gateway(&args).await?;
     progress!("gateway pid {} listening on {}", gateway.pid, gateway.addr);
     let watched_gateway = Watched {
@@ -173,12 +190,6 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
 
     // One record through the gateway first: it must be accepted and land on the expected topics.
     let probe_channel = connect(&gateway.addr).await?;
-    let work = Arc::new(Workload {
-        args: Arc::clone(&args),
-        full,
-        redacted,
-        schema_version: "1".into(),
-    });
     let probe = authed(
         &args.api_key,
         work.request(NEXT.fetch_add(1, Ordering::Relaxed), String::new()),
@@ -207,7 +218,6 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
         response.placements
     );
 
-    let mut rows = Vec::new();
     if args.scenarios.iter().any(|s| s == "baseline") {
         progress!(
             "baseline: raw rdkafka producer, {} records in flight",
@@ -323,4 +333,52 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
         }
     }
     Ok(errors_total > 0)
+}
+
+/// Unary Publish at each `--unary-in-flight`, and one PublishStream, against the bare tonic server.
+async fn bare_scenarios(work: &Arc<Workload>) -> anyhow::Result<Vec<Row>> {
+    let args = &work.args;
+    let bare = start_bare(args).await?;
+    progress!(
+        "bare tonic server pid {} listening on {}",
+        bare.pid,
+        bare.addr
+    );
+    let watched = Watched {
+        gateway: Some(bare.pid),
+        broker: args.broker_pid,
+    };
+    let mut channels = Vec::new();
+    for _ in 0..args.connections.max(1) {
+        channels.push(connect(&bare.addr).await?);
+    }
+    let channels = Arc::new(channels);
+    let mut rows = Vec::new();
+    for &in_flight in &args.unary_in_flight {
+        let stats = unary(Arc::clone(work), Arc::clone(&channels), in_flight, watched).await;
+        progress!("bare Publish@{in_flight}: {:.0} records/s", stats.rate());
+        rows.push(Row {
+            name: format!(
+                "Bare tonic (no work): Publish (unary), {} connections",
+                channels.len()
+            ),
+            in_flight: in_flight.to_string(),
+            stats,
+        });
+    }
+    let stats = stream(
+        Arc::clone(work),
+        vec![connect(&bare.addr).await?],
+        args.stream_in_flight,
+        watched,
+    )
+    .await;
+    progress!("bare PublishStream: {:.0} records/s", stats.rate());
+    rows.push(Row {
+        name: "Bare tonic (no work): PublishStream, 1 stream".into(),
+        in_flight: args.stream_in_flight.to_string(),
+        stats,
+    });
+    stop_gateway(bare).await;
+    Ok(rows)
 }
