@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{Instrument, debug, debug_span, warn};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
 
@@ -107,7 +107,8 @@ impl Ingest {
                 }
                 Claim::Conflict => {
                     let error = PublishError::KeyReused;
-                    self.observe(caller, &request, &Err(&error), Duration::ZERO);
+                    let catalog = self.inner.catalog.load();
+                    self.observe(caller, &request, &catalog, &Err(&error), Duration::ZERO);
                     return Err(error);
                 }
                 Claim::Wait(mut done) => {
@@ -129,9 +130,11 @@ impl Ingest {
         request: Arc<PublishRequest>,
         record_id: Uuid,
     ) -> Result<PublishResponse, PublishError> {
-        let span = info_span!("publish", client = %caller.client, record_type = %mekong_core::excerpt(&request.record_type, 64), record_id = %record_id);
+        // A debug span: it costs nothing unless traces are exported (--otlp-endpoint) or debug
+        // logs are on; warnings carry their record's ids themselves.
+        let span = debug_span!("publish", client = %caller.client, record_type = %mekong_core::excerpt(&request.record_type, 64), record_id = %record_id);
         // The publisher's trace, or one started here: it goes onto every copy, and exported spans
-        // (--otlp-endpoint) belong to it.
+        // belong to it.
         let traceparent = match caller
             .traceparent
             .as_deref()
@@ -144,18 +147,23 @@ impl Ingest {
                 Uuid::now_v7().as_u64_pair().1 | 1
             ),
         };
-        let parent = opentelemetry::global::get_text_map_propagator(|p| {
-            p.extract(&Traceparent(&traceparent))
-        });
-        let _ = span.set_parent(parent);
+        if !span.is_disabled() {
+            let parent = opentelemetry::global::get_text_map_propagator(|p| {
+                p.extract(&Traceparent(&traceparent))
+            });
+            let _ = span.set_parent(parent);
+        }
+        // One snapshot judges the whole record and labels its metrics.
+        let catalog = self.inner.catalog.load_full();
         let started = std::time::Instant::now();
         let result = self
-            .judge_and_write(caller, &request, record_id, traceparent)
+            .judge_and_write(caller, &catalog, &request, record_id, traceparent)
             .instrument(span)
             .await;
         self.observe(
             caller,
             &request,
+            &catalog,
             &result
                 .as_ref()
                 .map(|(response, _, _)| response)
@@ -185,19 +193,18 @@ impl Ingest {
     async fn judge_and_write(
         &self,
         caller: &Caller,
+        catalog: &Arc<Catalog>,
         request: &Arc<PublishRequest>,
         record_id: Uuid,
         traceparent: String,
     ) -> Result<(PublishResponse, String, u32), (PublishError, Option<String>)> {
-        // One snapshot judges the whole record.
-        let catalog = self.inner.catalog.load_full();
         // Streams outlive catalog changes: the key and the role are checked for each record.
         caller
-            .recheck(&catalog, PUBLISHER)
+            .recheck(catalog, PUBLISHER)
             .map_err(|status| (PublishError::Caller(status), None))?;
         let limits = self.inner.config.limits;
         let (judged, client) = (Arc::clone(request), caller.client.clone());
-        let snapshot = Arc::clone(&catalog);
+        let snapshot = Arc::clone(catalog);
         let prepared = self
             .inner
             .judge
@@ -225,9 +232,9 @@ impl Ingest {
                         PublishError::Internal
                     }
                     Unjudged::TooSlow(stage) => {
-                        let rule = stage.describe(&catalog, &request.record_type);
+                        let rule = stage.describe(catalog, &request.record_type);
                         self.inner.metrics.judge_overruns.inc();
-                        warn!(%rule, limit = ?self.inner.judge.max_time(), "judging a record took too long; refused");
+                        warn!(%rule, limit = ?self.inner.judge.max_time(), client = %caller.client, %record_id, "judging a record took too long; refused");
                         PublishError::TooSlow {
                             limit: self.inner.judge.max_time(),
                             rule,
@@ -243,7 +250,7 @@ impl Ingest {
             })?;
         for u in &prepared.unevaluable {
             let total = self.inner.metrics.unevaluable.inc() + 1;
-            warn!(route = %u.route, error = %u.error, total, "route condition could not be evaluated; counted as no match");
+            warn!(route = %u.route, error = %u.error, total, client = %caller.client, %record_id, "route condition could not be evaluated; counted as no match");
         }
         let placement = |index: usize, topic: String, partition: i32, offset: i64| Placement {
             topic,
@@ -270,7 +277,7 @@ impl Ingest {
                 ))
             }
             Err(WriteError { error, landed }) => {
-                warn!(error = %error, cause = ?std::error::Error::source(&error), landed = landed.len(), "record not written");
+                warn!(error = %error, cause = ?std::error::Error::source(&error), landed = landed.len(), client = %caller.client, %record_id, "record not written");
                 let landed = landed
                     .into_iter()
                     .map(|(i, w)| placement(i, w.topic, w.partition, w.offset))
@@ -353,12 +360,13 @@ impl Ingest {
         &self,
         caller: &Caller,
         request: &PublishRequest,
+        catalog: &Catalog,
         result: &Result<&PublishResponse, &PublishError>,
         took: Duration,
     ) {
         let metrics = &self.inner.metrics;
         // Only names the catalog knows become label values: callers cannot grow the series.
-        let record_type = match self.inner.catalog.load().record_type(&request.record_type) {
+        let record_type = match catalog.record_type(&request.record_type) {
             Some(_) => request.record_type.clone(),
             None => "unknown".to_owned(),
         };
