@@ -12,7 +12,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The Python environment of the interop test (tests/tests/interop.rs reads records with
+# The Python environment of the interop test (tests/tests/e2e/interop.rs reads records with
 # confluent-kafka and the CloudEvents SDK): a venv with tests/python/requirements.txt, made again
 # when that file changes or the venv no longer works (e.g. python3 was upgraded).
 pyenv="${MEKONG_PYENV:-$HOME/.cache/mekong/pyenv}"

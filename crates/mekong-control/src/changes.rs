@@ -10,7 +10,7 @@ use mekong_core::{AuditEvent, Key, Outcome, Plan, Proposal, Stored, Verdict, par
 use mekong_kafka::{Backbone, Store, StoreError, TopicSettings, View, ensure_topics};
 use tracing::{info, warn};
 
-/// Applying and deleting resources through the store; used by the admin service, the console and
+/// Applying and deleting resources through the store; used by the admin service and
 /// the seeding of `mekong serve --resources`.
 #[derive(Clone)]
 pub struct Changes {

@@ -155,6 +155,17 @@ pub enum HubError {
     Serve(#[source] tonic::transport::Error),
 }
 
+impl HubError {
+    /// Whether the hub could not start because Kafka could not be reached or did not answer (as
+    /// opposed to a refused seed, a busy address, a bad directory).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            HubError::Store { .. } | HubError::Topics { .. } | HubError::Seed(SeedError::Store(_))
+        )
+    }
+}
+
 /// The gateway's task: it ends when the gateway has drained.
 type ServeTask = JoinHandle<Result<(), tonic::transport::Error>>;
 

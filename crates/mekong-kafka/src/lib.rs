@@ -1,5 +1,7 @@
-//! The backbone: writing records to Kafka with acks=all and idempotence, creating destination
-//! topics, and the embedded development backbone (librdkafka's mock cluster).
+//! The backbone: the producer (acks=all, idempotent), consumer-group members that commit only
+//! acknowledged positions (subscriptions, adapters), topic creation, the resource store on its
+//! compacted topic, the lineage index of `_mekong.audit`, dead-letter pages, and the choice between
+//! a real cluster and the embedded development backbone (librdkafka's mock cluster).
 //!
 //! This room knows Kafka and nothing of gRPC; the rules that decide what to write live in
 //! `mekong-core`.

@@ -43,7 +43,7 @@ impl Default for ProducerSettings {
             linger: Duration::from_millis(5),
             max_queued_messages: 100_000,
             max_queued_kbytes: 64 * 1024,
-            max_message_bytes: message_bytes_for(1024 * 1024),
+            max_message_bytes: message_bytes_for(mekong_core::Limits::DEFAULT_MAX_RECORD_BYTES),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! mean one thing, redaction that covers the key, rules that cannot stall the hub, refusals that do
 //! not echo what they refuse, idempotency keys that cannot lose a record, partial writes reported,
 //! adapters held to the operator's secrets and networks, dead letters read a page at a time.
-//! (Floods measured in memory and threads of a served binary: crates/mekong/tests/floods.rs.)
+//! (Floods measured in memory and threads of a served binary: crates/mekong/tests/e2e/floods.rs.)
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

@@ -20,7 +20,7 @@ pub struct KafkaArgs {
     pub resources_topic: String,
     /// Replication factor of the topics the hub creates, internal ones included (-1: the cluster's
     /// default).
-    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = StoreSettings::default().replication, allow_negative_numbers = true)]
     pub topic_replication: i32,
 }
 

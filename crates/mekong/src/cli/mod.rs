@@ -124,9 +124,10 @@ impl Failure {
     /// A hub that did not start or stop cleanly: Kafka out of reach is exit 3, the rest 1.
     pub fn hub(e: HubError) -> Failure {
         let message = error_chain(&e);
-        match e {
-            HubError::Store { .. } | HubError::Topics { .. } => Failure::unreachable(message),
-            _ => Failure::other(message),
+        if e.is_unreachable() {
+            Failure::unreachable(message)
+        } else {
+            Failure::other(message)
         }
     }
 }
