@@ -39,6 +39,9 @@ export MEKONG_TEST_PYTHON
 # Build first, so the broker is not waiting idle through a cold compile.
 cargo test --workspace --no-run "$@"
 
+# No topic appears by itself: each one a test finds was created by the hub (or the test), with
+# the partitions and replication asked for. Private brokers started by tests inherit this.
+export MEKONG_KAFKA_AUTO_CREATE_TOPICS=false
 MEKONG_TEST_KAFKA="$(deploy/kafka/kafka.sh start "$state")"
 export MEKONG_TEST_KAFKA
 echo "test broker: Apache Kafka at $MEKONG_TEST_KAFKA" >&2

@@ -3,7 +3,7 @@
 use std::sync::atomic::AtomicU64;
 
 use anyhow::Context;
-use mekong_core::JsonPointer;
+use mekong_core::{JsonPointer, Redacted};
 use serde_json::Value;
 
 /// A payload with a hole where the key goes: records differ only in their key.
@@ -21,10 +21,13 @@ impl Template {
         key_pointer: &str,
         redact: &[String],
     ) -> anyhow::Result<Template> {
-        let mut value = sample.clone();
-        for pointer in redact {
-            JsonPointer::parse(pointer)?.remove(&mut value);
-        }
+        // Redacted as the gateway redacts: the same serialiser.
+        let pointers = redact
+            .iter()
+            .map(|p| JsonPointer::parse(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let refs: Vec<&JsonPointer> = pointers.iter().collect();
+        let mut value: Value = serde_json::from_slice(&Redacted::new(sample, &refs).to_vec())?;
         let slot = value
             .pointer_mut(key_pointer)
             .with_context(|| format!("the sample has no key field at {key_pointer}"))?;

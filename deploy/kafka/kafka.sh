@@ -19,7 +19,9 @@
 #
 # Environment: MEKONG_KAFKA_VERSION (default 4.4.0), MEKONG_KAFKA_CACHE (cache
 # folder, default ~/.cache/mekong/kafka-VERSION), MEKONG_KAFKA_START_TIMEOUT
-# (seconds, default 90), MEKONG_KAFKA_HEAP (default 512m).
+# (seconds, default 90), MEKONG_KAFKA_HEAP (default 512m),
+# MEKONG_KAFKA_AUTO_CREATE_TOPICS (default true; the test suite runs with false, so
+# every topic a test finds was created by the hub, with the partitions it asked for).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -29,6 +31,7 @@ LIBS="$CACHE/libs"
 MARKER="$CACHE/.complete"
 START_TIMEOUT="${MEKONG_KAFKA_START_TIMEOUT:-90}"
 HEAP="${MEKONG_KAFKA_HEAP:-512m}"
+AUTO_CREATE="${MEKONG_KAFKA_AUTO_CREATE_TOPICS:-true}"
 
 log() { echo "kafka.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -174,7 +177,7 @@ broker.heartbeat.interval.ms=1000
 broker.session.timeout.ms=4000
 # Tests should not wait 3 s for the first consumer group to form.
 group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=true
+auto.create.topics.enable=$AUTO_CREATE
 num.partitions=3
 EOF
 }

@@ -304,7 +304,7 @@ pub fn citizen_dossier(ma_ho_so: &str) -> Vec<u8> {
 }
 
 /// How many records a topic holds (sum of high - low watermarks over its partitions). Retries
-/// while a freshly created topic has no leader yet.
+/// while a freshly created topic has no leader yet; panics when the topic does not exist.
 pub fn count_records(bootstrap: &str, topic: &str) -> i64 {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -325,11 +325,16 @@ pub fn count_records(bootstrap: &str, topic: &str) -> i64 {
 
 fn try_count(consumer: &BaseConsumer, topic: &str) -> Result<i64, rdkafka::error::KafkaError> {
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    let partitions = metadata
-        .topics()
-        .first()
-        .map(|t| t.partitions().len())
-        .unwrap_or(0);
+    // A topic that does not exist is an error, not 0 records: "nothing written" must not pass
+    // because the records went somewhere else.
+    let partitions = match metadata.topics().first() {
+        Some(t) if t.error().is_none() && !t.partitions().is_empty() => t.partitions().len(),
+        _ => {
+            return Err(rdkafka::error::KafkaError::MetadataFetch(
+                rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
+            ));
+        }
+    };
     let mut total = 0;
     for p in 0..partitions as i32 {
         let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;

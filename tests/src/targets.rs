@@ -35,6 +35,7 @@ pub enum Reply {
 /// A request as received.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// When the request arrived (before any scripted delay).
     pub at: Instant,
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -270,6 +271,7 @@ async fn answer(
     body: Bytes,
     respond: impl Fn(&Reply) -> Response,
 ) -> Response {
+    let arrived = Instant::now();
     let wait = match &reply {
         Reply::Delay(d) => *d + latency,
         _ => latency,
@@ -278,7 +280,7 @@ async fn answer(
         tokio::time::sleep(wait).await;
     }
     state.lock().unwrap().received.push(Received {
-        at: Instant::now(),
+        at: arrived,
         headers,
         body,
         reply: format!("{reply:?}"),

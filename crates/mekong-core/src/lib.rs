@@ -37,7 +37,7 @@ pub use record::{
     KafkaRecord, Limits, MAX_ATTRIBUTE_VALUE_BYTES, MAX_ATTRIBUTES, MAX_KEY_BYTES, Prepared,
     Progress, RecordTest, RouteVerdict, Stage, Submission, UnevaluableCondition, record_id_for,
 };
-pub use redact::{JsonPointer, PointerError};
+pub use redact::{JsonPointer, PointerError, Redacted};
 pub use rejection::{Rejection, RejectionKind, Violation, excerpt};
 pub use resource::{
     AdapterSpec, AdapterType, AuthSpec, ClientLimits, ClientSpec, Compatibility, DestinationSpec,

@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::{Instrument, debug, debug_span, warn};
+use tracing::{Instrument, Level, Span, debug, info_span, warn};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
 
@@ -130,9 +130,13 @@ impl Ingest {
         request: Arc<PublishRequest>,
         record_id: Uuid,
     ) -> Result<PublishResponse, PublishError> {
-        // A debug span: it costs nothing unless traces are exported (--otlp-endpoint) or debug
-        // logs are on; warnings carry their record's ids themselves.
-        let span = debug_span!("publish", client = %caller.client, record_type = %mekong_core::excerpt(&request.record_type, 64), record_id = %record_id);
+        // A span only when traces are exported or debug logs are on: it is a good part of the
+        // cost of a record. Warnings carry their record's ids themselves.
+        let span = if self.inner.config.record_spans || tracing::enabled!(Level::DEBUG) {
+            info_span!("publish", client = %caller.client, record_type = %mekong_core::excerpt(&request.record_type, 64), record_id = %record_id)
+        } else {
+            Span::none()
+        };
         // The publisher's trace, or one started here: it goes onto every copy, and exported spans
         // belong to it.
         let traceparent = match caller

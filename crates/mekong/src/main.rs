@@ -45,7 +45,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let code = cli::run(cli.command);
+    let code = cli::run(cli.command, traces.is_some());
     if let Some(traces) = traces {
         // Sends the spans still waiting in the batch.
         let _ = traces.shutdown();

@@ -5,8 +5,6 @@
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig};
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing::Level;
-use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -57,22 +55,12 @@ pub fn init(
         }
         None => None,
     };
-    // Each layer has its own filter: the logs take what MEKONG_LOG says; the exporter takes
-    // Mekong's spans of every level (each record's `publish` span is a debug span, so it costs
-    // nothing when no exporter is set and debug logs are off) and events from info up.
-    let traces = provider.as_ref().map(|p| {
-        tracing_opentelemetry::layer()
-            .with_tracer(p.tracer("mekong"))
-            .with_filter(filter_fn(|meta| {
-                if meta.is_span() {
-                    meta.target().starts_with("mekong")
-                } else {
-                    *meta.level() <= Level::INFO
-                }
-            }))
-    });
+    let traces = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("mekong")));
     tracing_subscriber::registry()
-        .with(logs.with_filter(filter))
+        .with(filter)
+        .with(logs)
         .with(traces)
         .init();
     Ok(provider)

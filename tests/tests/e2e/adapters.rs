@@ -206,8 +206,8 @@ async fn retryable_codes_5xx_429_and_timeouts_are_retried_until_delivered() {
         [
             Reply::ErrorCode("99", "hệ thống bận"),
             Reply::Status(503, None),
-            Reply::Status(429, Some(1)),
-            Reply::Delay(Duration::from_secs(3)),
+            Reply::Delay(Duration::from_secs(5)),
+            Reply::Status(429, Some(2)),
         ],
     );
     let record_id = publish(&hub, "dossier.sync", &citizen_dossier(&ma_ho_so)).await;
@@ -222,15 +222,17 @@ async fn retryable_codes_5xx_429_and_timeouts_are_retried_until_delivered() {
         [
             "ErrorCode(\"99\", \"hệ thống bận\")",
             "Status(503, None)",
-            "Status(429, Some(1))",
+            "Status(429, Some(2))",
             "Ok"
         ],
-        "the 3 s answer timed out (timeout 1s) and is not recorded as answered"
+        "the 5 s answer timed out (timeout 1s) and is not recorded as answered"
     );
+    // Arrival to arrival: the retry policy alone would wait at most 400 ms here, so only the
+    // target's Retry-After can make the gap 2 s.
     let after_429 = received[3].at.duration_since(received[2].at);
     assert!(
-        after_429 >= Duration::from_secs(1),
-        "Retry-After: 1 was honoured, waited {after_429:?}"
+        after_429 >= Duration::from_secs(2),
+        "Retry-After: 2 was honoured, waited {after_429:?}"
     );
     let events = audit_events(&hub.bootstrap, &record_id, 5).await;
     let kinds: Vec<&str> = events
@@ -249,9 +251,9 @@ async fn retryable_codes_5xx_429_and_timeouts_are_retried_until_delivered() {
     );
     assert_eq!(events[4]["attempt"], 5);
     assert!(
-        events[3]["error"].as_str().unwrap().contains("timed out"),
+        events[2]["error"].as_str().unwrap().contains("timed out"),
         "{}",
-        events[3]
+        events[2]
     );
 }
 

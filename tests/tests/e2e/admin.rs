@@ -192,6 +192,59 @@ async fn a_change_applied_on_one_instance_is_enforced_by_the_other_and_survives_
     );
 }
 
+/// Replicas of each partition of `topic`, or `None` when the topic does not exist.
+fn topic_layout(bootstrap: &str, topic: &str) -> Option<Vec<usize>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let found = metadata.topics().first()?;
+    if found.error().is_some() || found.partitions().is_empty() {
+        return None;
+    }
+    Some(
+        found
+            .partitions()
+            .iter()
+            .map(|p| p.replicas().len())
+            .collect(),
+    )
+}
+
+// The test broker does not create topics by itself (deploy/test.sh), so a topic found here was
+// created by the hub, with the partitions and replication the hub was told to use (3 and 1).
+#[tokio::test]
+async fn destination_topics_are_created_at_start_and_at_apply_as_configured() {
+    let (hub, s) = TestHub::start().await;
+    for topic in [format!("t-city-{s}"), format!("t-national-{s}")] {
+        assert_eq!(
+            topic_layout(&hub.bootstrap, &topic),
+            Some(vec![1, 1, 1]),
+            "{topic} created at start with 3 partitions of 1 replica"
+        );
+    }
+    let tax = format!("t-tax-{s}");
+    assert_eq!(topic_layout(&hub.bootstrap, &tax), None, "not there before");
+    let response = apply(&mut hub.admin().await, apply_request(&tax_route(&s)))
+        .await
+        .expect("apply");
+    assert!(response.applied);
+    // Created before Apply answers: a publisher told "applied" can publish at once.
+    assert_eq!(topic_layout(&hub.bootstrap, &tax), Some(vec![1, 1, 1]));
+    hub.client()
+        .await
+        .publish(authed(
+            "q1-key",
+            record("tax.filed", br#"{"MaSoThue":"0301234567"}"#),
+        ))
+        .await
+        .expect("routed to the new topic");
+}
+
 #[tokio::test]
 async fn concurrent_changes_on_two_instances_with_the_same_expected_version_let_one_win() {
     let (a, b, suffix, _) = two_hubs().await;

@@ -153,6 +153,8 @@ impl GatewayArgs {
                 max_age_grace: self.max_connection_age_grace.into(),
             },
             shutdown_grace: self.shutdown_grace.into(),
+            // Not a flag: on when spans are exported (--otlp-endpoint).
+            record_spans: defaults().record_spans,
         }
     }
 }

@@ -59,9 +59,10 @@ pub enum Command {
 }
 
 /// Runs a command and says how it ended.
-pub fn run(command: Command) -> ExitCode {
+/// Runs a command; `exporting_spans` when spans go to an OpenTelemetry collector.
+pub fn run(command: Command, exporting_spans: bool) -> ExitCode {
     let result = match command {
-        Command::Serve(args) => serve::run(*args),
+        Command::Serve(args) => serve::run(*args, exporting_spans),
         Command::Adapters(command) => adapters::run(command),
         Command::Check { resources } => check::run(resources),
         Command::Tail(args) => block_on(tail::run(args)),

@@ -121,9 +121,12 @@ impl ServeArgs {
     }
 }
 
-pub fn run(args: ServeArgs) -> Result<u8, Failure> {
+pub fn run(args: ServeArgs, exporting_spans: bool) -> Result<u8, Failure> {
     let seed = args.read_seed()?;
-    let config = args.hub_config(seed);
+    let mut config = args.hub_config(seed);
+    if let Some(gateway) = config.gateway.as_mut() {
+        gateway.config.record_spans = exporting_spans;
+    }
     if config.seed.is_none() {
         info!("no --resources: serving the resources the store holds");
     }

@@ -133,11 +133,58 @@ fn kubernetes_manifests_are_well_formed_and_agree_with_each_other() {
                         .flatten()
                         .filter_map(|p| p["containerPort"].as_i64())
                         .collect();
-                    for probe in ["readinessProbe", "livenessProbe"] {
-                        if let Some(port) = container[probe]["grpc"]["port"].as_i64() {
+                    // A probe's port, by number or by the name of a container port.
+                    let port_of = |port: &Value| -> Option<i64> {
+                        port.as_i64().or_else(|| {
+                            container["ports"]
+                                .as_array()?
+                                .iter()
+                                .find(|p| p["name"] == *port)?["containerPort"]
+                                .as_i64()
+                        })
+                    };
+                    // The port a flag makes the process listen on, if it listens beyond loopback
+                    // (the kubelet probes the pod's address).
+                    let listening = |flag: &str| -> Option<i64> {
+                        let at = args.iter().position(|a| a == flag)?;
+                        let addr = args.get(at + 1)?;
+                        let (host, port) = addr.rsplit_once(':')?;
+                        (host != "127.0.0.1" && host != "localhost")
+                            .then(|| port.parse().ok())
+                            .flatten()
+                    };
+                    for (probe, http_path) in
+                        [("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")]
+                    {
+                        let spec = &container[probe];
+                        assert!(spec.is_object(), "{file}: {name} has no {probe}");
+                        if spec["grpc"].is_object() {
+                            let port = port_of(&spec["grpc"]["port"]);
                             assert!(
-                                ports.contains(&port),
+                                port.is_some_and(|p| ports.contains(&p)),
                                 "{file}: {probe} on a port not exposed"
+                            );
+                            assert_eq!(
+                                port,
+                                listening("--listen"),
+                                "{file}: {probe} probes gRPC where the hub does not listen"
+                            );
+                        } else {
+                            let get = &spec["httpGet"];
+                            assert_eq!(
+                                get["path"], http_path,
+                                "{file}: {name}'s {probe} asks the wrong path"
+                            );
+                            let port = port_of(&get["port"]);
+                            assert!(
+                                port.is_some_and(|p| ports.contains(&p)),
+                                "{file}: {probe} on a port not exposed"
+                            );
+                            assert_eq!(
+                                port,
+                                listening("--metrics-listen"),
+                                "{file}: {probe} probes {http_path} where the hub does not serve it \
+                                 (--metrics-listen must be on that port, beyond loopback)"
                             );
                         }
                     }
