@@ -7,6 +7,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use mekong_core::cloudevents;
 use mekong_kafka::Received;
 use serde_json::{Map, Value, json};
 use tokio::sync::Mutex;
@@ -210,7 +211,7 @@ impl Portal {
         let mut request = self.client.post(&self.endpoint).json(body);
         // The record's trace continues into the portal call.
         if let Some(tp) = traceparent {
-            request = request.header("traceparent", tp);
+            request = request.header(cloudevents::TRACEPARENT, tp);
         }
         let response = match request.send().await {
             Ok(r) => r,
@@ -355,7 +356,7 @@ fn traceparent(record: &Received) -> Option<&str> {
     record
         .headers
         .iter()
-        .find(|(name, _)| name == "traceparent")
+        .find(|(name, _)| name == cloudevents::TRACEPARENT)
         .and_then(|(_, value)| std::str::from_utf8(value).ok())
 }
 
@@ -363,7 +364,8 @@ fn traceparent(record: &Received) -> Option<&str> {
 /// CloudEvents attribute `isupdating` (`true` or `1`).
 fn is_updating(record: &Received) -> bool {
     record.headers.iter().any(|(name, value)| {
-        name == "ce_isupdating" && matches!(value.as_slice(), b"true" | b"1" | b"True")
+        name.strip_prefix(cloudevents::ATTRIBUTE_PREFIX) == Some("isupdating")
+            && matches!(value.as_slice(), b"true" | b"1" | b"True")
     })
 }
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use mekong_core::cloudevents;
 use mekong_core::{
     Adapter, AuditEvent, DeadLetterInfo, DeliveryEvent, KafkaRecord, adapter_group,
     dead_letter_topic, replay_topic,
@@ -281,9 +282,9 @@ impl Engine {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
         };
-        let record_id = header("ce_id")
+        let record_id = header(cloudevents::ID)
             .unwrap_or_else(|| format!("{}/{}/{}", record.topic, record.partition, record.offset));
-        let record_type = header("ce_type").unwrap_or_default();
+        let record_type = header(cloudevents::TYPE).unwrap_or_default();
         let retry = self.adapter.retry;
         let mut attempt = 0;
         loop {

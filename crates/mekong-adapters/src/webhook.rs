@@ -3,6 +3,7 @@
 //! redelivery is recognisable, and either an HMAC-SHA256 signature of the body or a bearer token.
 
 use hmac::{Hmac, Mac};
+use mekong_core::cloudevents;
 use mekong_kafka::Received;
 use sha2::Sha256;
 
@@ -26,16 +27,16 @@ impl Webhook {
             .post(&self.endpoint)
             .header("Idempotency-Key", record_id)
             .body(record.payload.clone());
-        let mut content_type = "application/json".to_string();
+        let mut content_type = cloudevents::JSON.to_string();
         for (name, value) in &record.headers {
             let Ok(value) = std::str::from_utf8(value) else {
                 continue;
             };
-            if let Some(attribute) = name.strip_prefix("ce_") {
+            if let Some(attribute) = name.strip_prefix(cloudevents::ATTRIBUTE_PREFIX) {
                 request = request.header(format!("ce-{attribute}"), value);
-            } else if name == "content-type" {
+            } else if name == cloudevents::CONTENT_TYPE {
                 content_type = value.to_owned();
-            } else if name == "traceparent" || name == "tracestate" {
+            } else if name == cloudevents::TRACEPARENT || name == "tracestate" {
                 request = request.header(name.as_str(), value);
             }
         }

@@ -190,7 +190,7 @@ impl AuthLayer {
             key,
             traceparent: request
                 .headers()
-                .get("traceparent")
+                .get(mekong_core::cloudevents::TRACEPARENT)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
         };

@@ -579,10 +579,10 @@ struct Traceparent<'a>(&'a str);
 
 impl opentelemetry::propagation::Extractor for Traceparent<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        (key == "traceparent").then_some(self.0)
+        (key == mekong_core::cloudevents::TRACEPARENT).then_some(self.0)
     }
 
     fn keys(&self) -> Vec<&str> {
-        vec!["traceparent"]
+        vec![mekong_core::cloudevents::TRACEPARENT]
     }
 }

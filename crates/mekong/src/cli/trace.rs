@@ -2,8 +2,8 @@
 //! audit trail.
 
 use clap::{Args, ValueEnum};
+use mekong_core::{AuditEvent, PlacedCopy};
 use mekong_proto::v1 as pb;
-use serde_json::Value;
 
 use super::Failure;
 use super::remote::{Remote, admin_client, refused};
@@ -52,92 +52,85 @@ pub async fn trace(args: TraceArgs) -> Result<u8, Failure> {
         }
         println!("record {}", record.record_id);
         for event in &record.events {
-            let e: Value = serde_json::from_str(event).unwrap_or(Value::Null);
-            println!(
-                "  {:<24}  {:<22}  {}",
-                e["time"].as_str().unwrap_or(""),
-                e["event"].as_str().unwrap_or(""),
-                describe(&e)
-            );
+            // Events are the core's typed audit events; one this binary does not know (a newer
+            // hub) is shown as its raw JSON.
+            match serde_json::from_str::<AuditEvent>(event) {
+                Ok(e) => println!("  {:<24}  {:<22}  {}", e.time(), e.name(), describe(&e)),
+                Err(_) => println!("  {event}"),
+            }
         }
     }
     Ok(0)
 }
 
 /// One line about an audit event, for people.
-fn describe(e: &Value) -> String {
-    let s = |field: &str| e[field].as_str().unwrap_or("").to_owned();
-    match e["event"].as_str().unwrap_or("") {
-        "record.accepted" => {
-            let copies: Vec<String> = e["copies"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|c| {
-                    format!(
-                        "{} [{}@{}] by {}",
-                        c["topic"].as_str().unwrap_or(""),
-                        c["partition"],
-                        c["offset"],
-                        strings(&c["routes"]).join(",")
-                    )
-                })
-                .collect();
-            format!(
-                "{} from {}, key {}, schema version {}; routed to {}",
-                s("recordType"),
-                s("source"),
-                s("key"),
-                e["schemaVersion"],
-                copies.join("; ")
-            )
+fn describe(event: &AuditEvent) -> String {
+    match event {
+        AuditEvent::RecordAccepted(e) => format!(
+            "{} from {}, key {}, schema version {}; routed to {}",
+            e.record_type,
+            e.source,
+            e.key,
+            e.schema_version.map_or("?".into(), |v| v.to_string()),
+            copies(&e.copies)
+        ),
+        AuditEvent::RecordRejected(e) | AuditEvent::RecordPartial(e) => {
+            let mut line = format!(
+                "{} from {}, key {}: {}: {}",
+                e.record_type,
+                e.source,
+                e.key,
+                e.reason.as_deref().unwrap_or(""),
+                e.message.as_deref().unwrap_or("")
+            );
+            if !e.violations.is_empty() {
+                line.push_str(&format!(" ({})", e.violations.join("; ")));
+            }
+            if !e.copies.is_empty() {
+                line.push_str(&format!("; landed in {}", copies(&e.copies)));
+            }
+            line
         }
-        "record.rejected" => {
-            let violations = strings(&e["violations"]);
-            format!(
-                "{} from {}, key {}: {}: {}{}",
-                s("recordType"),
-                s("source"),
-                s("key"),
-                s("reason"),
-                s("message"),
-                if violations.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", violations.join("; "))
-                }
-            )
-        }
-        "delivery.replayed" => format!("adapter {}, by {}", s("adapter"), s("actor")),
-        _ => {
+        AuditEvent::Replayed(e) => format!(
+            "adapter {}, by {}",
+            e.adapter,
+            e.actor.as_deref().unwrap_or("")
+        ),
+        AuditEvent::Delivered(e) | AuditEvent::Retried(e) | AuditEvent::DeadLettered(e) => {
             let mut line = format!(
                 "adapter {}, attempt {}, from {}/{}/{}",
-                s("adapter"),
-                e["attempt"],
-                s("topic"),
-                e["partition"],
-                e["offset"]
+                e.adapter, e.attempt, e.topic, e.partition, e.offset
             );
-            if let Some(status) = e["status"].as_u64() {
+            if let Some(status) = e.status {
                 line.push_str(&format!(", HTTP {status}"));
             }
-            if let Some(error) = e["error"].as_str() {
+            if let Some(error) = &e.error {
                 line.push_str(&format!(": {error}"));
             }
-            if let Some(ms) = e["retryInMs"].as_u64() {
+            if let Some(ms) = e.retry_in_ms {
                 line.push_str(&format!("; next attempt in {ms} ms"));
             }
             line
         }
+        AuditEvent::ResourceChanged(e) | AuditEvent::ResourceRejected(e) => format!(
+            "{} {}/{} by {}: {}",
+            e.action, e.kind, e.name, e.actor, e.outcome
+        ),
     }
 }
 
-fn strings(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(str::to_owned)
-        .collect()
+fn copies(copies: &[PlacedCopy]) -> String {
+    copies
+        .iter()
+        .map(|c| {
+            format!(
+                "{} [{}@{}] by {}",
+                c.topic,
+                c.partition,
+                c.offset,
+                c.routes.join(",")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
