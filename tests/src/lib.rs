@@ -28,8 +28,34 @@ use tonic::transport::Channel;
 /// The bootstrap address of the real broker the test command started.
 pub fn kafka_bootstrap() -> String {
     std::env::var("MEKONG_TEST_KAFKA").unwrap_or_else(|_| {
-        panic!("MEKONG_TEST_KAFKA is not set: run the tests with ./deploy/test.sh, which starts a real Kafka broker")
+        refuse(
+            "MEKONG_TEST_KAFKA is not set; the end-to-end tests need a real Kafka broker: run ./deploy/test.sh (it starts one and runs the whole workspace)",
+        )
     })
+}
+
+/// Records that a check could not run here (a tool missing), so the run's summary counts it as
+/// skipped instead of passing in silence: `./deploy/test.sh` collects these lines from the file in
+/// `MEKONG_TEST_SKIPS`.
+pub fn skip(test: &str, reason: &str) {
+    eprintln!("skipped: {test}: {reason}");
+    if let Ok(path) = std::env::var("MEKONG_TEST_SKIPS") {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("the skips file");
+        writeln!(file, "{test}: {reason}").expect("a skip recorded");
+    }
+}
+
+/// Stops the whole test binary with one line on stderr, rather than a panic in every test. The
+/// line is written past the harness' output capture, which would lose it at exit.
+pub fn refuse(why: &str) -> ! {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "error: {why}");
+    std::process::exit(2)
 }
 
 /// A short random suffix so each test has topics of its own.

@@ -1,12 +1,14 @@
 //! A subscriber over gRPC for the tests: an open Consume stream, its records and acknowledgements.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use mekong_proto::v1::subscribe_service_client::SubscribeServiceClient;
 use mekong_proto::v1::{
     Ack, ConsumeRequest, Cursor, DeliveredRecord, Subscription, consume_request,
 };
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
@@ -105,6 +107,48 @@ impl Consumer {
     /// Ends the stream abruptly, as a crashed client does.
     pub fn crash(self) {
         drop(self);
+    }
+}
+
+/// Waits until the Kafka group of `client`'s subscription group `group` is stable with `members`
+/// members, each assigned at least one partition: only then can "nothing arrives" mean nothing was
+/// sent, rather than a consumer still joining.
+pub async fn wait_for_assignment(hub: &TestHub, client: &str, group: &str, members: usize) {
+    let group_id = mekong_core::subscription_group(client, group);
+    let bootstrap = hub.bootstrap.clone();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (bootstrap, id) = (bootstrap.clone(), group_id.clone());
+        let (state, assigned) = tokio::task::spawn_blocking(move || {
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .create()
+                .expect("a consumer");
+            let list = consumer.fetch_group_list(Some(&id), Duration::from_secs(5));
+            let Some(found) = list.ok().and_then(|l| {
+                l.groups().first().map(|g| {
+                    let assigned = g
+                        .members()
+                        .iter()
+                        .filter(|m| m.assignment().is_some_and(|a| a.len() > 8))
+                        .count();
+                    (g.state().to_owned(), (g.members().len(), assigned))
+                })
+            }) else {
+                return (String::new(), (0, 0));
+            };
+            found
+        })
+        .await
+        .expect("the group lookup");
+        if state == "Stable" && assigned == (members, members) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "group {group_id} never became stable with {members} assigned members (state {state:?}, members/assigned {assigned:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

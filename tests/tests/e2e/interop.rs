@@ -17,9 +17,9 @@ const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-
 /// The Python with confluent-kafka and cloudevents that ./deploy/test.sh prepared.
 fn test_python() -> String {
     std::env::var("MEKONG_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!(
+        mekong_tests::refuse(
             "MEKONG_TEST_PYTHON is not set: run ./deploy/test.sh, which makes the Python \
-             environment of tests/python/requirements.txt and sets it"
+             environment of tests/python/requirements.txt and sets it",
         )
     })
 }

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use mekong_gateway::GatewayConfig;
 use mekong_kafka::ProducerSettings;
 use mekong_proto::v1::{DeliveredRecord, StartFrom, Subscription};
-use mekong_tests::subscriber::{Consumer, subscription};
+use mekong_tests::subscriber::{Consumer, subscription, wait_for_assignment};
 use mekong_tests::*;
 use tonic::Code;
 
@@ -110,8 +110,9 @@ async fn unacknowledged_records_are_delivered_again_and_acknowledged_ones_are_no
     let mut c = Consumer::open(&hub, "integrator-key", subscription(&topic, "g1"))
         .await
         .unwrap();
+    wait_for_assignment(&hub, "integrator", "g1", 1).await;
     assert!(
-        c.next(Duration::from_secs(8)).await.is_none(),
+        c.next(Duration::from_secs(3)).await.is_none(),
         "everything was acknowledged"
     );
     // Another group starts from the beginning; a client of it that crashes without acknowledging
@@ -177,8 +178,10 @@ async fn start_positions_latest_and_time() {
     )
     .await
     .unwrap();
+    // Assigned first: "nothing old" must not pass because the consumer had not joined yet.
+    wait_for_assignment(&hub, "integrator", "latest", 1).await;
     assert!(
-        latest.next(Duration::from_secs(8)).await.is_none(),
+        latest.next(Duration::from_secs(3)).await.is_none(),
         "nothing old"
     );
     let newest = publish(&hub, 4..5, None).await;
@@ -198,8 +201,8 @@ async fn two_streams_in_one_group_share_the_partitions_and_see_every_record_once
     let mut b = Consumer::open(&hub, "integrator-key", subscription(&topic, "shared"))
         .await
         .unwrap();
-    // Let both join before anything is there to read.
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // Both joined and assigned before anything is there to read.
+    wait_for_assignment(&hub, "integrator", "shared", 2).await;
     let published = publish(&hub, 0..30, None).await;
 
     let (mut seen_a, mut seen_b) = (Vec::new(), Vec::new());
@@ -296,7 +299,8 @@ async fn a_rebalance_while_records_are_in_flight_loses_nothing() {
     let mut c = Consumer::open(&hub, "integrator-key", subscription(&topic, "moving"))
         .await
         .unwrap();
-    let rest = c.drain(Duration::from_secs(8)).await;
+    wait_for_assignment(&hub, "integrator", "moving", 1).await;
+    let rest = c.drain(Duration::from_secs(3)).await;
     assert!(
         rest.is_empty(),
         "{} records were left unacknowledged",

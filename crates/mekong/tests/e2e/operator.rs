@@ -19,9 +19,7 @@ fn mekong() -> Command {
 }
 
 fn kafka() -> String {
-    std::env::var("MEKONG_TEST_KAFKA").expect(
-        "MEKONG_TEST_KAFKA is not set: run the tests with ./deploy/test.sh, which starts a real Kafka broker",
-    )
+    mekong_tests::kafka_bootstrap()
 }
 
 fn serve(store_topic: &str, resources: Option<&str>) -> Process {
