@@ -30,6 +30,9 @@ pub enum Reply {
     Redirect(String),
     /// A failure (500) with a body this many bytes long.
     LongBody(usize),
+    /// 503 (no Retry-After) to every request until `delivered` requests for `key` were answered
+    /// OK: a failure that lasts exactly as long as another key takes, whatever the machine's speed.
+    BusyUntil { key: String, delivered: usize },
 }
 
 /// A request as received.
@@ -37,6 +40,8 @@ pub enum Reply {
 pub struct Received {
     /// When the request arrived (before any scripted delay).
     pub at: Instant,
+    /// The record's key (MaHoSo).
+    pub key: String,
     pub headers: HeaderMap,
     pub body: Bytes,
     /// What was answered.
@@ -180,7 +185,21 @@ impl Target {
     /// The next scripted reply for a request about `key`.
     fn next_reply(state: &mut Script, key: &str) -> Reply {
         for k in [key, ""] {
-            if let Some(reply) = state.by_key.get_mut(k).and_then(VecDeque::pop_front) {
+            let Some(queue) = state.by_key.get_mut(k) else {
+                continue;
+            };
+            if let Some(Reply::BusyUntil { key, delivered }) = queue.front() {
+                let done = state
+                    .received
+                    .iter()
+                    .filter(|r| r.key == *key && r.reply == "Ok")
+                    .count();
+                if done < *delivered {
+                    return Reply::Status(503, None);
+                }
+                queue.pop_front();
+            }
+            if let Some(reply) = queue.pop_front() {
                 return reply;
             }
         }
@@ -217,6 +236,7 @@ async fn portal_call(
         if !state.sessions.contains(&session) {
             state.received.push(Received {
                 at: Instant::now(),
+                key: key.clone(),
                 headers,
                 body,
                 reply: "session expired".into(),
@@ -228,17 +248,25 @@ async fn portal_call(
         }
         (Target::next_reply(&mut state, &key), state.latency)
     };
-    answer(state, reply, latency, headers, body, |reply| match reply {
-        Reply::Ok | Reply::Delay(_) => {
-            axum::Json(json!({"error_code": 0, "message": "Thành công"})).into_response()
-        }
-        Reply::Redirect(to) => (StatusCode::FOUND, [("Location", to.clone())]).into_response(),
-        Reply::LongBody(n) => (StatusCode::OK, "x".repeat(*n)).into_response(),
-        Reply::ErrorCode(code, message) => {
-            axum::Json(json!({"error_code": code, "message": message})).into_response()
-        }
-        Reply::Status(status, retry_after) => status_response(*status, *retry_after),
-    })
+    answer(
+        state,
+        reply,
+        latency,
+        (key, headers, body),
+        |reply| match reply {
+            Reply::Ok | Reply::Delay(_) => {
+                axum::Json(json!({"error_code": 0, "message": "Thành công"})).into_response()
+            }
+            Reply::Redirect(to) => (StatusCode::FOUND, [("Location", to.clone())]).into_response(),
+            Reply::LongBody(n) => (StatusCode::OK, "x".repeat(*n)).into_response(),
+            Reply::ErrorCode(code, message) => {
+                axum::Json(json!({"error_code": code, "message": message})).into_response()
+            }
+            Reply::Status(status, retry_after) => status_response(*status, *retry_after),
+            // next_reply answers for it while it holds.
+            Reply::BusyUntil { .. } => status_response(503, None),
+        },
+    )
     .await
 }
 
@@ -253,12 +281,20 @@ async fn hook(
         let mut state = state.lock().unwrap();
         (Target::next_reply(&mut state, &key), state.latency)
     };
-    answer(state, reply, latency, headers, body, |reply| match reply {
-        Reply::Status(status, retry_after) => status_response(*status, *retry_after),
-        Reply::Redirect(to) => (StatusCode::FOUND, [("Location", to.clone())]).into_response(),
-        Reply::LongBody(n) => (StatusCode::INTERNAL_SERVER_ERROR, "x".repeat(*n)).into_response(),
-        _ => StatusCode::NO_CONTENT.into_response(),
-    })
+    answer(
+        state,
+        reply,
+        latency,
+        (key, headers, body),
+        |reply| match reply {
+            Reply::Status(status, retry_after) => status_response(*status, *retry_after),
+            Reply::Redirect(to) => (StatusCode::FOUND, [("Location", to.clone())]).into_response(),
+            Reply::LongBody(n) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "x".repeat(*n)).into_response()
+            }
+            _ => StatusCode::NO_CONTENT.into_response(),
+        },
+    )
     .await
 }
 
@@ -267,8 +303,7 @@ async fn answer(
     state: Arc<Mutex<Script>>,
     reply: Reply,
     latency: Duration,
-    headers: HeaderMap,
-    body: Bytes,
+    (key, headers, body): (String, HeaderMap, Bytes),
     respond: impl Fn(&Reply) -> Response,
 ) -> Response {
     let arrived = Instant::now();
@@ -281,6 +316,7 @@ async fn answer(
     }
     state.lock().unwrap().received.push(Received {
         at: arrived,
+        key,
         headers,
         body,
         reply: format!("{reply:?}"),

@@ -20,11 +20,12 @@ use tonic::Code;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Secrets for the adapters, in files (`file:` references), as a mounted secret would be.
+/// Secrets for the adapters, in files (`file:` references), as a mounted secret would be. Each
+/// file is new (a unique name): tests running at once never rewrite a file another one reads.
 fn secret_file(name: &str, value: &str) -> String {
     let dir = mekong_tests::test_secrets_dir();
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
+    let path = dir.join(format!("{name}-{}", mekong_tests::unique()));
     std::fs::write(&path, format!("{value}\n")).unwrap();
     format!("file:{}", path.display())
 }
@@ -399,17 +400,25 @@ async fn an_expired_session_is_renewed_and_the_record_delivered_once() {
 #[tokio::test]
 async fn a_failing_key_holds_back_only_its_own_lane() {
     let (hub, portal, s) =
-        portal_hub("{maxAttempts: 10, initialBackoff: 200ms, maxBackoff: 200ms}").await;
+        portal_hub("{maxAttempts: 1000, initialBackoff: 100ms, maxBackoff: 100ms}").await;
     let slow = format!("A-{s}");
     let fast = format!("B-{s}");
-    portal.script(&slow, std::iter::repeat_n(Reply::Status(503, None), 4));
+    // The failing key fails until the other key's three steps are delivered: if its lane held
+    // the other back, nothing would be delivered at all.
+    portal.script(
+        &slow,
+        [Reply::BusyUntil {
+            key: fast.clone(),
+            delivered: 3,
+        }],
+    );
     let progress = |key: &str, step: u32| {
         format!(
             r#"{{"MaHoSo":"{key}","NguoiXuLy":"x","ThoiDiemXuLy":"20261128143000","TrangThai":{step}}}"#
         )
     };
     // Three steps of each key on one topic (order is kept per key within a topic); the failing
-    // key's first step fails four times.
+    // key's first step fails until the other key is done.
     for step in 1..=3 {
         publish(&hub, "dossier.progress", progress(&slow, step).as_bytes()).await;
     }

@@ -81,8 +81,11 @@ async fn a_killed_broker_gives_unavailable_in_time_and_never_a_false_ok() {
                     Err(status) => {
                         assert_eq!(status.code(), Code::Unavailable, "{status:?}");
                         let waited = started.elapsed();
+                        // librdkafka gives up at the delivery timeout, the hub's guard 2 s after;
+                        // 3 s more for a loaded machine still stays under the default 10 s, so a
+                        // hub that ignored the setting (or never answered) fails here.
                         assert!(
-                            waited <= DELIVERY_TIMEOUT + Duration::from_secs(3),
+                            waited <= DELIVERY_TIMEOUT + Duration::from_secs(2 + 3),
                             "UNAVAILABLE only after {waited:?}"
                         );
                         unavailable += 1;
