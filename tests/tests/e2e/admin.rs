@@ -245,6 +245,61 @@ async fn destination_topics_are_created_at_start_and_at_apply_as_configured() {
         .expect("routed to the new topic");
 }
 
+// DeleteRequest.expected_version: the version last read, or 0 for no check; dry_run deletes
+// nothing and says what would be deleted.
+#[tokio::test]
+async fn a_delete_checks_the_version_it_was_given_and_a_dry_run_deletes_nothing() {
+    let (hub, s) = TestHub::start().await;
+    let mut admin = hub.admin().await;
+    apply(&mut admin, apply_request(&tax_route(&s)))
+        .await
+        .expect("apply");
+    let delete = |expected_version: u64, dry_run: bool| DeleteRequest {
+        kind: "route".into(),
+        name: "tax".into(),
+        expected_version,
+        dry_run,
+    };
+    let still_there = |admin: &mut AdminServiceClient<Channel>| {
+        let mut admin = admin.clone();
+        async move {
+            admin
+                .get(authed(
+                    ADMIN,
+                    GetRequest {
+                        kind: "Route".into(),
+                        name: "tax".into(),
+                    },
+                ))
+                .await
+                .is_ok()
+        }
+    };
+
+    let stale = admin.delete(authed(ADMIN, delete(7, false))).await;
+    assert_eq!(stale.unwrap_err().code(), Code::FailedPrecondition);
+    assert!(
+        still_there(&mut admin).await,
+        "a stale version deletes nothing"
+    );
+
+    let dry = admin
+        .delete(authed(ADMIN, delete(1, true)))
+        .await
+        .expect("a dry run")
+        .into_inner();
+    assert_eq!((dry.version, dry.applied), (1, false));
+    assert!(still_there(&mut admin).await, "a dry run deletes nothing");
+
+    let done = admin
+        .delete(authed(ADMIN, delete(0, false)))
+        .await
+        .expect("0: no version check")
+        .into_inner();
+    assert_eq!((done.version, done.applied), (1, true));
+    assert!(!still_there(&mut admin).await, "deleted");
+}
+
 #[tokio::test]
 async fn concurrent_changes_on_two_instances_with_the_same_expected_version_let_one_win() {
     let (a, b, suffix, _) = two_hubs().await;

@@ -463,3 +463,36 @@ fn a_key_is_printable_text() {
         assert_eq!(r.key, None, "not kept for the audit trail either");
     }
 }
+
+#[test]
+fn keys_and_attributes_are_taken_up_to_their_limits_and_refused_beyond() {
+    let c = city();
+    let none = HashMap::new();
+    let with_key = |key: &str| format!(r#"{{"MaHoSo":"{key}","LoaiDoiTuong":1}}"#);
+    let at_limit = "K".repeat(MAX_KEY_BYTES);
+    let prepared = q1_prepare(&c, "dossier.sync", with_key(&at_limit).as_bytes(), &none)
+        .expect("a key of exactly the limit");
+    assert_eq!(prepared.key, at_limit);
+    let beyond = "K".repeat(MAX_KEY_BYTES + 1);
+    let r = q1_prepare(&c, "dossier.sync", with_key(&beyond).as_bytes(), &none).unwrap_err();
+    assert_eq!(r.kind, RejectionKind::InvalidArgument);
+    assert_eq!(r.violations[0].field, "/MaHoSo");
+    assert!(
+        r.violations[0]
+            .description
+            .contains(&MAX_KEY_BYTES.to_string())
+    );
+
+    let attributes = |n: usize| -> HashMap<String, String> {
+        (0..n).map(|i| (format!("a{i}"), "v".to_string())).collect()
+    };
+    q1_prepare(&c, "dossier.sync", CITIZEN, &attributes(MAX_ATTRIBUTES))
+        .expect("exactly the most attributes");
+    let r = q1_prepare(&c, "dossier.sync", CITIZEN, &attributes(MAX_ATTRIBUTES + 1)).unwrap_err();
+    assert_eq!(r.kind, RejectionKind::InvalidArgument);
+    assert!(
+        r.message.contains(&MAX_ATTRIBUTES.to_string()),
+        "{}",
+        r.message
+    );
+}
