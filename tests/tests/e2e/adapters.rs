@@ -398,6 +398,84 @@ async fn an_expired_session_is_renewed_and_the_record_delivered_once() {
 }
 
 #[tokio::test]
+async fn a_401_renews_the_session_and_an_answer_that_is_not_json_is_retried() {
+    let (hub, portal, s) = portal_hub(QUICK_RETRY).await;
+    let ma_ho_so = format!("U-{s}");
+    // 401 on the first call, then 200 with a body that is not JSON, then the normal answer.
+    portal.script(&ma_ho_so, [Reply::Status(401, None), Reply::LongBody(10)]);
+    let record_id = publish(&hub, "dossier.sync", &citizen_dossier(&ma_ho_so)).await;
+    let received = portal
+        .wait_for("delivered after a 401 and a non-JSON answer", WAIT, |r| {
+            r.iter().any(|c| c.reply == "Ok")
+        })
+        .await;
+    let replies: Vec<&str> = received.iter().map(|r| r.reply.as_str()).collect();
+    assert_eq!(replies, ["Status(401, None)", "LongBody(10)", "Ok"]);
+    assert_eq!(portal.logins(), 2, "a 401 means a new login");
+    let sessions: Vec<Value> = received
+        .iter()
+        .map(|r| r.json()["session"].clone())
+        .collect();
+    assert_eq!(
+        sessions,
+        [json!("session-1"), json!("session-2"), json!("session-2")]
+    );
+    let events = audit_events(&hub.bootstrap, &record_id, 3).await;
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.last(), Some(&"delivery.delivered"), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["error"].as_str().is_some_and(|m| m.contains("not JSON"))),
+        "the non-JSON answer is a retry with its reason: {events:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_login_delivers_nothing_and_dead_letters_with_the_reason() {
+    let portal = Target::portal().await;
+    let s = unique();
+    let resources = portal_resources(
+        &s,
+        &portal,
+        "{maxAttempts: 2, initialBackoff: 50ms, maxBackoff: 100ms}",
+    );
+    // The same adapter with a password the portal refuses.
+    let wrong = secret_file("portal-password", "not-the-password");
+    let resources: String = resources
+        .lines()
+        .map(|l| {
+            if l.starts_with("  password: ") {
+                format!("  password: \"{wrong}\"")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let hub = TestHub::start_with(
+        &kafka_bootstrap(),
+        &resources,
+        GatewayConfig::default(),
+        ProducerSettings::default(),
+    )
+    .await;
+    let ma_ho_so = format!("L-{s}");
+    publish(&hub, "dossier.sync", &citizen_dossier(&ma_ho_so)).await;
+    let letters = read_records(&hub.bootstrap, &format!("_mekong.dlq.portal-{s}"), 1, WAIT).await;
+    let error = header(&letters[0], "mekong_dlq_error").unwrap();
+    assert!(
+        error.contains("login refused (error_code 1)"),
+        "the portal's refusal is the reason: {error}"
+    );
+    assert!(portal.received().is_empty(), "no call without a session");
+    assert_eq!(portal.logins(), 0, "no session was ever given");
+}
+
+#[tokio::test]
 async fn a_failing_key_holds_back_only_its_own_lane() {
     let (hub, portal, s) =
         portal_hub("{maxAttempts: 1000, initialBackoff: 100ms, maxBackoff: 100ms}").await;
