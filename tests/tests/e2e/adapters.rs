@@ -335,8 +335,27 @@ async fn a_final_error_dead_letters_with_its_reason_and_a_replay_delivers_it() {
         again.replayed.is_empty(),
         "--all does not send a replayed letter twice"
     );
+    // Named by its record id, a replayed letter is sent again: the operator asked for it.
+    let by_id = admin
+        .replay_dead_letters(authed(
+            "admin-key",
+            ReplayDeadLettersRequest {
+                adapter: format!("portal-{s}"),
+                record_ids: vec![record_id.clone()],
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("replay by id")
+        .into_inner();
+    assert_eq!(by_id.replayed, std::slice::from_ref(&record_id));
+    portal
+        .wait_for("delivered a second time", WAIT, |r| {
+            r.iter().filter(|c| c.reply == "Ok").count() == 2
+        })
+        .await;
 
-    let events = audit_events(&hub.bootstrap, &record_id, 3).await;
+    let events = audit_events(&hub.bootstrap, &record_id, 5).await;
     let kinds: Vec<&str> = events
         .iter()
         .map(|e| e["event"].as_str().unwrap())
@@ -345,6 +364,8 @@ async fn a_final_error_dead_letters_with_its_reason_and_a_replay_delivers_it() {
         kinds,
         [
             "delivery.dead_lettered",
+            "delivery.replayed",
+            "delivery.delivered",
             "delivery.replayed",
             "delivery.delivered"
         ]
