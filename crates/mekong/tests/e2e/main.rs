@@ -8,3 +8,4 @@ mod deployment;
 mod floods;
 mod observability;
 mod operator;
+mod subscriptions;
