@@ -56,6 +56,9 @@ pub struct Rejection {
     /// The record's partition key, when it was read before the refusal (and is not oversized): the
     /// audit trail keeps it so that a refused record can be traced by its dossier.
     pub key: Option<String>,
+    /// Route conditions that could not be evaluated for the record (counted as no match), so that
+    /// they are counted when no other route took it either.
+    pub unevaluable: Vec<crate::record::UnevaluableCondition>,
 }
 
 impl Rejection {
@@ -65,6 +68,7 @@ impl Rejection {
             message: message.into(),
             violations: Vec::new(),
             key: None,
+            unevaluable: Vec::new(),
         }
     }
 

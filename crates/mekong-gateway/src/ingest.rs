@@ -14,7 +14,8 @@ use arc_swap::ArcSwap;
 use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt, future::join_all};
 use mekong_core::{
-    AuditEvent, Catalog, PlacedCopy, RecordEvent, Role, Submission, is_traceparent, record_id_for,
+    AuditEvent, Catalog, PlacedCopy, RecordEvent, Role, Submission, UnevaluableCondition,
+    is_traceparent, record_id_for,
 };
 use mekong_kafka::{Producer, View, WriteError};
 use mekong_proto::v1::ingest_service_server::IngestService;
@@ -249,13 +250,11 @@ impl Ingest {
             })?
             .map_err(|r| {
                 debug!(reason = %r, "record rejected");
+                self.unevaluable(&r.unevaluable, caller, record_id);
                 let key = r.key.clone();
                 (PublishError::Rejected(r), key)
             })?;
-        for u in &prepared.unevaluable {
-            let total = self.inner.metrics.unevaluable.inc() + 1;
-            warn!(route = %u.route, error = %u.error, total, client = %caller.client, %record_id, "route condition could not be evaluated; counted as no match");
-        }
+        self.unevaluable(&prepared.unevaluable, caller, record_id);
         let placement = |index: usize, topic: String, partition: i32, offset: i64| Placement {
             topic,
             partition,
@@ -288,6 +287,14 @@ impl Ingest {
                     .collect();
                 Err((PublishError::Produce { error, landed }, Some(prepared.key)))
             }
+        }
+    }
+
+    /// Counts and logs the route conditions that could not be evaluated for a record.
+    fn unevaluable(&self, conditions: &[UnevaluableCondition], caller: &Caller, record_id: Uuid) {
+        for u in conditions {
+            let total = self.inner.metrics.unevaluable.inc() + 1;
+            warn!(route = %u.route, error = %u.error, total, client = %caller.client, %record_id, "route condition could not be evaluated; counted as no match");
         }
     }
 

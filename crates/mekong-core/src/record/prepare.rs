@@ -163,9 +163,10 @@ impl Catalog {
                     u.route, u.error
                 ));
             }
-            return Err(
-                Rejection::new(RejectionKind::FailedPrecondition, message).with_key(Some(&key))
-            );
+            let mut rejection =
+                Rejection::new(RejectionKind::FailedPrecondition, message).with_key(Some(&key));
+            rejection.unevaluable = unevaluable;
+            return Err(rejection);
         }
 
         Progress::at(s.progress, Stage::Copies);

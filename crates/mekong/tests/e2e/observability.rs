@@ -1,4 +1,5 @@
-//! What operators watch: `/metrics` counts known traffic exactly (scraped and parsed), `/healthz`
+//! What operators watch: `/metrics` counts known traffic exactly (scraped and parsed): records,
+//! copies, write failures, unevaluable conditions, a subscription's lag and its end; `/healthz`
 //! answers, `/readyz` turns not-ready when the broker goes away and ready again when it is back,
 //! and spans exported to an OpenTelemetry collector continue the publisher's trace.
 
@@ -15,9 +16,13 @@ fn serve(kafka: &str, suffix: &str) -> Process {
 }
 
 fn serve_with(kafka: &str, suffix: &str, extra: &[&str]) -> Process {
+    serve_resources(kafka, suffix, &standard_resources(suffix), extra)
+}
+
+fn serve_resources(kafka: &str, suffix: &str, yaml: &str, extra: &[&str]) -> Process {
     let dir = std::env::temp_dir().join(format!("mekong-observe-{suffix}"));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("resources.yaml"), standard_resources(suffix)).unwrap();
+    std::fs::write(dir.join("resources.yaml"), yaml).unwrap();
     let store = format!("_mekong.resources.observe-{suffix}");
     let mut args = vec![
         "--listen",
@@ -149,6 +154,151 @@ async fn metrics_count_known_traffic_exactly() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// Waits until `series` has `want` (`None`: is gone) in the hub's scrape, or fails after `within`.
+async fn wait_for_sample(hub: &Process, series: &str, want: Option<f64>, within: Duration) {
+    let started = Instant::now();
+    loop {
+        let (_, scrape) = get(&format!("{}/metrics", http(hub))).await;
+        let now = sample(&scrape, series);
+        if now == want {
+            return;
+        }
+        assert!(
+            started.elapsed() < within,
+            "{series} is {now:?}, not {want:?}, after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_follow_write_failures_conditions_and_subscriptions() {
+    use mekong_tests::subscriber::{Consumer, subscription};
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let kafka = kafka_bootstrap();
+    let s = unique();
+    // A destination that takes only small messages, made before the hub starts, and a route to
+    // it whose condition needs a field.
+    let small = format!("t-small-{s}");
+    let admin: AdminClient<_> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &kafka)
+        .create()
+        .unwrap();
+    let created = admin
+        .create_topics(
+            &[NewTopic::new(&small, 1, TopicReplication::Fixed(1))
+                .set("max.message.bytes", "2000")],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    let yaml = format!(
+        "{}\n---\nkind: Route\nname: tax\nmatch: {{types: [tax.filed], when: \"data.Amount > 5\"}}\nto: [{{topic: {small}}}]\n",
+        standard_resources(&s)
+    );
+    let hub = serve_resources(&kafka, &s, &yaml, &[]);
+    let mut client = IngestServiceClient::connect(format!("http://{}", hub.grpc))
+        .await
+        .unwrap();
+
+    // Kafka refuses the copy (too large for its topic): a produce error, a failed publish.
+    let large = format!(r#"{{"Amount":10,"L":"{}"}}"#, "x".repeat(3000));
+    let status = client
+        .publish(authed("q1-key", record("tax.filed", large.as_bytes())))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    // No Amount: the condition cannot be evaluated, no route takes it.
+    let status = client
+        .publish(authed("q1-key", record("tax.filed", b"{}")))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    let (_, scrape) = get(&format!("{}/metrics", http(&hub))).await;
+    for (series, value) in [
+        (
+            r#"mekong_kafka_produce_errors_total{kind="too_large"}"#,
+            1.0,
+        ),
+        ("mekong_route_conditions_unevaluable_total", 1.0),
+        (
+            r#"mekong_publish_duration_seconds_count{outcome="failed"}"#,
+            1.0,
+        ),
+        (
+            r#"mekong_publish_duration_seconds_count{outcome="rejected"}"#,
+            1.0,
+        ),
+    ] {
+        assert_eq!(
+            sample(&scrape, series),
+            Some(value),
+            "{series} in\n{scrape}"
+        );
+    }
+
+    // A subscription's lag per partition: four records of one key, one acknowledged.
+    let key = format!("LAG-{s}");
+    let mut partition = None;
+    for _ in 0..4 {
+        let published = client
+            .publish(authed(
+                "q1-key",
+                record("dossier.sync", &citizen_dossier(&key)),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        partition = published
+            .placements
+            .iter()
+            .find(|p| p.topic == format!("t-city-{s}"))
+            .map(|p| p.partition);
+    }
+    let mut reader = Consumer::open_at(
+        &hub.grpc,
+        "reader-key",
+        subscription(&format!("t-city-{s}"), "g"),
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    while got.len() < 4 {
+        got.push(
+            reader
+                .next(Duration::from_secs(30))
+                .await
+                .expect("four records"),
+        );
+    }
+    reader.ack(&got[..1]).await;
+    let lag = format!(
+        r#"mekong_subscription_lag_records{{group="mekong:reader:g",topic="t-city-{s}",partition="{}"}}"#,
+        partition.expect("a city copy")
+    );
+    wait_for_sample(&hub, &lag, Some(3.0), Duration::from_secs(30)).await;
+    wait_for_sample(
+        &hub,
+        "mekong_subscriptions_active",
+        Some(1.0),
+        Duration::ZERO,
+    )
+    .await;
+    reader.ack(&got[1..]).await;
+    wait_for_sample(&hub, &lag, Some(0.0), Duration::from_secs(30)).await;
+    // The stream ends: its series go with it.
+    reader.close().await;
+    wait_for_sample(&hub, &lag, None, Duration::from_secs(10)).await;
+    wait_for_sample(
+        &hub,
+        "mekong_subscriptions_active",
+        Some(0.0),
+        Duration::from_secs(10),
+    )
+    .await;
 }
 
 async fn wait_for_status(url: &str, want: u16, within: Duration) -> Duration {
