@@ -140,6 +140,7 @@ pub async fn run(
         metrics: settings.metrics.clone(),
     });
     info!(adapter = %name, from = ?engine.adapter.spec.from, concurrency, "adapter started");
+    engine.metrics.set_paused(&name, false);
 
     // Records read and not yet finished, at most. Past it the engine stops taking records; if that
     // lasts (keys stuck in long backoffs), it pauses the partitions so it can keep polling Kafka
@@ -181,6 +182,8 @@ pub async fn run(
                 if paused && buffered <= high / 2 {
                     subscriber.resume();
                     paused = false;
+                    engine.metrics.set_paused(&name, false);
+                    info!(adapter = %name, buffered, "adapter resumed fetching");
                 }
             }
             _ = commit.tick() => {
@@ -188,6 +191,8 @@ pub async fn run(
                 if !paused && full_since.is_some_and(|t| t.elapsed() >= STALL_BEFORE_PAUSE) {
                     subscriber.pause();
                     paused = true;
+                    engine.metrics.set_paused(&name, true);
+                    info!(adapter = %name, buffered, "adapter paused fetching: its buffer stayed full for {STALL_BEFORE_PAUSE:?}");
                 }
             }
             Some(_) = workers.join_next(), if !workers.is_empty() => {}
@@ -206,7 +211,7 @@ pub async fn run(
         subscriber.ack([cursor]);
     }
     subscriber.close();
-    engine.metrics.forget_lag(&name);
+    engine.metrics.forget(&name);
     info!(adapter = %name, "adapter stopped");
     Ok(())
 }

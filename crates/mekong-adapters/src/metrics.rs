@@ -37,6 +37,7 @@ pub struct AdapterMetrics {
     pub(crate) dead_letters: Family<AdapterLabels, Counter>,
     pub(crate) request_seconds: Family<AdapterLabels, Histogram>,
     pub(crate) lag: Family<LagLabels, Gauge>,
+    pub(crate) paused: Family<AdapterLabels, Gauge>,
     /// The lag series set, so that those of a stopped adapter can be removed.
     lag_series: Arc<Mutex<HashSet<LagLabels>>>,
 }
@@ -51,6 +52,7 @@ impl Default for AdapterMetrics {
                 Histogram::new(exponential_buckets(0.001, 2.0, 17))
             }),
             lag: Family::default(),
+            paused: Family::default(),
             lag_series: Arc::default(),
         }
     }
@@ -72,6 +74,11 @@ impl AdapterMetrics {
             "adapter_lag_records",
             "Records an adapter's consumer group has not yet read, per partition (every 5 s)",
             self.lag.clone(),
+        );
+        registry.register(
+            "adapter_paused",
+            "1 while an adapter has paused fetching: its buffer of records stayed full",
+            self.paused.clone(),
         );
         registry.register(
             "delivery_request_duration_seconds",
@@ -111,8 +118,19 @@ impl AdapterMetrics {
         })
     }
 
-    /// Forgets an adapter's lag series (it stopped).
-    pub(crate) fn forget_lag(&self, adapter: &str) {
+    pub(crate) fn set_paused(&self, adapter: &str, paused: bool) {
+        self.paused
+            .get_or_create(&AdapterLabels {
+                adapter: adapter.to_owned(),
+            })
+            .set(paused.into());
+    }
+
+    /// Forgets an adapter's lag and pause series (it stopped); its counters stay.
+    pub(crate) fn forget(&self, adapter: &str) {
+        self.paused.remove(&AdapterLabels {
+            adapter: adapter.to_owned(),
+        });
         self.lag_series
             .lock()
             .expect("lag series")

@@ -2,7 +2,8 @@
 //! HTTP server: an adapter process killed (SIGKILL) in the middle of delivering and started again
 //! delivers every record (none lost; a record delivered twice carries the same `Idempotency-Key`);
 //! dead letters listed and replayed with `mekong dlq`; `mekong trace` following a record to its
-//! delivery, and a rejected one by its key, from a lineage index that rebuilds itself.
+//! delivery, and a rejected one by its key, from a lineage index that resumes after a restart and
+//! rebuilds itself when deleted.
 
 use std::collections::{HashMap, HashSet};
 use std::process::Command;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use mekong_proto::v1::PublishBatchRequest;
 use mekong_proto::v1::ingest_service_client::IngestServiceClient;
 use mekong_tests::process::Process;
-use mekong_tests::targets::Target;
+use mekong_tests::targets::{Reply, Target};
 use mekong_tests::{authed, citizen_dossier, kafka_bootstrap, record, standard_resources, unique};
 
 const RECORDS: usize = 300;
@@ -396,10 +397,35 @@ async fn trace_follows_a_record_to_its_delivery_and_a_rejected_one_and_the_index
     assert!(out.contains("invalid_argument"), "{out}");
     assert!(out.contains("/LoaiDoiTuong"), "{out}");
 
+    // Restarted on the same directory, the index resumes where it stopped: what it holds is
+    // answered, and it follows what is written from then on.
+    const EMPTY: &str = "lineage index empty: reading the audit trail from its start";
+    assert!(hub.log().contains(EMPTY), "{}", hub.log());
+    drop(hub);
+    let (hub, listen) = start(&args, "listening on ");
+    assert!(!hub.log().contains(EMPTY), "{}", hub.log());
+    let again = trace(listen.clone(), vec!["trace".into(), record_id.clone()]).await;
+    assert!(again.contains("delivery.delivered"), "{again}");
+    let mut client = IngestServiceClient::connect(format!("http://{listen}"))
+        .await
+        .unwrap();
+    let later = client
+        .publish(authed(
+            "q1-key",
+            record("dossier.sync", &citizen_dossier(&format!("T3-{s}"))),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .record_id;
+    let out = trace(listen.clone(), vec!["trace".into(), later]).await;
+    assert!(out.contains("record.accepted"), "{out}");
+
     // The index is only an index: deleted, it is read again from the audit trail.
     drop(hub);
     std::fs::remove_dir_all(&index).unwrap();
-    let (_hub, listen) = start(&args, "listening on ");
+    let (hub, listen) = start(&args, "listening on ");
+    assert!(hub.log().contains(EMPTY), "{}", hub.log());
     let again = trace(listen.clone(), vec!["trace".into(), record_id.clone()]).await;
     assert!(
         again.contains("record.accepted") && again.contains("delivery.delivered"),
@@ -408,5 +434,137 @@ async fn trace_follows_a_record_to_its_delivery_and_a_rejected_one_and_the_index
     let (code, _, err) = admin(&listen, &["trace", "no-such-record"]);
     assert_eq!(code, 1);
     assert!(err.contains("NOT_FOUND"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The value of one series in the hub's `/metrics`, if it is there.
+async fn metric(hub: &Process, series: &str) -> Option<f64> {
+    let url = format!("{}/metrics", hub.metrics.as_deref().expect("metrics"));
+    let scrape = reqwest::get(url).await.ok()?.text().await.ok()?;
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Waits until `series` has `want` (`None`: is gone) or fails after `within`.
+async fn wait_metric(hub: &Process, series: &str, want: Option<f64>, within: Duration) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let now = metric(hub, series).await;
+        if now == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{series} is {now:?}, not {want:?}, after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adapter_whose_buffer_stays_full_pauses_and_resumes_losing_nothing() {
+    let hook = Target::webhook().await;
+    let s = unique();
+    // One lane (one key) held up by a target that asks for 20 s: the engine buffers up to 256
+    // records (concurrency 1), then stops taking more, and pauses after 10 s of that.
+    let key = format!("BP-{s}");
+    hook.script(&key, [Reply::Status(503, Some(20))]);
+    let dir = resources_with_hook(&s, &hook, "bearerToken", "concurrency: 1\n");
+    let kafka = kafka_bootstrap();
+    let store = format!("_mekong.resources.pause-{s}");
+    let (hub, listen) = start(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--kafka",
+            &kafka,
+            "--topic-replication",
+            "1",
+            "--resources-topic",
+            &store,
+            "--resources",
+            dir.to_str().unwrap(),
+        ],
+        "listening on ",
+    );
+    const N: usize = 300;
+    let records = (0..N)
+        .map(|_| record("dossier.sync", &citizen_dossier(&key)))
+        .collect();
+    let answer = IngestServiceClient::connect(format!("http://{listen}"))
+        .await
+        .unwrap()
+        .publish_batch(authed("q1-key", PublishBatchRequest { records }))
+        .await
+        .unwrap()
+        .into_inner();
+    // A batch's records are written concurrently: their order is their offsets' order.
+    let mut published = Vec::new();
+    let mut partition = None;
+    for result in answer.results {
+        match result.outcome {
+            Some(mekong_proto::v1::publish_result::Outcome::Published(ok)) => {
+                let city = ok
+                    .placements
+                    .iter()
+                    .find(|p| p.topic.starts_with("t-city-"))
+                    .expect("a city copy");
+                partition = Some(city.partition);
+                published.push((city.offset, ok.record_id));
+            }
+            other => panic!("not published: {other:?}"),
+        }
+    }
+    published.sort();
+    let published: Vec<String> = published.into_iter().map(|(_, id)| id).collect();
+    let adapter = format!("hook-{s}");
+    let paused = format!(r#"mekong_adapter_paused{{adapter="{adapter}"}}"#);
+    wait_metric(&hub, &paused, Some(1.0), Duration::from_secs(40)).await;
+    assert!(
+        hub.log().contains("adapter paused fetching"),
+        "{}",
+        hub.log()
+    );
+
+    // The target takes records again after its Retry-After: every record once, in order.
+    let received = hook
+        .wait_for("every record", Duration::from_secs(90), |r| {
+            r.iter().filter(|x| x.reply == "Ok").count() >= N
+        })
+        .await;
+    let delivered: Vec<String> = received
+        .iter()
+        .filter(|r| r.reply == "Ok")
+        .filter_map(|r| r.header("ce-id"))
+        .collect();
+    assert_eq!(
+        delivered, published,
+        "each record once, in the order published"
+    );
+    wait_metric(&hub, &paused, Some(0.0), Duration::from_secs(10)).await;
+    for (outcome, count) in [("delivered", N), ("retried", 1)] {
+        let series =
+            format!(r#"mekong_delivery_attempts_total{{adapter="{adapter}",outcome="{outcome}"}}"#);
+        assert_eq!(metric(&hub, &series).await, Some(count as f64), "{series}");
+    }
+    let requests =
+        format!(r#"mekong_delivery_request_duration_seconds_count{{adapter="{adapter}"}}"#);
+    assert_eq!(metric(&hub, &requests).await, Some((N + 1) as f64));
+    // Its lag, reported every 5 s, comes down to nothing once the deliveries are committed.
+    let lag = format!(
+        r#"mekong_adapter_lag_records{{adapter="{adapter}",topic="t-city-{s}",partition="{}"}}"#,
+        partition.expect("records were published")
+    );
+    wait_metric(&hub, &lag, Some(0.0), Duration::from_secs(30)).await;
+
+    // Removed at runtime: the adapter stops, and its gauges go with it.
+    let (code, out, err) = admin(&listen, &["delete", "adapter", &adapter]);
+    assert_eq!(code, 0, "{out}{err}");
+    wait_metric(&hub, &paused, None, Duration::from_secs(20)).await;
+    assert_eq!(metric(&hub, &lag).await, None);
     let _ = std::fs::remove_dir_all(&dir);
 }
