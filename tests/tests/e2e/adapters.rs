@@ -687,3 +687,130 @@ async fn bad_adapters_are_refused_with_the_field_and_the_reason() {
         );
     }
 }
+
+#[tokio::test]
+async fn adapters_added_changed_and_removed_at_runtime_take_effect() {
+    let (hub, s) = TestHub::start().await;
+    let (first, second) = (Target::webhook().await, Target::webhook().await);
+    let mut admin = hub.admin().await;
+    let name = format!("hook-{s}");
+    let token = secret_file("hook-token", "t0ken");
+    let adapter = |target: &Target| ApplyRequest {
+        sources: vec![SourceText {
+            name: "adapter.yaml".into(),
+            text: format!(
+                "kind: Adapter\nname: {name}\ntype: webhook\nfrom: [\"t-city-{s}\"]\nendpoint: \"{}\"\nauth: {{bearerToken: \"{token}\"}}\n",
+                target.url("/hook")
+            ),
+        }],
+        ..Default::default()
+    };
+    let delivered_to = async |target: &Target, id: &str| {
+        target
+            .wait_for(&format!("{id} delivered"), WAIT, |r| {
+                r.iter().any(|x| x.header("ce-id").as_deref() == Some(id))
+            })
+            .await
+    };
+    let dossier = |n: u32| citizen_dossier(&format!("RT{n}-{s}"));
+
+    // Added: it starts and delivers.
+    admin
+        .apply(authed("admin-key", adapter(&first)))
+        .await
+        .unwrap();
+    let one = publish(&hub, "dossier.sync", &dossier(1)).await;
+    delivered_to(&first, &one).await;
+
+    // Changed (another endpoint): restarted with it, going on from where it was. The old engine
+    // may take a record or two before the change reaches it; from the first record the new
+    // endpoint gets, the old one gets nothing more, and no record goes to both.
+    admin
+        .apply(authed("admin-key", adapter(&second)))
+        .await
+        .unwrap();
+    let ids = |r: &[mekong_tests::targets::Received]| -> Vec<String> {
+        r.iter().filter_map(|x| x.header("ce-id")).collect()
+    };
+    let mut before_change = vec![one.clone()];
+    let two = loop {
+        let id = publish(
+            &hub,
+            "dossier.sync",
+            &dossier(2 + before_change.len() as u32),
+        )
+        .await;
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            if ids(&second.received()).contains(&id) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{id} delivered nowhere"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if ids(&first.received()).contains(&id) {
+                break;
+            }
+        }
+        if ids(&second.received()).contains(&id) {
+            break id;
+        }
+        before_change.push(id);
+        assert!(before_change.len() < 10, "the change never took effect");
+    };
+    assert_eq!(
+        ids(&second.received()),
+        std::slice::from_ref(&two),
+        "only what came after"
+    );
+    assert_eq!(ids(&first.received()), before_change);
+
+    // Removed: it stops (its consumer group empties); what comes meanwhile waits in Kafka.
+    admin
+        .delete(authed(
+            "admin-key",
+            mekong_proto::v1::DeleteRequest {
+                kind: "Adapter".into(),
+                name: name.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    let group = mekong_core::adapter_group(&name);
+    let deadline = std::time::Instant::now() + WAIT;
+    while group_members(&hub.bootstrap, &group).await > 0 {
+        assert!(std::time::Instant::now() < deadline, "{name} never stopped");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let three = publish(&hub, "dossier.sync", &dossier(3)).await;
+    // Added again: it delivers what waited, and nothing it had delivered before.
+    admin
+        .apply(authed("admin-key", adapter(&first)))
+        .await
+        .unwrap();
+    let at_first = delivered_to(&first, &three).await;
+    before_change.push(three);
+    assert_eq!(ids(&at_first), before_change);
+    assert_eq!(ids(&second.received()), [two]);
+}
+
+/// How many members the Kafka consumer group `group` has now.
+async fn group_members(bootstrap: &str, group: &str) -> usize {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let (bootstrap, group) = (bootstrap.to_owned(), group.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()
+            .unwrap();
+        let list = consumer
+            .fetch_group_list(Some(&group), Duration::from_secs(5))
+            .expect("the group list");
+        list.groups().first().map_or(0, |g| g.members().len())
+    })
+    .await
+    .unwrap()
+}
