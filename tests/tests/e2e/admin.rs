@@ -431,6 +431,32 @@ async fn schema_changes_add_versions_that_publishers_may_pin() {
         Some("urn:mekong:schema:dossier.sync:2")
     );
 
+    // A pin is held to its own version: `GhiChu` as a number is nothing to version 1, which does
+    // not know the field, and a violation of version 2, which says it is a string.
+    let odd: Value = serde_json::from_slice(&dossier).unwrap();
+    let mut odd = odd;
+    odd["GhiChu"] = 5.into();
+    let odd = serde_json::to_vec(&odd).unwrap();
+    let mut old = record("dossier.sync", &odd);
+    old.schema_version = 1;
+    client
+        .publish(authed("q1-key", old))
+        .await
+        .expect("version 1 does not know the field");
+    let mut strict = record("dossier.sync", &odd);
+    strict.schema_version = 2;
+    let refused = client.publish(authed("q1-key", strict)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(
+        refused
+            .message()
+            .contains("`dossier.sync`, version 2 (1 violation)"),
+        "{}",
+        refused.message()
+    );
+    let details = tonic_types::StatusExt::get_details_bad_request(&refused).expect("violations");
+    assert_eq!(details.field_violations[0].field, "/GhiChu");
+
     let mut unknown = record("dossier.sync", &dossier);
     unknown.schema_version = 9;
     let status = client.publish(authed("q1-key", unknown)).await.unwrap_err();

@@ -146,6 +146,77 @@ async fn routes_follow_their_conditions_and_explicit_keys_win() {
 }
 
 #[tokio::test]
+async fn two_routes_to_one_topic_write_one_copy_with_both_redactions() {
+    let s = unique();
+    // Two more routes to one topic, each hiding other fields; `shared-b` only for citizens.
+    let routes = format!(
+        r#"kind: Route
+name: shared-a
+match: {{types: [dossier.sync]}}
+to: [{{topic: "t-shared-{s}", redact: [/SoDienThoai]}}]
+---
+kind: Route
+name: shared-b
+match: {{types: [dossier.sync], when: "data.LoaiDoiTuong == 1"}}
+to: [{{topic: "t-shared-{s}", redact: [/Email, /NguoiNop/SoDienThoai]}}]
+"#
+    );
+    let yaml = format!("{}\n---\n{routes}", standard_resources(&s));
+    let hub = TestHub::start_with(
+        &kafka_bootstrap(),
+        &yaml,
+        mekong_gateway::GatewayConfig::default(),
+        mekong_kafka::ProducerSettings::default(),
+    )
+    .await;
+    let mut client = hub.client().await;
+    let shared = format!("t-shared-{s}");
+
+    // A citizen: both routes take it; one copy, hiding what either route hides.
+    let response = client
+        .publish(authed(
+            "q1-key",
+            record("dossier.sync", &citizen_dossier("H29-2R")),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let to_shared = response.placements.iter().filter(|p| p.topic == shared);
+    assert_eq!(to_shared.count(), 1, "{:?}", response.placements);
+    // A business: only `shared-a` takes it, so only its field is hidden.
+    let business = br#"{"MaHoSo":"H29-2B","LoaiDoiTuong":2,"NgayTiepNhan":"20261128083000","SoDienThoai":"0901","Email":"b@example.vn"}"#;
+    client
+        .publish(authed("q1-key", record("dossier.sync", business)))
+        .await
+        .unwrap();
+
+    let copies = read_records(&hub.bootstrap, &shared, 2, WAIT).await;
+    let copy = |key: &[u8]| {
+        copies
+            .iter()
+            .find(|m| m.key() == Some(key))
+            .unwrap_or_else(|| panic!("no copy keyed {key:?}"))
+    };
+    let citizen = copy(b"H29-2R");
+    assert_eq!(
+        std::str::from_utf8(citizen.payload().unwrap()).unwrap(),
+        r#"{"MaHoSo":"H29-2R","LoaiDoiTuong":1,"NgayTiepNhan":"20261128083000","ChuHoSo":"Nguyễn Văn An","NguoiNop":{"HoTen":"Trần Thị Bình"},"SoTien":12345678901234567890,"TyLe":1.0}"#
+    );
+    assert_eq!(
+        header(citizen, "mekong_route").as_deref(),
+        Some("shared-a,shared-b")
+    );
+    let company = copy(b"H29-2B");
+    assert_eq!(
+        std::str::from_utf8(company.payload().unwrap()).unwrap(),
+        r#"{"MaHoSo":"H29-2B","LoaiDoiTuong":2,"NgayTiepNhan":"20261128083000","Email":"b@example.vn"}"#
+    );
+    assert_eq!(header(company, "mekong_route").as_deref(), Some("shared-a"));
+    assert_eq!(count_records(&hub.bootstrap, &shared), 2, "one copy each");
+    hub.shutdown().await;
+}
+
+#[tokio::test]
 async fn credentials_are_required_and_checked() {
     let (hub, s) = TestHub::start().await;
     let mut client = hub.client().await;
@@ -406,6 +477,56 @@ async fn an_idempotent_retry_writes_once_and_answers_the_first_result() {
         "each idempotency key written once"
     );
     assert_eq!(count_records(&hub.bootstrap, &format!("t-national-{s}")), 2);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_is_forgotten_after_the_window_age_or_beyond_the_clients_share() {
+    let s = unique();
+    let config = mekong_gateway::GatewayConfig {
+        idempotency: mekong_gateway::WindowSettings {
+            max_entries: 100,
+            max_entries_per_client: 2,
+            max_age: Duration::from_secs(3),
+        },
+        ..Default::default()
+    };
+    let hub = TestHub::start_with(
+        &kafka_bootstrap(),
+        &standard_resources(&s),
+        config,
+        mekong_kafka::ProducerSettings::default(),
+    )
+    .await;
+    let mut client = hub.client().await;
+    let mut publish = async |key: &str| {
+        let mut request = record("dossier.sync", &citizen_dossier(&format!("H29-{key}")));
+        request.idempotency_key = key.into();
+        client
+            .publish(authed("q1-key", request))
+            .await
+            .unwrap()
+            .into_inner()
+    };
+
+    // Within the age, a retry is answered from the window.
+    let first = publish("age").await;
+    assert!(publish("age").await.duplicate);
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    // Past it, the key is forgotten: written again, under the same record id.
+    let again = publish("age").await;
+    assert!(!again.duplicate, "remembered beyond the window's age");
+    assert_eq!(again.record_id, first.record_id);
+
+    // q1 may hold two keys: a third pushes out its oldest ("age", just written again).
+    assert!(!publish("two").await.duplicate);
+    assert!(!publish("three").await.duplicate);
+    assert!(publish("three").await.duplicate);
+    assert!(!publish("age").await.duplicate, "beyond the client's share");
+
+    let city = format!("t-city-{s}");
+    read_records(&hub.bootstrap, &city, 5, WAIT).await;
+    assert_eq!(count_records(&hub.bootstrap, &city), 5);
+    hub.shutdown().await;
 }
 
 #[tokio::test]

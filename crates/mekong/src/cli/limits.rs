@@ -233,6 +233,12 @@ mod tests {
             "/run/secrets",
             "--adapter-allow-network",
             "10.0.0.0/8",
+            "--idempotency-window-size",
+            "50",
+            "--idempotency-window-per-client",
+            "5",
+            "--idempotency-window-age",
+            "90s",
         ]);
         let config = flags.gateway.config();
         assert_eq!(config.max_admin_bytes, 1000);
@@ -241,6 +247,15 @@ mod tests {
         assert_eq!(config.connections.handshake_timeout, Duration::from_secs(2));
         assert_eq!(config.judge.max_time, Duration::from_millis(250));
         assert_eq!(config.shutdown_grace, Duration::from_secs(3));
+        let window = config.idempotency;
+        assert_eq!(
+            (
+                window.max_entries,
+                window.max_entries_per_client,
+                window.max_age
+            ),
+            (50, 5, Duration::from_secs(90))
+        );
         let policy = flags.policy.policy();
         assert_eq!(policy.secrets_dirs, [PathBuf::from("/run/secrets")]);
         assert_eq!(policy.allowed_networks.len(), 1);
