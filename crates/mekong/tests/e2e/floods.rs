@@ -183,8 +183,38 @@ async fn a_flood_of_silent_connections_is_bounded_and_closed() {
         }
     }
     assert!(started.elapsed() < Duration::from_secs(4));
+    // Each one counted by why the hub closed it: the limit, or no authenticated call in time. The
+    // first 100 took the places (but one, perhaps, still held by the first publish's connection);
+    // how many more did depends on how fast the timeouts freed places during the flood.
+    let scrape = scrape(&hub).await;
+    let closed = |reason: &str| {
+        sample(
+            &scrape,
+            &format!(r#"mekong_connections_closed_by_hub_total{{reason="{reason}"}}"#),
+        )
+        .unwrap_or(0.0)
+    };
+    let (limit, silent) = (closed("limit"), closed("no_authenticated_call"));
+    assert!(silent >= 99.0 && limit + silent == 500.0, "{scrape}");
+    assert_eq!(
+        sample(&scrape, "mekong_connections_open"),
+        Some(0.0),
+        "{scrape}"
+    );
     // The hub still serves those who authenticate.
     publish_one(&hub, &s).await;
+}
+
+async fn scrape(hub: &Process) -> String {
+    let url = format!("{}/metrics", hub.metrics.as_deref().expect("metrics"));
+    reqwest::get(url).await.unwrap().text().await.unwrap()
+}
+
+/// The value of one sample line, `name{labels} value`, of a scrape.
+fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -349,4 +379,72 @@ async fn sigterm_ends_a_hub_with_idle_streams_within_its_grace() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_in_the_middle_of_a_stream_answers_what_it_took_and_loses_nothing() {
+    use mekong_proto::v1::publish_result::Outcome;
+    let s = unique();
+    let mut hub = serve(&s, &["--shutdown-grace", "10s"]);
+    // A publisher sending as fast as the hub takes records, far more than it can take in the time.
+    const SENT: usize = 50_000;
+    let (records, inbound) = tokio::sync::mpsc::channel::<PublishRequest>(256);
+    let suffix = s.clone();
+    tokio::spawn(async move {
+        for i in 0..SENT {
+            let request = PublishRequest {
+                request_id: format!("r{i}"),
+                ..record("dossier.sync", &citizen_dossier(&format!("G{i}-{suffix}")))
+            };
+            if records.send(request).await.is_err() {
+                return; // the stream has ended
+            }
+        }
+    });
+    let mut results = IngestServiceClient::connect(format!("http://{}", hub.grpc))
+        .await
+        .unwrap()
+        .publish_stream(authed("q1-key", ReceiverStream::new(inbound)))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut accepted = std::collections::HashSet::new();
+    let end = loop {
+        match tokio::time::timeout(Duration::from_secs(30), results.next()).await {
+            Ok(Some(Ok(result))) => {
+                let Some(Outcome::Published(published)) = result.outcome else {
+                    panic!("{} was refused: {result:?}", result.request_id);
+                };
+                assert!(accepted.insert(published.record_id), "answered twice");
+                if accepted.len() == 200 {
+                    hub.terminate(); // with hundreds of records in flight
+                }
+            }
+            Ok(Some(Err(status))) => break Some(status),
+            Ok(None) => break None,
+            Err(_) => panic!("the stream neither answered nor ended within 30 s"),
+        }
+    };
+    assert_eq!(end.map(|s| s.code()), Some(Code::Unavailable));
+    assert!(
+        accepted.len() < SENT,
+        "the shutdown came after the stream had finished"
+    );
+    let status = tokio::task::spawn_blocking(move || hub.wait_exit(Duration::from_secs(20)))
+        .await
+        .unwrap()
+        .expect("the hub exits within its grace");
+    assert!(status.success(), "{status:?}");
+
+    // Every record answered OK is on the topic, and nothing else: no record taken and then
+    // dropped unanswered, none written without its answer.
+    let topic = format!("t-city-{s}");
+    let kafka = kafka_bootstrap();
+    let landed = read_records(&kafka, &topic, accepted.len(), Duration::from_secs(60)).await;
+    let ids: std::collections::HashSet<String> = landed
+        .iter()
+        .map(|m| header(m, "ce_id").expect("a record id"))
+        .collect();
+    assert_eq!(ids, accepted);
+    assert_eq!(count_records(&kafka, &topic), accepted.len() as i64);
 }

@@ -192,6 +192,17 @@ fn the_operator_commands_work_against_two_instances_sharing_one_store() {
     assert_eq!(code, 1);
     assert!(out.starts_with("rejected: INVALID_ARGUMENT"), "{out}");
 
+    // trace: these instances keep no lineage index (no --lineage-dir), and say where to ask.
+    let (code, _, err) = text(&admin(&a, &["trace", "any-record-id"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("FAILED_PRECONDITION")
+            && err.contains(
+                "this instance keeps no lineage index: ask one started with --lineage-dir"
+            ),
+        "{err}"
+    );
+
     // Wrong key: refused (1); no hub at the address: unreachable (3).
     let output = mekong()
         .args(["get", "routes", "--server", &a.grpc, "--token", "nope"])

@@ -1,5 +1,5 @@
-//! Subscriptions through a served hub that is killed: what a subscriber acknowledged stays
-//! acknowledged, whatever happens to the hub afterwards.
+//! Subscriptions through a served hub: what a subscriber acknowledged stays acknowledged, whatever
+//! happens to the hub afterwards, and `mekong tail` acknowledges exactly what it printed.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -150,4 +150,126 @@ async fn acknowledged_records_are_not_delivered_again_after_the_hub_is_killed() 
         "an acknowledged record came again"
     );
     assert!(unacknowledged.is_subset(&published));
+}
+
+/// A running `mekong tail`: its lines, as they come, and the process (killed when dropped).
+struct Tail {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Tail {
+    fn start(server: &str, topic: &str, group: &str) -> Tail {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mekong"))
+            .args(["tail", topic, "--group", group, "--token", "reader-key"])
+            .args(["--server", server])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
+        Tail { child, lines }
+    }
+
+    /// The record id of the next line printed within `timeout`.
+    fn next(&self, timeout: Duration) -> Option<String> {
+        let line = self.lines.recv_timeout(timeout).ok()?;
+        let printed: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+        Some(
+            printed["record_id"]
+                .as_str()
+                .expect("a record id")
+                .to_owned(),
+        )
+    }
+}
+
+impl Drop for Tail {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_acknowledges_what_it_printed_when_interrupted() {
+    let kafka = kafka_bootstrap();
+    let s = unique();
+    let topic = format!("t-city-{s}");
+    let hub = serve(&kafka, &s);
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", hub.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut publisher = IngestServiceClient::new(channel);
+    let mut publish = async |n: usize| {
+        publisher
+            .publish(authed(
+                "q1-key",
+                record("dossier.sync", &citizen_dossier(&format!("T-{n}"))),
+            ))
+            .await
+            .expect("published")
+            .into_inner()
+            .record_id
+    };
+    let mut published = BTreeSet::new();
+    for n in 0..3 {
+        published.insert(publish(n).await);
+    }
+
+    let mut first = Tail::start(&hub.grpc, &topic, "tg");
+    let printed: BTreeSet<String> = (0..3)
+        .map(|_| {
+            first
+                .next(Duration::from_secs(60))
+                .expect("tail prints each record")
+        })
+        .collect();
+    assert_eq!(printed, published);
+    // Ctrl-C: what was printed is acknowledged, the stream closed, exit 0.
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &first.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = first.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "tail did not end on Ctrl-C");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+    let group = mekong_core::subscription_group("reader", "tg");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while committed(&kafka, &group, &topic) < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "what tail printed was never committed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The group goes on after them: the next tail prints only what came since.
+    let newer = publish(3).await;
+    let second = Tail::start(&hub.grpc, &topic, "tg");
+    assert_eq!(
+        second.next(Duration::from_secs(60)).as_deref(),
+        Some(newer.as_str())
+    );
+    assert_eq!(
+        second.next(Duration::from_secs(3)),
+        None,
+        "an acknowledged record was printed again"
+    );
 }
