@@ -225,6 +225,9 @@ async fn with_no_flags_it_serves_the_examples_on_an_embedded_backbone_any_kafka_
         "{response:?}"
     );
 
+    // The examples' README says what each sample gives, placements in order: it is checked here.
+    readme_samples_publish_as_documented(&mut client).await;
+
     // Any Kafka client reads it from the printed address: here a plain consumer (no group; the
     // mock cluster's first group join is slow) assigned to the partition the record went to.
     use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -301,4 +304,61 @@ async fn with_no_flags_it_serves_the_examples_on_an_embedded_backbone_any_kafka_
         panic!("the embedded backbone warns, as JSON, that it is not durable:\n{log}")
     });
     assert_eq!(warning["level"], "WARN");
+}
+
+/// Publishes every sample of examples/hcmc/README.md's table with the key it names and compares the
+/// answer with the table: the topics in the order given, or the refusal and its message as the
+/// README quotes it.
+async fn readme_samples_publish_as_documented(
+    client: &mut mekong_proto::v1::ingest_service_client::IngestServiceClient<
+        tonic::transport::Channel,
+    >,
+) {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hcmc");
+    let readme = std::fs::read_to_string(examples.join("README.md")).unwrap();
+    let quoted = |cell: &str| cell.split('`').nth(1).unwrap_or_default().to_owned();
+    let message = readme
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Message: "))
+        .expect("the README quotes a refusal");
+    let mut rows = 0;
+    for line in readme
+        .lines()
+        .filter(|l| l.starts_with("| `samples/") && !l.contains('*'))
+    {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let (file, record_type, key, expected) = (
+            quoted(cells[1]),
+            quoted(cells[2]),
+            quoted(cells[3]),
+            cells[4],
+        );
+        let mut request = tonic::Request::new(mekong_proto::v1::PublishRequest {
+            record_type,
+            payload: std::fs::read(examples.join(&file)).unwrap().into(),
+            ..Default::default()
+        });
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {key}").parse().unwrap());
+        let answer = client.publish(request).await;
+        if let Some(topics) = expected.strip_prefix("OK: ") {
+            let want: Vec<String> = topics.split(", ").map(quoted).collect();
+            let got: Vec<String> = answer
+                .unwrap_or_else(|e| panic!("{file}: {e:?}"))
+                .into_inner()
+                .placements
+                .into_iter()
+                .map(|p| p.topic)
+                .collect();
+            assert_eq!(got, want, "{file}");
+        } else {
+            assert!(expected.starts_with("INVALID_ARGUMENT"), "{line}");
+            let status = answer.expect_err(&file);
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{file}");
+            assert_eq!(status.message(), message, "{file}");
+        }
+        rows += 1;
+    }
+    assert_eq!(rows, 5, "the README's table of samples");
 }
