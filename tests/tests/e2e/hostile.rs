@@ -244,7 +244,7 @@ async fn a_withdrawn_key_or_right_ends_open_streams_within_a_second() {
     let mut reader = Consumer::open(
         &hub,
         "reader-key",
-        subscription(&format!("t-city-{s}"), "g"),
+        subscription(&format!("t-city-{s}"), &format!("g-{s}")),
     )
     .await
     .unwrap();
@@ -305,16 +305,28 @@ async fn subscriptions_are_bounded_per_client_and_per_instance() {
     })
     .await;
     let topic = format!("t-city-{s}");
-    let first = Consumer::open(&hub, "limited-key", subscription(&topic, "g1"))
-        .await
-        .unwrap();
-    let _second = Consumer::open(&hub, "limited-key", subscription(&topic, "g2"))
-        .await
-        .unwrap();
-    let third = Consumer::open(&hub, "limited-key", subscription(&topic, "g3"))
-        .await
-        .err()
-        .expect("a third stream is over the client's limit of 2");
+    let first = Consumer::open(
+        &hub,
+        "limited-key",
+        subscription(&topic, &format!("g1-{s}")),
+    )
+    .await
+    .unwrap();
+    let _second = Consumer::open(
+        &hub,
+        "limited-key",
+        subscription(&topic, &format!("g2-{s}")),
+    )
+    .await
+    .unwrap();
+    let third = Consumer::open(
+        &hub,
+        "limited-key",
+        subscription(&topic, &format!("g3-{s}")),
+    )
+    .await
+    .err()
+    .expect("a third stream is over the client's limit of 2");
     assert_eq!(third.code(), Code::ResourceExhausted);
     let quota = third
         .get_details_quota_failure()
@@ -322,15 +334,19 @@ async fn subscriptions_are_bounded_per_client_and_per_instance() {
     assert_eq!(quota.violations[0].subject, "client:limited");
     // A place given back is a place again.
     first.close().await;
-    let _again = Consumer::open(&hub, "limited-key", subscription(&topic, "g3"))
-        .await
-        .unwrap();
+    let _again = Consumer::open(
+        &hub,
+        "limited-key",
+        subscription(&topic, &format!("g3-{s}")),
+    )
+    .await
+    .unwrap();
 
     // The instance holds three in all: once they are open, another client's first is refused too.
-    let _third = Consumer::open(&hub, "a-key", subscription(&topic, "g"))
+    let _third = Consumer::open(&hub, "a-key", subscription(&topic, &format!("g-{s}")))
         .await
         .unwrap();
-    let instance = Consumer::open(&hub, "ab-key", subscription(&topic, "g"))
+    let instance = Consumer::open(&hub, "ab-key", subscription(&topic, &format!("g-{s}")))
         .await
         .err()
         .expect("over the instance's limit of 3");
@@ -347,10 +363,10 @@ async fn the_groups_of_two_clients_never_collide() {
     let topic = format!("t-city-{s}");
     // Client `a` with group `b.g` and client `a.b` with group `g` once shared one Kafka group and
     // split its records between them.
-    let mut a = Consumer::open(&hub, "a-key", subscription(&topic, "b.g"))
+    let mut a = Consumer::open(&hub, "a-key", subscription(&topic, &format!("b.g-{s}")))
         .await
         .unwrap();
-    let mut ab = Consumer::open(&hub, "ab-key", subscription(&topic, "g"))
+    let mut ab = Consumer::open(&hub, "ab-key", subscription(&topic, &format!("g-{s}")))
         .await
         .unwrap();
     let mut client = hub.client().await;

@@ -254,7 +254,7 @@ async fn http2_limits_are_announced_and_old_connections_are_recycled() {
     let mut reader = mekong_tests::subscriber::Consumer::open_at(
         &hub.grpc,
         "reader-key",
-        subscription(&format!("t-city-{s}"), "g"),
+        subscription(&format!("t-city-{s}"), &format!("g-{s}")),
     )
     .await
     .unwrap();
@@ -293,7 +293,7 @@ async fn subscriptions_cost_a_bounded_number_of_threads() {
             mekong_tests::subscriber::Consumer::open_at(
                 &hub.grpc,
                 "many-key",
-                subscription(&topic, &format!("g{i}")),
+                subscription(&topic, &format!("g{i}-{s}")),
             )
             .await
             .unwrap(),
@@ -302,7 +302,7 @@ async fn subscriptions_cost_a_bounded_number_of_threads() {
     let refused = mekong_tests::subscriber::Consumer::open_at(
         &hub.grpc,
         "many-key",
-        subscription(&topic, "g-extra"),
+        subscription(&topic, &format!("g-extra-{s}")),
     )
     .await
     .err()
@@ -349,7 +349,7 @@ async fn sigterm_ends_a_hub_with_idle_streams_within_its_grace() {
     let mut reader = mekong_tests::subscriber::Consumer::open_at(
         &hub.grpc,
         "reader-key",
-        subscription(&format!("t-city-{s}"), "g"),
+        subscription(&format!("t-city-{s}"), &format!("g-{s}")),
     )
     .await
     .unwrap();

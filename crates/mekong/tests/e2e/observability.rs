@@ -261,7 +261,7 @@ async fn metrics_follow_write_failures_conditions_and_subscriptions() {
     let mut reader = Consumer::open_at(
         &hub.grpc,
         "reader-key",
-        subscription(&format!("t-city-{s}"), "g"),
+        subscription(&format!("t-city-{s}"), &format!("g-{s}")),
     )
     .await
     .unwrap();
@@ -276,7 +276,7 @@ async fn metrics_follow_write_failures_conditions_and_subscriptions() {
     }
     reader.ack(&got[..1]).await;
     let lag = format!(
-        r#"mekong_subscription_lag_records{{group="mekong:reader:g",topic="t-city-{s}",partition="{}"}}"#,
+        r#"mekong_subscription_lag_records{{group="mekong:reader:g-{s}",topic="t-city-{s}",partition="{}"}}"#,
         partition.expect("a city copy")
     );
     wait_for_sample(&hub, &lag, Some(3.0), Duration::from_secs(30)).await;

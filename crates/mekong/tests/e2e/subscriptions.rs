@@ -76,6 +76,8 @@ async fn acknowledged_records_are_not_delivered_again_after_the_hub_is_killed() 
     let kafka = kafka_bootstrap();
     let s = unique();
     let topic = format!("t-city-{s}");
+    // Group names are per test: Kafka groups outlive the hubs, and the broker is shared.
+    let group_name = format!("g-{s}");
     let hub = serve(&kafka, &s);
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", hub.grpc))
         .unwrap()
@@ -96,7 +98,7 @@ async fn acknowledged_records_are_not_delivered_again_after_the_hub_is_killed() 
         published.insert(response.record_id);
     }
 
-    let mut first = Consumer::open_at(&hub.grpc, "reader-key", subscription(&topic, "g"))
+    let mut first = Consumer::open_at(&hub.grpc, "reader-key", subscription(&topic, &group_name))
         .await
         .unwrap();
     let mut got = Vec::new();
@@ -110,7 +112,7 @@ async fn acknowledged_records_are_not_delivered_again_after_the_hub_is_killed() 
     }
     // Acknowledge six; per partition, records arrive in order, so these are a prefix of each.
     first.ack(&got[..6]).await;
-    let group = mekong_core::subscription_group("reader", "g");
+    let group = mekong_core::subscription_group("reader", &group_name);
     let deadline = Instant::now() + Duration::from_secs(20);
     while committed(&kafka, &group, &topic) < 6 {
         assert!(
@@ -130,9 +132,10 @@ async fn acknowledged_records_are_not_delivered_again_after_the_hub_is_killed() 
     drop(hub);
 
     let again = serve(&kafka, &s);
-    let mut second = Consumer::open_at(&again.grpc, "reader-key", subscription(&topic, "g"))
-        .await
-        .unwrap();
+    let mut second =
+        Consumer::open_at(&again.grpc, "reader-key", subscription(&topic, &group_name))
+            .await
+            .unwrap();
     let mut redelivered = BTreeSet::new();
     while redelivered.len() < 4 {
         let Some(record) = second.next(Duration::from_secs(30)).await else {
@@ -203,6 +206,7 @@ async fn tail_acknowledges_what_it_printed_when_interrupted() {
     let kafka = kafka_bootstrap();
     let s = unique();
     let topic = format!("t-city-{s}");
+    let group_name = format!("tg-{s}");
     let hub = serve(&kafka, &s);
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", hub.grpc))
         .unwrap()
@@ -226,7 +230,7 @@ async fn tail_acknowledges_what_it_printed_when_interrupted() {
         published.insert(publish(n).await);
     }
 
-    let mut first = Tail::start(&hub.grpc, &topic, "tg");
+    let mut first = Tail::start(&hub.grpc, &topic, &group_name);
     let printed: BTreeSet<String> = (0..3)
         .map(|_| {
             first
@@ -250,7 +254,7 @@ async fn tail_acknowledges_what_it_printed_when_interrupted() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(0));
-    let group = mekong_core::subscription_group("reader", "tg");
+    let group = mekong_core::subscription_group("reader", &group_name);
     let deadline = Instant::now() + Duration::from_secs(20);
     while committed(&kafka, &group, &topic) < 3 {
         assert!(
@@ -262,7 +266,7 @@ async fn tail_acknowledges_what_it_printed_when_interrupted() {
 
     // The group goes on after them: the next tail prints only what came since.
     let newer = publish(3).await;
-    let second = Tail::start(&hub.grpc, &topic, "tg");
+    let second = Tail::start(&hub.grpc, &topic, &group_name);
     assert_eq!(
         second.next(Duration::from_secs(60)).as_deref(),
         Some(newer.as_str())
