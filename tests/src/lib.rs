@@ -222,6 +222,7 @@ impl TestHub {
             gateway: Some(GatewayListener {
                 listen: "127.0.0.1:0".parse().expect("an address"),
                 config,
+                tls: None,
             }),
             adapters: Some(policy),
             metrics: None,

@@ -57,6 +57,7 @@ pub(crate) struct Destination {
 pub struct Client {
     pub spec: ClientSpec,
     pub(crate) keys: Vec<ApiKeyHash>,
+    pub(crate) bindings: Vec<crate::identity::Binding>,
     pub(crate) publish: Vec<Pattern>,
     pub(crate) subscribe: Vec<Pattern>,
 }
@@ -192,6 +193,7 @@ impl Catalog {
         let client_names: BTreeSet<&str> =
             clients.iter().map(|(_, spec)| spec.name.as_str()).collect();
         let mut key_owners: BTreeMap<[u8; 32], &str> = BTreeMap::new();
+        let mut bound: Vec<(crate::identity::Binding, String)> = Vec::new();
         for (doc, spec) in clients {
             match compile_client(spec, &catalog) {
                 Ok(client) => {
@@ -200,6 +202,19 @@ impl Catalog {
                             errors.push(ResourceError::at(doc, "apiKeys", format!("this key is already used by client `{other}`; every key must identify one client")));
                         }
                     }
+                    // A certificate must identify one client: bindings of two clients that one
+                    // certificate could match are refused, naming both.
+                    for (i, binding) in client.bindings.iter().enumerate() {
+                        if let Some((_, other)) = bound.iter().find(|(b, _)| b.overlaps(binding)) {
+                            errors.push(ResourceError::at(doc, format!("certificates[{i}]"), format!("client `{}` and client `{other}` claim overlapping certificate bindings; a certificate must identify one client", spec.name)));
+                        }
+                    }
+                    bound.extend(
+                        client
+                            .bindings
+                            .iter()
+                            .map(|b| (b.clone(), spec.name.clone())),
+                    );
                     catalog.clients.insert(spec.name.clone(), client);
                 }
                 Err(e) => errors.extend(
@@ -369,6 +384,32 @@ fn compile_client(spec: &ClientSpec, catalog: &Catalog) -> Result<Client, Vec<Fi
             Err(problem) => problems.push((format!("apiKeys[{i}].sha256"), problem)),
         }
     }
+    let mut bindings = Vec::new();
+    for (i, binding) in spec.certificates.iter().enumerate() {
+        match crate::identity::Binding::compile(binding) {
+            Ok(b) if bindings.contains(&b) => {
+                problems.push((format!("certificates[{i}]"), "listed twice".into()))
+            }
+            Ok(b) => bindings.push(b),
+            Err(problem) => problems.push((format!("certificates[{i}]"), problem)),
+        }
+    }
+    use crate::identity::Authentication;
+    let auth = spec.authentication;
+    if matches!(auth, Authentication::Certificate | Authentication::Both)
+        && spec.certificates.is_empty()
+    {
+        problems.push((
+            "authentication".into(),
+            "this client must present a certificate, but `certificates` binds none".into(),
+        ));
+    }
+    if matches!(auth, Authentication::Key | Authentication::Both) && spec.api_keys.is_empty() {
+        problems.push((
+            "authentication".into(),
+            "this client must present an API key, but `apiKeys` lists none".into(),
+        ));
+    }
     let publish = type_patterns(&spec.publish, "publish", catalog, &mut problems);
     let mut subscribe = Vec::new();
     for (i, topic) in spec.subscribe.iter().enumerate() {
@@ -381,6 +422,7 @@ fn compile_client(spec: &ClientSpec, catalog: &Catalog) -> Result<Client, Vec<Fi
         Ok(Client {
             spec: spec.clone(),
             keys,
+            bindings,
             publish,
             subscribe,
         })

@@ -14,6 +14,7 @@ pub mod cloudevents;
 mod compat;
 mod condition;
 pub mod deadletter;
+pub mod identity;
 mod pattern;
 mod payload;
 mod record;

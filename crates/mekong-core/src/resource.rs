@@ -86,6 +86,15 @@ pub struct ClientSpec {
     pub roles: Vec<Role>,
     #[serde(default)]
     pub api_keys: Vec<ApiKeySpec>,
+    /// Client certificates that identify it: any one of them does (over mutual TLS).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<crate::identity::CertificateBinding>,
+    /// What it must present: a key or a certificate (`any`, the default), only one of them, or both.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::identity::Authentication::is_any"
+    )]
+    pub authentication: crate::identity::Authentication,
     /// Record types (names or trailing-`*` prefixes) it may publish.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub publish: Vec<String>,

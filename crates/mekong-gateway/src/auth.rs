@@ -1,8 +1,9 @@
 //! Who is calling, decided once for every call, in one tower layer in front of every service: from
-//! the `authorization: Bearer <api key>` header, before a single byte of the message is read. A
-//! call without valid credentials, or with a role that the service does not serve, is answered at
-//! once and its body is never buffered. The authenticated [`Caller`] travels in the request's
-//! extensions, so a new RPC cannot forget the check: it has no other way to learn who calls.
+//! the `authorization: Bearer <api key>` header and the client certificate of the connection (see
+//! `mekong_core::identity`), before a single byte of the message is read. A call without valid
+//! credentials, or with a role that the service does not serve, is answered at once and its body
+//! is never buffered. The authenticated [`Caller`] travels in the request's extensions, so a new
+//! RPC cannot forget the check: it has no other way to learn who calls.
 //!
 //! `grpc.health.v1.Health` is public; server reflection is public, authenticated or off
 //! ([`Reflection`]).
@@ -12,6 +13,7 @@ use std::task::{Context, Poll};
 
 use arc_swap::ArcSwap;
 use futures::future::{Either, Ready, ready};
+use mekong_core::identity::{AuthenticatedBy, PeerCertificate, Presented, Unauthenticated};
 use mekong_core::{ApiKeyHash, Catalog, Client, Role, hash_api_key};
 use tonic::Status;
 use tonic::body::Body;
@@ -31,12 +33,17 @@ pub enum Reflection {
     Off,
 }
 
-/// The authenticated caller of one call: the client, and the digest of the key it presented, so
-/// that open streams can tell when that key is withdrawn.
+/// The authenticated caller of one call: the client, and the credentials it presented, so that
+/// open streams can tell when that key is withdrawn or that certificate unbound.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub client: String,
-    pub key: ApiKeyHash,
+    /// The digest of the API key it presented, if it sent one.
+    pub key: Option<ApiKeyHash>,
+    /// The verified client certificate of its connection, if it has one.
+    pub certificate: Option<Arc<PeerCertificate>>,
+    /// How it authenticated, as the audit trail records it.
+    pub authenticated: AuthenticatedBy,
     /// The caller's W3C trace context, passed on to Kafka.
     pub traceparent: Option<String>,
 }
@@ -52,20 +59,33 @@ impl Caller {
             .ok_or_else(|| Status::unauthenticated("missing credentials"))
     }
 
-    /// The caller's client in `catalog`, if it still exists and still holds the key the caller
-    /// presented; else why not.
+    /// The caller's client in `catalog`, if its credentials still identify it; else why not.
     pub(crate) fn client_in<'c>(&self, catalog: &'c Catalog) -> Result<&'c Client, Status> {
-        match catalog.client(&self.client) {
-            Some(client) if client.holds_key(&self.key) => Ok(client),
-            Some(_) => Err(Status::unauthenticated(format!(
+        let presented = Presented {
+            key: self.key.as_ref(),
+            certificate: self.certificate.as_deref(),
+        };
+        let refused = match catalog.authenticate_call(presented) {
+            Ok((client, _)) if client.name() == self.client => return Ok(client),
+            Ok((client, _)) => format!(
+                "the credentials of client `{}` now identify client `{}`",
+                self.client,
+                client.name()
+            ),
+            Err(_) if catalog.client(&self.client).is_none() => {
+                format!("client `{}` no longer exists", self.client)
+            }
+            Err(Unauthenticated::UnknownKey) => format!(
                 "the API key of client `{}` was withdrawn; use a current key",
                 self.client
-            ))),
-            None => Err(Status::unauthenticated(format!(
-                "client `{}` no longer exists",
+            ),
+            Err(Unauthenticated::UnboundCertificate { .. }) => format!(
+                "the certificate of client `{}` is no longer bound to it",
                 self.client
-            ))),
-        }
+            ),
+            Err(other) => other.to_string(),
+        };
+        Err(Status::unauthenticated(refused))
     }
 
     /// Checks the caller against `catalog` as the layer would now: the key still listed, the role
@@ -137,12 +157,10 @@ impl Need {
     }
 }
 
-/// The key presented in the headers, or why there is none.
-fn presented_key(headers: &http::HeaderMap) -> Result<&str, Status> {
+/// The key presented in the headers: none, or one in the expected form.
+fn presented_key(headers: &http::HeaderMap) -> Result<Option<&str>, Status> {
     let Some(value) = headers.get(http::header::AUTHORIZATION) else {
-        return Err(Status::unauthenticated(
-            "missing credentials: send `authorization: Bearer <api key>` metadata",
-        ));
+        return Ok(None);
     };
     value
         .to_str()
@@ -153,6 +171,7 @@ fn presented_key(headers: &http::HeaderMap) -> Result<&str, Status> {
         })
         .map(str::trim)
         .filter(|k| !k.is_empty())
+        .map(Some)
         .ok_or_else(|| {
             Status::unauthenticated("the authorization metadata must be `Bearer <api key>`")
         })
@@ -179,15 +198,22 @@ impl AuthLayer {
         if need == Need::Nothing {
             return Ok(());
         }
-        let key = hash_api_key(presented_key(request.headers())?);
+        let key = presented_key(request.headers())?.map(hash_api_key);
+        let connection = request.extensions().get::<ConnectionInfo>();
+        let certificate = connection.and_then(|c| c.certificate.clone());
         let catalog = self.catalog.load();
-        let client = catalog
-            .authenticate_digest(&key)
-            .ok_or_else(|| Status::unauthenticated("unknown API key"))?;
+        let (client, authenticated) = catalog
+            .authenticate_call(Presented {
+                key: key.as_ref(),
+                certificate: certificate.as_deref(),
+            })
+            .map_err(|refused| Status::unauthenticated(refused.to_string()))?;
         need.check(client)?;
         let caller = Caller {
             client: client.name().to_owned(),
             key,
+            certificate,
+            authenticated,
             traceparent: request
                 .headers()
                 .get(mekong_core::cloudevents::TRACEPARENT)
@@ -273,12 +299,10 @@ mod tests {
     #[test]
     fn the_key_is_read_from_a_bearer_authorization_header() {
         let mut headers = http::HeaderMap::new();
-        assert_eq!(
-            presented_key(&headers).unwrap_err().code(),
-            tonic::Code::Unauthenticated
-        );
+        // None: the connection's certificate may identify the caller.
+        assert_eq!(presented_key(&headers).unwrap(), None);
         headers.insert("authorization", "Bearer  k-1 ".parse().unwrap());
-        assert_eq!(presented_key(&headers).unwrap(), "k-1");
+        assert_eq!(presented_key(&headers).unwrap(), Some("k-1"));
         headers.insert("authorization", "Basic abc".parse().unwrap());
         assert!(presented_key(&headers).is_err());
         headers.insert("authorization", "Bearer ".parse().unwrap());

@@ -15,6 +15,7 @@ mod metrics;
 mod server;
 mod status;
 mod subscribe;
+pub mod tls;
 
 use std::time::Duration;
 

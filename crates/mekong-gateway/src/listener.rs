@@ -1,7 +1,8 @@
 //! Accepting connections within bounds: at most `max_connections` open at once (one more is closed
-//! as soon as it is accepted), and a connection that has not made an authenticated call within the
-//! handshake timeout is closed, so nobody can hold the hub's connections without credentials. At
-//! the end of a shutdown every connection still open is closed.
+//! as soon as it is accepted), TLS handshakes (when the listener has TLS) done off the accept loop
+//! within the handshake timeout, and a connection that has not made an authenticated call within
+//! the handshake timeout is closed, so nobody can hold the hub's connections without credentials.
+//! At the end of a shutdown every connection still open is closed.
 
 use std::io;
 use std::net::SocketAddr;
@@ -12,29 +13,35 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::Stream;
+use mekong_core::identity::PeerCertificate;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::Sleep;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::transport::server::Connected;
 use tracing::{debug, warn};
 
 use crate::metrics::GatewayMetrics;
+use crate::tls::TlsConfig;
 
 /// What a connection is allowed.
 #[derive(Debug, Clone, Copy)]
 pub struct ListenerSettings {
     pub max_connections: usize,
-    /// How long a new connection has to make its first authenticated call.
+    /// How long a new connection has to complete its TLS handshake and make its first
+    /// authenticated call.
     pub handshake_timeout: Duration,
 }
 
 /// What services learn of the connection a call came on (tonic puts it in every request's
-/// extensions): the peer, and a way to say the connection has authenticated.
+/// extensions): the peer, its verified client certificate, and a way to say the connection has
+/// authenticated.
 #[derive(Debug, Clone)]
 pub struct ConnectionInfo {
     pub remote: Option<SocketAddr>,
+    /// The client certificate the TLS handshake verified, if the client sent one.
+    pub certificate: Option<Arc<PeerCertificate>>,
     authenticated: Arc<AtomicBool>,
 }
 
@@ -45,15 +52,33 @@ impl ConnectionInfo {
     }
 }
 
+/// A place among the `max_connections`, counted in `mekong_connections_open` while held.
+struct Place {
+    _permit: OwnedSemaphorePermit,
+    metrics: GatewayMetrics,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.metrics.connections_open.dec();
+    }
+}
+
+/// The bytes of a connection: plaintext, or TLS over it.
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
 /// An accepted connection, holding its place among the `max_connections`.
 pub struct Connection {
-    io: TcpStream,
+    io: Io,
     info: ConnectionInfo,
     /// Until the first authenticated call: when it fires, the connection is closed.
     handshake: Option<Pin<Box<Sleep>>>,
     closed: Pin<Box<WaitForCancellationFutureOwned>>,
     metrics: GatewayMetrics,
-    _place: OwnedSemaphorePermit,
+    _place: Place,
 }
 
 impl Connection {
@@ -82,12 +107,6 @@ impl Connection {
     }
 }
 
-impl Drop for Connection {
-    fn drop(&mut self) {
-        self.metrics.connections_open.dec();
-    }
-}
-
 impl Connected for Connection {
     type ConnectInfo = ConnectionInfo;
 
@@ -105,7 +124,10 @@ impl AsyncRead for Connection {
         if let Some(e) = self.must_end(cx) {
             return Poll::Ready(Err(e));
         }
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        match &mut self.io {
+            Io::Plain(io) => Pin::new(io).poll_read(cx, buf),
+            Io::Tls(io) => Pin::new(io).poll_read(cx, buf),
+        }
     }
 }
 
@@ -118,15 +140,24 @@ impl AsyncWrite for Connection {
         if let Some(e) = self.must_end(cx) {
             return Poll::Ready(Err(e));
         }
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        match &mut self.io {
+            Io::Plain(io) => Pin::new(io).poll_write(cx, buf),
+            Io::Tls(io) => Pin::new(io).poll_write(cx, buf),
+        }
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        match &mut self.io {
+            Io::Plain(io) => Pin::new(io).poll_flush(cx),
+            Io::Tls(io) => Pin::new(io).poll_flush(cx),
+        }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+        match &mut self.io {
+            Io::Plain(io) => Pin::new(io).poll_shutdown(cx),
+            Io::Tls(io) => Pin::new(io).poll_shutdown(cx),
+        }
     }
 
     fn poll_write_vectored(
@@ -137,57 +168,145 @@ impl AsyncWrite for Connection {
         if let Some(e) = self.must_end(cx) {
             return Poll::Ready(Err(e));
         }
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        match &mut self.io {
+            Io::Plain(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+            Io::Tls(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
+        match &self.io {
+            Io::Plain(io) => io.is_write_vectored(),
+            Io::Tls(io) => io.is_write_vectored(),
+        }
     }
 }
 
-/// The connections accepted on `listener`, within `settings`. Cancelling `close` ends every
-/// connection handed out.
+/// The connections accepted on `listener`, within `settings`, over TLS when `tls` is given.
+/// Cancelling `close` ends every connection handed out.
 pub fn incoming(
     listener: TcpListener,
     settings: ListenerSettings,
+    tls: Option<Arc<TlsConfig>>,
     close: CancellationToken,
     metrics: GatewayMetrics,
 ) -> impl Stream<Item = io::Result<Connection>> {
+    let (ready, connections) = mpsc::channel(64);
+    tokio::spawn(accept(listener, settings, tls, close, metrics, ready));
+    tokio_stream::wrappers::ReceiverStream::new(connections)
+}
+
+/// Accepts connections until the server stops taking them (`ready` closed). A TLS handshake runs
+/// on a task of its own, so a slow one holds only its own place.
+async fn accept(
+    listener: TcpListener,
+    settings: ListenerSettings,
+    tls: Option<Arc<TlsConfig>>,
+    close: CancellationToken,
+    metrics: GatewayMetrics,
+    ready: mpsc::Sender<io::Result<Connection>>,
+) {
     let places = Arc::new(Semaphore::new(settings.max_connections.max(1)));
-    futures::stream::unfold(listener, move |listener| {
-        let (places, close, metrics) = (Arc::clone(&places), close.clone(), metrics.clone());
-        async move {
-            loop {
-                let (io, remote) = match listener.accept().await {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // Out of file descriptors, say: wait a little rather than spin.
-                        warn!(error = %e, "cannot accept a connection");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let Ok(place) = Arc::clone(&places).try_acquire_owned() else {
-                    metrics.connection_closed("limit");
-                    debug!(%remote, max = settings.max_connections, "connection limit reached; closing a new connection");
-                    drop(io);
+    loop {
+        let (io, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, say: wait a little rather than spin.
+                    warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
-                };
-                let _ = io.set_nodelay(true);
-                metrics.connections_open.inc();
-                let connection = Connection {
-                    io,
-                    info: ConnectionInfo {
-                        remote: Some(remote),
-                        authenticated: Arc::new(AtomicBool::new(false)),
-                    },
-                    handshake: Some(Box::pin(tokio::time::sleep(settings.handshake_timeout))),
-                    closed: Box::pin(close.cancelled_owned()),
-                    metrics,
-                    _place: place,
-                };
-                return Some((Ok(connection), listener));
+                }
+            },
+            () = ready.closed() => return,
+        };
+        let Ok(permit) = Arc::clone(&places).try_acquire_owned() else {
+            metrics.connection_closed("limit");
+            debug!(%remote, max = settings.max_connections, "connection limit reached; closing a new connection");
+            drop(io);
+            continue;
+        };
+        let _ = io.set_nodelay(true);
+        metrics.connections_open.inc();
+        let place = Place {
+            _permit: permit,
+            metrics: metrics.clone(),
+        };
+        let pending = Pending {
+            remote,
+            deadline: Instant::now() + settings.handshake_timeout,
+            close: close.clone(),
+            metrics: metrics.clone(),
+            place,
+        };
+        let Some(tls) = &tls else {
+            if ready
+                .send(Ok(pending.connection(Io::Plain(io), None)))
+                .await
+                .is_err()
+            {
+                return;
             }
+            continue;
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
+        let (ready, close, metrics) = (ready.clone(), close.clone(), metrics.clone());
+        tokio::spawn(async move {
+            let handshake = tokio::select! {
+                done = tokio::time::timeout_at(pending.deadline, acceptor.accept(io)) => done,
+                () = close.cancelled() => return,
+            };
+            match handshake {
+                Ok(Ok(stream)) => {
+                    let certificate = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .and_then(crate::tls::peer_certificate)
+                        .map(Arc::new);
+                    let _ = ready
+                        .send(Ok(
+                            pending.connection(Io::Tls(Box::new(stream)), certificate)
+                        ))
+                        .await;
+                }
+                Ok(Err(e)) => {
+                    metrics.connection_closed("tls_handshake");
+                    debug!(%remote, error = %e, "TLS handshake failed");
+                }
+                Err(_) => {
+                    metrics.connection_closed("tls_handshake");
+                    debug!(%remote, "no TLS handshake within the handshake timeout");
+                }
+            }
+        });
+    }
+}
+
+/// An accepted connection on its way to the server: its place taken, its deadline set.
+struct Pending {
+    remote: SocketAddr,
+    /// When it must have authenticated (the TLS handshake included).
+    deadline: Instant,
+    close: CancellationToken,
+    metrics: GatewayMetrics,
+    place: Place,
+}
+
+impl Pending {
+    fn connection(self, io: Io, certificate: Option<Arc<PeerCertificate>>) -> Connection {
+        Connection {
+            io,
+            info: ConnectionInfo {
+                remote: Some(self.remote),
+                certificate,
+                authenticated: Arc::new(AtomicBool::new(false)),
+            },
+            handshake: Some(Box::pin(tokio::time::sleep_until(self.deadline))),
+            closed: Box::pin(self.close.cancelled_owned()),
+            metrics: self.metrics,
+            _place: self.place,
         }
-    })
+    }
 }

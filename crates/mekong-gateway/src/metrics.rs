@@ -67,6 +67,7 @@ pub struct GatewayMetrics {
     pub(crate) connections_open: Gauge,
     pub(crate) connections_closed: Family<ReasonLabels, Counter>,
     pub(crate) judge_overruns: Counter,
+    pub tls_reload_failures: Counter,
 }
 
 impl Default for GatewayMetrics {
@@ -87,6 +88,7 @@ impl Default for GatewayMetrics {
             connections_open: Gauge::default(),
             connections_closed: Family::default(),
             judge_overruns: Counter::default(),
+            tls_reload_failures: Counter::default(),
         }
     }
 }
@@ -146,13 +148,18 @@ impl GatewayMetrics {
         );
         registry.register(
             "connections_closed_by_hub",
-            "Connections the hub closed: over the connection limit, or no authenticated call in time",
+            "Connections the hub closed: over the connection limit, a failed TLS handshake, or no authenticated call in time",
             self.connections_closed.clone(),
         );
         registry.register(
             "judge_overruns",
             "Records whose judging (schema, route conditions) took longer than --max-judge-time",
             self.judge_overruns.clone(),
+        );
+        registry.register(
+            "tls_reload_failures",
+            "Reloads of the TLS files that failed (the previous certificate and CAs stay in use)",
+            self.tls_reload_failures.clone(),
         );
     }
 

@@ -22,6 +22,7 @@ use tracing::{info, warn};
 use crate::auth::{AuthLayer, Reflection};
 use crate::limits::{MessageLimitLayer, MessageLimits};
 use crate::listener::{ListenerSettings, incoming};
+use crate::tls::TlsConfig;
 use crate::{Admin, Changes, GatewayConfig, GatewayMetrics, Ingest, Subscribe};
 
 /// Everything the gateway serves with.
@@ -37,6 +38,8 @@ pub struct Gateway {
     pub metrics: GatewayMetrics,
     /// The lineage index AdminService.Trace answers from, if this instance keeps one.
     pub lineage: Option<Arc<Lineage>>,
+    /// TLS on the listener (read again when its files change), or plaintext.
+    pub tls: Option<Arc<TlsConfig>>,
 }
 
 /// Serves the gateway on `listener` until `shutdown` completes, then drains: health turns
@@ -120,12 +123,24 @@ pub async fn serve(
 
     let connections = config.connections;
     let close = CancellationToken::new();
+    // The TLS files are watched for as long as the listener serves.
+    let watching = CancellationToken::new();
+    if let Some(tls) = &gateway.tls {
+        let stop = watching.clone();
+        tokio::spawn(
+            Arc::clone(tls).watch(gateway.metrics.tls_reload_failures.clone(), async move {
+                stop.cancelled().await
+            }),
+        );
+    }
+    let _watching = watching.drop_guard();
     let incoming = incoming(
         listener,
         ListenerSettings {
             max_connections: connections.max_connections,
             handshake_timeout: connections.handshake_timeout,
         },
+        gateway.tls,
         close.clone(),
         gateway.metrics.clone(),
     );

@@ -18,6 +18,7 @@ use arc_swap::ArcSwap;
 use mekong_adapters::{AdapterMetrics, AdapterPolicy, EngineSettings};
 use mekong_control::{Changes, SeedError, Seeded};
 use mekong_core::{AUDIT_TOPIC, Catalog};
+use mekong_gateway::tls::{TlsConfig, TlsError, TlsReload, TlsSettings};
 use mekong_gateway::{Gateway, GatewayConfig, GatewayMetrics};
 use mekong_kafka::{
     Backbone, KafkaError, KafkaOptions, Lineage, LineageError, Producer, ProducerSettings, Store,
@@ -77,10 +78,12 @@ impl Default for TopicDefaults {
 }
 
 /// The gateway's listener and config.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct GatewayListener {
     pub listen: SocketAddr,
     pub config: GatewayConfig,
+    /// TLS on the listener; `None` serves plaintext (and says so at start).
+    pub tls: Option<TlsSettings>,
 }
 
 /// Everything a hub runs with. Each part is optional where a process may go without it: a gateway
@@ -153,6 +156,8 @@ pub enum HubError {
     },
     #[error("the gateway stopped")]
     Serve(#[source] tonic::transport::Error),
+    #[error("cannot serve TLS with {0}")]
+    Tls(#[source] TlsError),
 }
 
 impl HubError {
@@ -183,6 +188,8 @@ pub struct RunningHub {
     observe: Option<JoinHandle<std::io::Result<()>>>,
     /// Turns true when the adapters and the metrics endpoint should stop.
     stopping: watch::Sender<bool>,
+    /// The gateway's TLS, for [`RunningHub::tls_reload`].
+    tls: Option<TlsReload>,
     /// Last: fields drop in order, and no Kafka client may outlive the (embedded) backbone.
     backbone: Arc<Backbone>,
 }
@@ -196,6 +203,17 @@ impl HubConfig {
     /// Starts the hub: the backbone, the resource store (read to its end, seeded), destination
     /// topics, the producer, then the listeners and the tasks. Returns once the gateway listens.
     pub async fn start(self) -> Result<RunningHub, HubError> {
+        // The certificate and keys first: a bad file fails the start before anything else.
+        let tls = match self.gateway.as_ref().map(|g| g.tls.clone()) {
+            Some(Some(settings)) => Some(TlsConfig::load(settings).map_err(HubError::Tls)?),
+            Some(None) => {
+                warn!(
+                    "the gateway serves plaintext (no --tls-cert): API keys and every record cross the network unencrypted; serve TLS anywhere beyond a trusted host"
+                );
+                None
+            }
+            None => None,
+        };
         let backbone = Arc::new(match &self.backbone {
             BackboneConfig::Embedded => Backbone::embedded().map_err(HubError::Embedded)?,
             BackboneConfig::External { bootstrap, options } => {
@@ -214,6 +232,7 @@ impl HubConfig {
         let store = Arc::new(store);
         let max_record_bytes = self
             .gateway
+            .as_ref()
             .map_or(mekong_core::Limits::DEFAULT_MAX_RECORD_BYTES, |g| {
                 g.config.limits.max_record_bytes
             });
@@ -298,6 +317,7 @@ impl HubConfig {
 
         let (stopping, stopped) = watch::channel(false);
         let gateway_metrics = GatewayMetrics::default();
+        let tls_failures = gateway_metrics.tls_reload_failures.clone();
         let adapter_metrics = AdapterMetrics::default();
         let mut registry = Registry::with_prefix("mekong");
         if self.gateway.is_some() {
@@ -324,7 +344,7 @@ impl HubConfig {
                 let addr = listener.local_addr().ok();
                 let observed = observe::Observed {
                     registry,
-                    gateway: self.gateway.map(|_| gateway_metrics.clone()),
+                    gateway: self.gateway.as_ref().map(|_| gateway_metrics.clone()),
                     producer: producer.clone(),
                     store: Arc::clone(&store),
                 };
@@ -337,7 +357,7 @@ impl HubConfig {
             None => (None, None),
         };
         let (grpc, gateway) = match self.gateway {
-            Some(GatewayListener { listen, config }) => {
+            Some(GatewayListener { listen, config, .. }) => {
                 let listener = bind(listen, "the gateway, --listen").await?;
                 let addr = listener.local_addr().ok();
                 let (stop, stopped) = oneshot::channel::<()>();
@@ -350,6 +370,7 @@ impl HubConfig {
                     config,
                     metrics: gateway_metrics,
                     lineage: lineage.clone(),
+                    tls: tls.clone(),
                 };
                 let task = tokio::spawn(mekong_gateway::serve(listener, gateway, async move {
                     let _ = stopped.await;
@@ -360,6 +381,10 @@ impl HubConfig {
         };
         Ok(RunningHub {
             grpc,
+            tls: tls.map(|config| TlsReload {
+                config,
+                failures: tls_failures,
+            }),
             metrics,
             catalog,
             store,
@@ -400,6 +425,12 @@ impl RunningHub {
 
     pub fn is_embedded(&self) -> bool {
         self.backbone.is_embedded()
+    }
+
+    /// What reads the gateway's TLS files again on demand (SIGHUP), if it serves TLS; they are also
+    /// checked every few seconds. A failure keeps the current certificate and is logged and counted.
+    pub fn tls_reload(&self) -> Option<TlsReload> {
+        self.tls.clone()
     }
 
     /// The catalog the hub serves, as the resource store keeps it up to date.

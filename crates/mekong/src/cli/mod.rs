@@ -19,6 +19,7 @@ pub mod resources;
 pub mod serve;
 pub mod tail;
 pub mod test_record;
+pub mod tls;
 pub mod trace;
 
 use std::process::ExitCode;

@@ -12,6 +12,7 @@ use tracing::{info, warn};
 use super::Failure;
 use super::kafka::KafkaArgs;
 use super::limits::{AdapterPolicyArgs, GatewayArgs};
+use super::tls::TlsArgs;
 
 /// Where the gateway listens when nobody says; the address `--server` reaches by default.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
@@ -32,6 +33,8 @@ pub struct ServeArgs {
     kafka: KafkaArgs,
     #[command(flatten)]
     gateway: GatewayArgs,
+    #[command(flatten)]
+    tls: TlsArgs,
     #[command(flatten)]
     adapter_policy: AdapterPolicyArgs,
     /// How long Kafka has to acknowledge a record before the publish fails with UNAVAILABLE.
@@ -96,6 +99,7 @@ impl ServeArgs {
             gateway: Some(GatewayListener {
                 listen: self.listen,
                 config: self.gateway.config(),
+                tls: self.tls.settings(),
             }),
             adapters: (!self.no_adapters).then(|| self.adapter_policy.policy()),
             metrics: Some(self.metrics_listen),
@@ -149,11 +153,31 @@ pub fn run(args: ServeArgs, exporting_spans: bool) -> Result<u8, Failure> {
             println!("listening on {grpc}");
             info!(listen = %grpc, "gateway serving mekong.v1 IngestService, SubscribeService and AdminService, grpc.health.v1.Health and reflection");
         }
+        if let Some(reload) = hub.tls_reload() {
+            tokio::spawn(reload_on_sighup(reload));
+        }
         hub.run_until(super::shutdown_signal())
             .await
             .map_err(Failure::hub)?;
         Ok(Failure::OK)
     })
+}
+
+/// SIGHUP: read the TLS files now (a rotation done by hand need not wait for the next check).
+async fn reload_on_sighup(reload: mekong_gateway::tls::TlsReload) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            info!("SIGHUP: reading the TLS files again");
+            reload.now();
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = reload;
 }
 
 #[cfg(test)]
@@ -255,7 +279,10 @@ mod tests {
             std::time::Duration::from_secs(3)
         );
         assert!(config.adapters.is_none());
-        assert_eq!(config.gateway.unwrap().config.max_admin_bytes, 1000);
+        assert_eq!(
+            config.gateway.as_ref().unwrap().config.max_admin_bytes,
+            1000
+        );
         assert_eq!(config.gateway.unwrap().listen.to_string(), "0.0.0.0:50051");
         assert_eq!(config.lineage, LineageConfig::Dir("/var/lib/mekong".into()));
     }

@@ -1,0 +1,291 @@
+//! TLS on the gRPC listener (rustls, TLS 1.2 and 1.3 only): the hub's certificate and key, and for
+//! mutual TLS the CAs whose client certificates are trusted and their revocation lists, all read
+//! from PEM files. The files are read again when they change (or when asked, on SIGHUP), so that
+//! certificates rotated every 90 days need no restart: new handshakes use the new configuration,
+//! open connections keep theirs. A reload that fails keeps the configuration that works.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use mekong_core::identity::PeerCertificate;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+/// Whether a client must present a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientAuth {
+    /// A certificate, if sent, must chain to a trusted CA; callers without one use API keys.
+    #[default]
+    Optional,
+    /// No handshake completes without a trusted client certificate.
+    Required,
+}
+
+/// Where the listener's TLS material is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// The certificate chain (PEM), the hub's own first.
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    /// CA bundles (PEM) whose client certificates are trusted: mutual TLS when not empty.
+    pub client_cas: Vec<PathBuf>,
+    pub client_auth: ClientAuth,
+    /// Certificate revocation lists (PEM) of those CAs.
+    pub crls: Vec<PathBuf>,
+    /// How often the files are checked for changes.
+    pub reload_every: Duration,
+}
+
+impl TlsSettings {
+    pub const DEFAULT_RELOAD_EVERY: Duration = Duration::from_secs(10);
+
+    fn files(&self) -> impl Iterator<Item = &PathBuf> {
+        [&self.certificate, &self.key]
+            .into_iter()
+            .chain(&self.client_cas)
+            .chain(&self.crls)
+    }
+}
+
+/// Why TLS material cannot be used, naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{}: {problem}", file.display())]
+    File { file: PathBuf, problem: String },
+    #[error("{}: {problem}", key.display())]
+    Mismatch { key: PathBuf, problem: String },
+    #[error("the client CAs: {0}")]
+    Verifier(String),
+}
+
+fn file_error(file: &Path, problem: impl std::fmt::Display) -> TlsError {
+    TlsError::File {
+        file: file.to_owned(),
+        problem: problem.to_string(),
+    }
+}
+
+/// The current server configuration, and what it was built from.
+pub struct TlsConfig {
+    settings: TlsSettings,
+    current: ArcSwap<ServerConfig>,
+    /// The digest of the files' contents the current configuration was built from.
+    built_from: std::sync::Mutex<[u8; 32]>,
+}
+
+impl TlsConfig {
+    /// Reads and checks every file; the start fails naming the file and the problem.
+    pub fn load(settings: TlsSettings) -> Result<Arc<TlsConfig>, TlsError> {
+        let digest = digest(&settings)?;
+        let config = build(&settings)?;
+        Ok(Arc::new(TlsConfig {
+            settings,
+            current: ArcSwap::from_pointee(config),
+            built_from: std::sync::Mutex::new(digest),
+        }))
+    }
+
+    /// The configuration new handshakes use.
+    pub fn current(&self) -> Arc<ServerConfig> {
+        self.current.load_full()
+    }
+
+    pub fn mutual(&self) -> bool {
+        !self.settings.client_cas.is_empty()
+    }
+
+    pub fn reload_every(&self) -> Duration {
+        self.settings.reload_every
+    }
+
+    /// Reads the files again and, if they changed, builds a new configuration from them. Returns
+    /// whether the configuration changed; on an error the current one stays.
+    pub fn reload(&self) -> Result<bool, TlsError> {
+        let digest = digest(&self.settings)?;
+        let mut built_from = self.built_from.lock().expect("the TLS digest");
+        if *built_from == digest {
+            return Ok(false);
+        }
+        let config = build(&self.settings)?;
+        self.current.store(Arc::new(config));
+        *built_from = digest;
+        Ok(true)
+    }
+
+    /// Checks the files every `reload_every` until `stop` resolves, counting failures.
+    pub async fn watch(
+        self: Arc<Self>,
+        failures: prometheus_client::metrics::counter::Counter,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        let mut stop = std::pin::pin!(stop);
+        let mut tick = tokio::time::interval(self.settings.reload_every);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                () = &mut stop => return,
+                _ = tick.tick() => {}
+            }
+            self.reload_logged(&failures);
+        }
+    }
+
+    /// [`TlsConfig::reload`], with its outcome logged and a failure counted.
+    pub fn reload_logged(&self, failures: &prometheus_client::metrics::counter::Counter) {
+        match self.reload() {
+            Ok(true) => info!(
+                certificate = %self.settings.certificate.display(),
+                "TLS files changed: new connections use the new certificate and CAs"
+            ),
+            Ok(false) => {}
+            Err(e) => {
+                failures.inc();
+                warn!(error = %e, "cannot reload the TLS files; keeping the current certificate and CAs");
+            }
+        }
+    }
+}
+
+/// A handle that reads the TLS files again on demand (on SIGHUP), counting failures.
+#[derive(Clone)]
+pub struct TlsReload {
+    pub config: Arc<TlsConfig>,
+    pub failures: prometheus_client::metrics::counter::Counter,
+}
+
+impl TlsReload {
+    pub fn now(&self) {
+        self.config.reload_logged(&self.failures);
+    }
+}
+
+/// The digest of every file's contents, to tell when something changed.
+fn digest(settings: &TlsSettings) -> Result<[u8; 32], TlsError> {
+    let mut hash = Sha256::new();
+    for file in settings.files() {
+        let bytes = std::fs::read(file).map_err(|e| file_error(file, e))?;
+        hash.update((bytes.len() as u64).to_be_bytes());
+        hash.update(&bytes);
+    }
+    Ok(hash.finalize().into())
+}
+
+fn certificates(file: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certificates = CertificateDer::pem_file_iter(file)
+        .map_err(|e| file_error(file, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_error(file, e))?;
+    if certificates.is_empty() {
+        return Err(file_error(file, "no certificate (PEM `CERTIFICATE`) in it"));
+    }
+    Ok(certificates)
+}
+
+fn build(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = certificates(&settings.certificate)?;
+    let key = PrivateKeyDer::from_pem_file(&settings.key).map_err(|e| {
+        file_error(
+            &settings.key,
+            format!("no private key (PEM `PRIVATE KEY`) could be read: {e}"),
+        )
+    })?;
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .expect("ring supports TLS 1.2 and 1.3");
+    let builder = if settings.client_cas.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let mut roots = RootCertStore::empty();
+        for file in &settings.client_cas {
+            for ca in certificates(file)? {
+                roots
+                    .add(ca)
+                    .map_err(|e| file_error(file, format!("not a usable CA certificate: {e}")))?;
+            }
+        }
+        let mut crls = Vec::new();
+        for file in &settings.crls {
+            let read = CertificateRevocationListDer::pem_file_iter(file)
+                .map_err(|e| file_error(file, e))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| file_error(file, e))?;
+            if read.is_empty() {
+                return Err(file_error(
+                    file,
+                    "no revocation list (PEM `X509 CRL`) in it",
+                ));
+            }
+            crls.extend(read);
+        }
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            .with_crls(crls)
+            // A CA without a list here has revoked nothing we know of.
+            .allow_unknown_revocation_status();
+        let verifier = match settings.client_auth {
+            ClientAuth::Optional => verifier.allow_unauthenticated(),
+            ClientAuth::Required => verifier,
+        };
+        builder.with_client_cert_verifier(
+            verifier
+                .build()
+                .map_err(|e| TlsError::Verifier(e.to_string()))?,
+        )
+    };
+    let mut config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError::Mismatch {
+            key: settings.key.clone(),
+            problem: format!(
+                "cannot serve with this key and the certificate in {}: {e}",
+                settings.certificate.display()
+            ),
+        })?;
+    // gRPC is HTTP/2 only.
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
+}
+
+/// What Mekong reads of a client certificate that TLS verified.
+pub(crate) fn peer_certificate(der: &CertificateDer<'_>) -> Option<PeerCertificate> {
+    use x509_parser::oid_registry as oid;
+    let (_, parsed) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    let names = [
+        (oid::OID_X509_COMMON_NAME, "CN"),
+        (oid::OID_X509_ORGANIZATION_NAME, "O"),
+        (oid::OID_X509_ORGANIZATIONAL_UNIT, "OU"),
+        (oid::OID_X509_COUNTRY_NAME, "C"),
+        (oid::OID_X509_LOCALITY_NAME, "L"),
+        (oid::OID_X509_STATE_OR_PROVINCE_NAME, "ST"),
+    ];
+    let subject = parsed
+        .subject()
+        .iter_attributes()
+        .filter_map(|attribute| {
+            let (_, name) = names.iter().find(|(o, _)| o == attribute.attr_type())?;
+            Some(((*name).to_owned(), attribute.as_str().ok()?.to_owned()))
+        })
+        .collect();
+    let (mut dns, mut uris) = (Vec::new(), Vec::new());
+    if let Ok(Some(san)) = parsed.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                x509_parser::extensions::GeneralName::DNSName(d) => dns.push((*d).to_owned()),
+                x509_parser::extensions::GeneralName::URI(u) => uris.push((*u).to_owned()),
+                _ => {}
+            }
+        }
+    }
+    Some(PeerCertificate {
+        sha256: Sha256::digest(der.as_ref()).into(),
+        subject,
+        dns,
+        uris,
+    })
+}
