@@ -7,12 +7,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+pub mod pki;
 pub mod process;
 pub mod subscriber;
 pub mod targets;
 
 use mekong_core::{Catalog, parse_documents};
 use mekong_gateway::GatewayConfig;
+use mekong_gateway::tls::TlsSettings;
 use mekong_hub::{
     BackboneConfig, GatewayListener, HubConfig, LineageConfig, RunningHub, Seed, TopicDefaults,
 };
@@ -200,6 +202,33 @@ impl TestHub {
         producer: ProducerSettings,
         policy: mekong_adapters::AdapterPolicy,
     ) -> TestHub {
+        TestHub::launch(bootstrap, store_topic, yaml, config, producer, policy, None).await
+    }
+
+    /// Serves `yaml` (with a store of its own) over TLS as `tls` says.
+    pub async fn start_tls(bootstrap: &str, yaml: &str, tls: TlsSettings) -> TestHub {
+        let store_topic = format!("_mekong.resources.test-{}", unique());
+        TestHub::launch(
+            bootstrap,
+            &store_topic,
+            Some(yaml),
+            GatewayConfig::default(),
+            ProducerSettings::default(),
+            test_adapter_policy(),
+            Some(tls),
+        )
+        .await
+    }
+
+    async fn launch(
+        bootstrap: &str,
+        store_topic: &str,
+        yaml: Option<&str>,
+        config: GatewayConfig,
+        producer: ProducerSettings,
+        policy: mekong_adapters::AdapterPolicy,
+        tls: Option<TlsSettings>,
+    ) -> TestHub {
         let hub = HubConfig {
             backbone: BackboneConfig::External {
                 bootstrap: bootstrap.to_owned(),
@@ -222,7 +251,7 @@ impl TestHub {
             gateway: Some(GatewayListener {
                 listen: "127.0.0.1:0".parse().expect("an address"),
                 config,
-                tls: None,
+                tls,
             }),
             adapters: Some(policy),
             metrics: None,
@@ -258,6 +287,30 @@ impl TestHub {
             .connect()
             .await
             .expect("connect to the gateway")
+    }
+
+    /// A new TLS connection to the gateway (as `localhost`, checked against `ca`), presenting
+    /// `identity` as its client certificate if given.
+    pub async fn tls_channel(
+        &self,
+        ca: &pki::Pki,
+        identity: Option<&pki::Issued>,
+    ) -> Result<Channel, tonic::transport::Error> {
+        let mut tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(ca.ca_pem()))
+            .domain_name("localhost");
+        if let Some(identity) = identity {
+            tls = tls.identity(tonic::transport::Identity::from_pem(
+                identity.cert_pem(),
+                identity.key_pem(),
+            ));
+        }
+        Channel::from_shared(format!("https://{}", self.addr))
+            .unwrap()
+            .tls_config(tls)?
+            .connect_timeout(Duration::from_secs(10))
+            .connect()
+            .await
     }
 
     pub async fn admin(&self) -> AdminServiceClient<Channel> {

@@ -9,3 +9,4 @@ mod hostile;
 mod interop;
 mod publish;
 mod subscribe;
+mod tls;
