@@ -121,6 +121,10 @@ fn settings(c: &Certificates, crl: std::path::PathBuf) -> TlsSettings {
     }
 }
 
+/// A kind of credentials: what it is, the certificate and key presented, and what Publish,
+/// Consume and Get answer.
+type Case<'a> = (&'a str, Option<&'a Issued>, Option<&'a str>, [&'a str; 3]);
+
 /// What one call ended in: `OK`, a gRPC code, or `refused` when TLS would not carry it.
 fn outcome<T>(result: Result<T, tonic::Status>) -> String {
     match result {
@@ -208,7 +212,7 @@ async fn every_service_answers_every_kind_of_credential_as_its_client_allows() {
         settings(&c, crl),
     )
     .await;
-    let cases: [(&str, Option<&Issued>, Option<&str>, [&str; 3]); 12] = [
+    let cases: [Case; 12] = [
         ("no credentials", None, None, ["Unauthenticated"; 3]),
         ("a wrong key", None, Some("nope"), ["Unauthenticated"; 3]),
         (
