@@ -77,6 +77,13 @@ pub struct Connection {
     /// Until the first authenticated call: when it fires, the connection is closed.
     handshake: Option<Pin<Box<Sleep>>>,
     closed: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Set once its client certificate was revoked: every read and write fails from then on.
+    cut: bool,
+    /// For a client certificate: fires when a revocation list revokes it.
+    revoked: Option<(
+        Pin<Box<WaitForCancellationFutureOwned>>,
+        crate::tls::Registration,
+    )>,
     metrics: GatewayMetrics,
     _place: Place,
 }
@@ -88,6 +95,19 @@ impl Connection {
             return Some(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
                 "the hub closed the connection",
+            ));
+        }
+        if let Some((revoked, _)) = &mut self.revoked
+            && revoked.as_mut().poll(cx).is_ready()
+        {
+            self.metrics.connection_closed("certificate_revoked");
+            self.revoked = None;
+            self.cut = true;
+        }
+        if self.cut {
+            return Some(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the client certificate was revoked",
             ));
         }
         if let Some(deadline) = &mut self.handshake {
@@ -250,7 +270,12 @@ async fn accept(
             continue;
         };
         let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
-        let (ready, close, metrics) = (ready.clone(), close.clone(), metrics.clone());
+        let (ready, close, metrics, tls) = (
+            ready.clone(),
+            close.clone(),
+            metrics.clone(),
+            Arc::clone(tls),
+        );
         tokio::spawn(async move {
             let handshake = tokio::select! {
                 done = tokio::time::timeout_at(pending.deadline, acceptor.accept(io)) => done,
@@ -258,18 +283,23 @@ async fn accept(
             };
             match handshake {
                 Ok(Ok(stream)) => {
-                    let certificate = stream
+                    let peer = stream
                         .get_ref()
                         .1
                         .peer_certificates()
                         .and_then(|chain| chain.first())
-                        .and_then(crate::tls::peer_certificate)
-                        .map(Arc::new);
-                    let _ = ready
-                        .send(Ok(
-                            pending.connection(Io::Tls(Box::new(stream)), certificate)
-                        ))
-                        .await;
+                        .and_then(crate::tls::peer_certificate);
+                    let mut connection = pending.connection(Io::Tls(Box::new(stream)), None);
+                    if let Some((certificate, id)) = peer {
+                        // A revocation list read later closes this connection at once.
+                        let revoke = CancellationToken::new();
+                        connection.revoked = Some((
+                            Box::pin(revoke.clone().cancelled_owned()),
+                            tls.register(id, certificate.subject_text(), revoke),
+                        ));
+                        connection.info.certificate = Some(Arc::new(certificate));
+                    }
+                    let _ = ready.send(Ok(connection)).await;
                 }
                 Ok(Err(e)) => {
                     metrics.connection_closed("tls_handshake");
@@ -305,6 +335,8 @@ impl Pending {
             },
             handshake: Some(Box::pin(tokio::time::sleep_until(self.deadline))),
             closed: Box::pin(self.close.cancelled_owned()),
+            cut: false,
+            revoked: None,
             metrics: self.metrics,
             _place: self.place,
         }

@@ -2,10 +2,13 @@
 //! mutual TLS the CAs whose client certificates are trusted and their revocation lists, all read
 //! from PEM files. The files are read again when they change (or when asked, on SIGHUP), so that
 //! certificates rotated every 90 days need no restart: new handshakes use the new configuration,
-//! open connections keep theirs. A reload that fails keeps the configuration that works.
+//! open connections keep theirs, except those whose client certificate a new revocation list
+//! revokes: they are closed at once. A reload that fails keeps the configuration that works.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -15,6 +18,7 @@ use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKey
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 /// Whether a client must present a certificate.
@@ -71,24 +75,86 @@ fn file_error(file: &Path, problem: impl std::fmt::Display) -> TlsError {
     }
 }
 
-/// The current server configuration, and what it was built from.
+/// A certificate as revocation lists name it: its issuer (DER) and serial number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct CertificateId {
+    issuer: Vec<u8>,
+    serial: Vec<u8>,
+}
+
+/// The current server configuration, what it was built from, and the open connections that
+/// presented client certificates (so that a revocation can close them).
 pub struct TlsConfig {
     settings: TlsSettings,
     current: ArcSwap<ServerConfig>,
     /// The digest of the files' contents the current configuration was built from.
     built_from: std::sync::Mutex<[u8; 32]>,
+    revoked: ArcSwap<HashSet<CertificateId>>,
+    open: std::sync::Mutex<HashMap<u64, (CertificateId, String, CancellationToken)>>,
+    next: AtomicU64,
+}
+
+/// An open connection's entry among those a revocation can close; removed when dropped.
+pub(crate) struct Registration {
+    config: Arc<TlsConfig>,
+    id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.config
+            .open
+            .lock()
+            .expect("the open connections")
+            .remove(&self.id);
+    }
 }
 
 impl TlsConfig {
     /// Reads and checks every file; the start fails naming the file and the problem.
     pub fn load(settings: TlsSettings) -> Result<Arc<TlsConfig>, TlsError> {
         let digest = digest(&settings)?;
-        let config = build(&settings)?;
+        let (config, revoked) = build(&settings)?;
         Ok(Arc::new(TlsConfig {
             settings,
             current: ArcSwap::from_pointee(config),
             built_from: std::sync::Mutex::new(digest),
+            revoked: ArcSwap::from_pointee(revoked),
+            open: std::sync::Mutex::default(),
+            next: AtomicU64::new(0),
         }))
+    }
+
+    /// Enters an open connection's client certificate (`subject` for the log), so that `close`
+    /// is cancelled if a later revocation list revokes it.
+    pub(crate) fn register(
+        self: &Arc<Self>,
+        certificate: CertificateId,
+        subject: String,
+        close: CancellationToken,
+    ) -> Registration {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.open
+            .lock()
+            .expect("the open connections")
+            .insert(id, (certificate, subject, close));
+        Registration {
+            config: Arc::clone(self),
+            id,
+        }
+    }
+
+    /// Closes the open connections whose certificates are now revoked.
+    fn close_revoked(&self) {
+        let revoked = self.revoked.load();
+        for (certificate, subject, close) in
+            self.open.lock().expect("the open connections").values()
+        {
+            if revoked.contains(certificate) && !close.is_cancelled() {
+                warn!(%subject, "closing a connection: its client certificate was revoked");
+                close.cancel();
+            }
+        }
     }
 
     /// The configuration new handshakes use.
@@ -112,9 +178,12 @@ impl TlsConfig {
         if *built_from == digest {
             return Ok(false);
         }
-        let config = build(&self.settings)?;
+        let (config, revoked) = build(&self.settings)?;
         self.current.store(Arc::new(config));
+        self.revoked.store(Arc::new(revoked));
         *built_from = digest;
+        drop(built_from);
+        self.close_revoked();
         Ok(true)
     }
 
@@ -187,7 +256,8 @@ fn certificates(file: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(certificates)
 }
 
-fn build(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
+/// The server configuration, and the certificates its revocation lists revoke.
+fn build(settings: &TlsSettings) -> Result<(ServerConfig, HashSet<CertificateId>), TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = certificates(&settings.certificate)?;
     let key = PrivateKeyDer::from_pem_file(&settings.key).map_err(|e| {
@@ -199,6 +269,7 @@ fn build(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .expect("ring supports TLS 1.2 and 1.3");
+    let mut revoked = HashSet::new();
     let builder = if settings.client_cas.is_empty() {
         builder.with_no_client_auth()
     } else {
@@ -223,6 +294,16 @@ fn build(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
                 ));
             }
             crls.extend(read);
+        }
+        for crl in &crls {
+            let Ok((_, parsed)) = x509_parser::parse_x509_crl(crl.as_ref()) else {
+                continue; // rustls refuses it below, with the reason
+            };
+            let issuer = parsed.issuer().as_raw().to_vec();
+            revoked.extend(parsed.iter_revoked_certificates().map(|r| CertificateId {
+                issuer: issuer.clone(),
+                serial: r.raw_serial().to_vec(),
+            }));
         }
         let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
             .with_crls(crls)
@@ -249,13 +330,19 @@ fn build(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
         })?;
     // gRPC is HTTP/2 only.
     config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(config)
+    Ok((config, revoked))
 }
 
-/// What Mekong reads of a client certificate that TLS verified.
-pub(crate) fn peer_certificate(der: &CertificateDer<'_>) -> Option<PeerCertificate> {
+/// What Mekong reads of a client certificate that TLS verified, and how revocation lists name it.
+pub(crate) fn peer_certificate(
+    der: &CertificateDer<'_>,
+) -> Option<(PeerCertificate, CertificateId)> {
     use x509_parser::oid_registry as oid;
     let (_, parsed) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    let id = CertificateId {
+        issuer: parsed.issuer().as_raw().to_vec(),
+        serial: parsed.raw_serial().to_vec(),
+    };
     let names = [
         (oid::OID_X509_COMMON_NAME, "CN"),
         (oid::OID_X509_ORGANIZATION_NAME, "O"),
@@ -282,10 +369,11 @@ pub(crate) fn peer_certificate(der: &CertificateDer<'_>) -> Option<PeerCertifica
             }
         }
     }
-    Some(PeerCertificate {
+    let certificate = PeerCertificate {
         sha256: Sha256::digest(der.as_ref()).into(),
         subject,
         dns,
         uris,
-    })
+    };
+    Some((certificate, id))
 }

@@ -440,7 +440,7 @@ async fn certificates_and_revocation_lists_change_under_a_running_hub() {
     );
     replace(&serving.key, &rotated.key_pem());
 
-    // Revoked: the district's certificate no longer completes a handshake.
+    // Revoked: the district's certificate no longer completes a handshake ...
     c.pki.crl(&[&c.q1]);
     eventually("the revoked certificate is refused", || async {
         let Ok(channel) = hub.tls_channel(&c.pki, Some(&c.q1)).await else {
@@ -455,6 +455,19 @@ async fn certificates_and_revocation_lists_change_under_a_running_hub() {
         outcome(result) == "refused"
     })
     .await;
+    // And the connection it had open is closed at once.
+    let mut cut = false;
+    for n in 2..100 {
+        if publish(n).await.is_err() {
+            cut = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        cut,
+        "the revoked certificate's open connection still serves"
+    );
     // Others are not affected.
     let channel = hub.tls_channel(&c.pki, Some(&c.console)).await.unwrap();
     AdminServiceClient::new(channel)
