@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use mekong_core::{AuditEvent, Key, Outcome, Plan, Proposal, Stored, Verdict, parse_documents};
+use mekong_core::{
+    Actor, AuditEvent, Key, Outcome, Plan, Proposal, Stored, Verdict, parse_documents,
+};
 use mekong_kafka::{Backbone, Store, StoreError, TopicSettings, View, ensure_topics};
 use tracing::{info, warn};
 
@@ -53,7 +55,7 @@ impl Changes {
         &self,
         sources: &[(String, String)],
         expected_versions: &BTreeMap<String, u64>,
-        actor: &str,
+        actor: &Actor,
         dry_run: bool,
     ) -> Result<Applied, StoreError> {
         let mut documents = Vec::new();
@@ -69,7 +71,7 @@ impl Changes {
                 documents: documents.clone(),
                 parse_errors: parse_errors.clone(),
                 expected_versions,
-                actor,
+                actor: &actor.name,
                 now: &now,
             })
         };
@@ -92,7 +94,7 @@ impl Changes {
         &self,
         key: &Key,
         expected_version: Option<u64>,
-        actor: &str,
+        actor: &Actor,
         dry_run: bool,
     ) -> Result<Applied, StoreError> {
         if dry_run {
@@ -115,7 +117,7 @@ impl Changes {
         transaction: mekong_kafka::Transaction<'_>,
         plan: Plan,
         action: &'static str,
-        actor: &str,
+        actor: &Actor,
         now: &str,
     ) -> Result<Applied, StoreError> {
         let events = AuditEvent::from_plan(&plan, action, actor, now);
@@ -150,11 +152,11 @@ impl Changes {
         let view = transaction.commit(writes, events).await?;
         if applied {
             for change in plan.writes() {
-                info!(resource = %change.0, actor, action, "resource changed");
+                info!(resource = %change.0, actor = %actor.name, action, "resource changed");
             }
         } else {
             warn!(
-                actor,
+                actor = %actor.name,
                 action,
                 problems = plan.problems.len(),
                 "resource change rejected"
@@ -174,7 +176,9 @@ impl Changes {
         sources: &[(String, String)],
         actor: &str,
     ) -> Result<Seeded, SeedError> {
-        let applied = self.apply(sources, &BTreeMap::new(), actor, false).await?;
+        let applied = self
+            .apply(sources, &BTreeMap::new(), &Actor::named(actor), false)
+            .await?;
         let plan = &applied.plan;
         if plan.verdict != Verdict::Accepted {
             return Err(SeedError::Refused(plan.problems.clone()));

@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::identity::AuthenticatedBy;
 use crate::record::KafkaRecord;
 use crate::state::{Plan, Verdict};
 
@@ -127,7 +128,7 @@ impl AuditEvent {
 
     /// The events of a judged change: one per resource it changed (or would have, when rejected).
     /// Resources left unchanged are not events.
-    pub fn from_plan(plan: &Plan, action: &str, actor: &str, time: &str) -> Vec<AuditEvent> {
+    pub fn from_plan(plan: &Plan, action: &str, actor: &Actor, time: &str) -> Vec<AuditEvent> {
         let rejected = plan.verdict != Verdict::Accepted;
         let all_problems: Vec<String> = plan.problems.iter().map(|p| p.to_string()).collect();
         plan.changes
@@ -136,7 +137,8 @@ impl AuditEvent {
             .map(|c| {
                 let event = ResourceEvent {
                     time: time.to_owned(),
-                    actor: actor.to_owned(),
+                    actor: actor.name.clone(),
+                    authenticated: actor.authenticated.clone(),
                     action: action.to_owned(),
                     outcome: if rejected {
                         "rejected".into()
@@ -167,6 +169,24 @@ impl AuditEvent {
     }
 }
 
+/// Who asks for a change: a client, and how its call was authenticated (none for the hub's own
+/// changes, such as seeding at start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub name: String,
+    pub authenticated: Option<AuthenticatedBy>,
+}
+
+impl Actor {
+    /// The hub itself, or a tool, as `name`.
+    pub fn named(name: &str) -> Actor {
+        Actor {
+            name: name.to_owned(),
+            authenticated: None,
+        }
+    }
+}
+
 /// A change to a resource, accepted or rejected.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -174,6 +194,9 @@ pub struct ResourceEvent {
     pub time: String,
     /// The client that asked for the change.
     pub actor: String,
+    /// How its call was authenticated (key id, certificate fingerprint and subject).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authenticated: Option<AuthenticatedBy>,
     /// `apply` or `delete`.
     pub action: String,
     /// created, updated, deleted or rejected.
@@ -243,6 +266,9 @@ pub struct RecordEvent {
     pub record_type: String,
     /// The publishing client.
     pub source: String,
+    /// How its call was authenticated (key id, certificate fingerprint and subject).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authenticated: Option<AuthenticatedBy>,
     /// The partition key (for a rejected record: as far as it could be read).
     pub key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -278,6 +304,12 @@ mod tests {
             record_id: "r1".into(),
             record_type: "dossier.sync".into(),
             source: "q1".into(),
+            authenticated: Some(AuthenticatedBy {
+                by: "certificate".into(),
+                key_id: None,
+                certificate_sha256: Some("ab".repeat(32)),
+                certificate_subject: Some("CN=motcua-q1".into()),
+            }),
             key: "H29-1".into(),
             schema_version: None,
             copies: vec![],

@@ -28,7 +28,8 @@ mod topic;
 pub use access::{ApiKeyHash, Role, hash_api_key};
 pub use adapter::{Adapter, RetryPolicy, adapter_group, check_secret_ref};
 pub use audit::{
-    AUDIT_TOPIC, AuditEvent, DeliveryEvent, PlacedCopy, RecordEvent, ResourceEvent, audit_headers,
+    AUDIT_TOPIC, Actor, AuditEvent, DeliveryEvent, PlacedCopy, RecordEvent, ResourceEvent,
+    audit_headers,
 };
 pub use catalog::{Catalog, CatalogError, Client, RecordType, Route};
 pub use cloudevents::{CloudEvent, is_traceparent};

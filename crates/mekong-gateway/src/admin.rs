@@ -57,8 +57,12 @@ impl Admin {
     }
 
     /// The calling client: the layer admitted it as an admin.
-    fn admin<T>(&self, request: &Request<T>) -> Result<String, Status> {
-        Caller::of(request).map(|caller| caller.client)
+    /// The admin calling, as the audit trail names them.
+    fn admin<T>(&self, request: &Request<T>) -> Result<mekong_core::Actor, Status> {
+        Caller::of(request).map(|caller| mekong_core::Actor {
+            name: caller.client,
+            authenticated: Some(caller.authenticated),
+        })
     }
 }
 
@@ -312,7 +316,7 @@ impl AdminService for Admin {
             &self.producer,
             &request.adapter,
             &which,
-            &actor,
+            &actor.name,
         )
         .await
         .map_err(control_status)?;

@@ -312,6 +312,66 @@ async fn every_service_answers_every_kind_of_credential_as_its_client_allows() {
         "client `console` must also present its certificate (authentication: both)"
     );
 
+    // The audit trail says how each caller authenticated: the district by its certificate, the
+    // console's change by its key and its certificate.
+    let channel = hub.tls_channel(&c.pki, Some(&c.q1)).await.unwrap();
+    let published = IngestServiceClient::new(channel)
+        .publish(tonic::Request::new(record(
+            "dossier.sync",
+            &citizen_dossier(&format!("AUD-{s}")),
+        )))
+        .await
+        .unwrap()
+        .into_inner();
+    let channel = hub.tls_channel(&c.pki, Some(&c.console)).await.unwrap();
+    AdminServiceClient::new(channel)
+        .apply(authed(
+            "console-key",
+            mekong_proto::v1::ApplyRequest {
+                sources: vec![mekong_proto::v1::SourceText {
+                    name: "tax.yaml".into(),
+                    text: format!(
+                        "kind: RecordType\nname: tax.audit-{s}\nschema: {{type: object}}\n"
+                    ),
+                }],
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("the console applies a change");
+    let record_id = published.record_id.clone();
+    let accepted = audit_events(&hub.bootstrap, 1, |e| {
+        e["event"] == "record.accepted" && e["recordId"] == record_id.as_str()
+    })
+    .await;
+    assert_eq!(
+        accepted[0]["authenticated"],
+        serde_json::json!({
+            "by": "certificate",
+            "certificateSha256": c.q1.sha256,
+            "certificateSubject": "CN=q1",
+        })
+    );
+    let name = format!("tax.audit-{s}");
+    let changed = audit_events(&hub.bootstrap, 1, |e| {
+        e["event"] == "resource.changed" && e["name"] == name.as_str()
+    })
+    .await;
+    let by = &changed[0]["authenticated"];
+    assert_eq!(
+        (&changed[0]["actor"], &by["by"], &by["certificateSubject"]),
+        (
+            &"console".into(),
+            &"both".into(),
+            &"CN=ops-console, O=HCMC".into()
+        ),
+        "{by}"
+    );
+    assert_eq!(
+        by["keyId"],
+        hex::encode(&mekong_core::hash_api_key("console-key").0[..8])
+    );
+
     // Plaintext to the TLS port fails at once, as does TLS to a plaintext hub.
     let started = Instant::now();
     let plaintext = Channel::from_shared(format!("http://{}", hub.addr))
