@@ -179,3 +179,45 @@ impl Pki {
         file
     }
 }
+
+/// The certificate a TLS server at `addr` presents to a new connection now, checked against the
+/// PKI's CA as `localhost` (its SHA-256, hex), or why the handshake failed.
+pub async fn served_certificate(addr: std::net::SocketAddr, pki: &Pki) -> Result<String, String> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(
+            rustls::pki_types::CertificateDer::from_pem_file(pki.ca())
+                .map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+    let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect("localhost".try_into().expect("a name"), tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let chain = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .ok_or("no certificate")?;
+    Ok(hex::encode(Sha256::digest(chain[0].as_ref())))
+}
+
+/// Replaces a file the way certificate tooling does (written beside, then renamed): a reader
+/// never sees half of it.
+pub fn replace(file: &std::path::Path, text: &str) {
+    let next = file.with_extension("next");
+    std::fs::write(&next, text).expect("the new file");
+    std::fs::rename(&next, file).expect("the file in place");
+}

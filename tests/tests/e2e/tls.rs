@@ -2,7 +2,6 @@
 //! (`mekong_tests::pki`): who each certificate identifies, what every service answers to every
 //! kind of credential, and certificates and revocation lists changed under a running hub.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mekong_gateway::tls::{ClientAuth, TlsSettings};
@@ -10,11 +9,9 @@ use mekong_proto::v1::admin_service_client::AdminServiceClient;
 use mekong_proto::v1::ingest_service_client::IngestServiceClient;
 use mekong_proto::v1::subscribe_service_client::SubscribeServiceClient;
 use mekong_proto::v1::{ConsumeRequest, GetRequest, consume_request};
-use mekong_tests::pki::{ClientCert, Issued, Pki};
+use mekong_tests::pki::{ClientCert, Issued, Pki, replace, served_certificate};
 use mekong_tests::subscriber::subscription;
 use mekong_tests::*;
-use rustls::pki_types::pem::PemObject;
-use sha2::Digest;
 use std::error::Error as _;
 use tonic::transport::Channel;
 
@@ -404,38 +401,6 @@ async fn every_service_answers_every_kind_of_credential_as_its_client_allows() {
     );
 }
 
-/// The certificate the hub presents to a new connection now (its SHA-256, hex).
-async fn served_certificate(hub: &TestHub, pki: &Pki) -> Result<String, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls::pki_types::CertificateDer::from_pem_file(pki.ca()).unwrap())
-        .unwrap();
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let tcp = tokio::net::TcpStream::connect(hub.addr)
-        .await
-        .map_err(|e| e.to_string())?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect("localhost".try_into().unwrap(), tcp)
-        .await
-        .map_err(|e| e.to_string())?;
-    let chain = tls.get_ref().1.peer_certificates().unwrap();
-    Ok(hex::encode(sha2::Sha256::digest(chain[0].as_ref())))
-}
-
-/// Replaces a file the way certificate tooling does (written beside, then renamed).
-fn replace(file: &std::path::Path, text: &str) {
-    let next = file.with_extension("next");
-    std::fs::write(&next, text).unwrap();
-    std::fs::rename(&next, file).unwrap();
-}
-
 async fn eventually<F: Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !check().await {
@@ -464,7 +429,7 @@ async fn certificates_and_revocation_lists_change_under_a_running_hub() {
     )
     .await;
     assert_eq!(
-        served_certificate(&hub, &c.pki).await,
+        served_certificate(hub.addr, &c.pki).await,
         Ok(c.hub.sha256.clone())
     );
     let open = hub.tls_channel(&c.pki, Some(&c.q1)).await.unwrap();
@@ -486,7 +451,7 @@ async fn certificates_and_revocation_lists_change_under_a_running_hub() {
     replace(&serving.key, &rotated.key_pem());
     replace(&serving.certificate, &rotated.cert_pem());
     eventually("the rotated certificate is served", || async {
-        served_certificate(&hub, &c.pki).await == Ok(rotated.sha256.clone())
+        served_certificate(hub.addr, &c.pki).await == Ok(rotated.sha256.clone())
     })
     .await;
     publish(1).await.expect("the open connection still serves");
@@ -495,7 +460,7 @@ async fn certificates_and_revocation_lists_change_under_a_running_hub() {
     replace(&serving.key, "not a key\n");
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(
-        served_certificate(&hub, &c.pki).await,
+        served_certificate(hub.addr, &c.pki).await,
         Ok(rotated.sha256.clone())
     );
     replace(&serving.key, &rotated.key_pem());

@@ -9,3 +9,4 @@ mod floods;
 mod observability;
 mod operator;
 mod subscriptions;
+mod tls;

@@ -70,6 +70,13 @@ fn the_operator_commands_work_against_two_instances_sharing_one_store() {
     );
     let a = serve(&store, Some("examples/hcmc"));
     let b = serve(&store, None);
+    // Without --tls-cert the hub says, once, that it serves plaintext.
+    assert_eq!(
+        a.log().matches("the gateway serves plaintext").count(),
+        1,
+        "{}",
+        a.log()
+    );
     let work = tempdir();
 
     // get: a table of the kind, and one resource as YAML that can be applied again.
