@@ -104,9 +104,25 @@ pub async fn get(args: GetArgs) -> Result<u8, Failure> {
                 .max()
                 .unwrap_or(4)
                 .max(4);
+            let clients = resources.iter().any(|r| r.kind == "Client");
+            let by_width = resources
+                .iter()
+                .map(|r| r.changed_by.len())
+                .max()
+                .unwrap_or(10)
+                .max(10);
             println!(
-                "{:<11} {:<width$} {:>7} {:>6}  {:<24} CHANGED-BY",
-                "KIND", "NAME", "VERSION", "SCHEMA", "CHANGED-AT"
+                "{:<11} {:<width$} {:>7} {:>6}  {:<24} {}",
+                "KIND",
+                "NAME",
+                "VERSION",
+                "SCHEMA",
+                "CHANGED-AT",
+                if clients {
+                    format!("{:<by_width$} CREDENTIALS", "CHANGED-BY")
+                } else {
+                    "CHANGED-BY".into()
+                }
             );
             for r in &resources {
                 let schema = if r.kind == "RecordType" {
@@ -114,12 +130,60 @@ pub async fn get(args: GetArgs) -> Result<u8, Failure> {
                 } else {
                     "-".into()
                 };
+                let by = if clients {
+                    format!("{:<by_width$} {}", r.changed_by, credentials(&r.spec))
+                } else {
+                    r.changed_by.clone()
+                };
                 println!(
                     "{:<11} {:<width$} {:>7} {:>6}  {:<24} {}",
-                    r.kind, r.name, r.version, schema, r.changed_at, r.changed_by
+                    r.kind, r.name, r.version, schema, r.changed_at, by
                 );
             }
         }
     }
     Ok(0)
+}
+
+/// What a client may authenticate with, in one line: `any: 1 key; uri spiffe://...; dns ...`.
+fn credentials(spec: &str) -> String {
+    let spec: Value = serde_json::from_str(spec).unwrap_or(Value::Null);
+    let mut parts = Vec::new();
+    let keys = spec["apiKeys"].as_array().map_or(0, Vec::len);
+    if keys > 0 {
+        parts.push(format!("{keys} key{}", if keys == 1 { "" } else { "s" }));
+    }
+    for binding in spec["certificates"].as_array().into_iter().flatten() {
+        let Some((kind, value)) = binding.as_object().and_then(|b| b.iter().next()) else {
+            continue;
+        };
+        let value = match value {
+            Value::Object(attributes) => attributes
+                .iter()
+                .map(|(name, v)| format!("{name}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(","),
+            other => other.as_str().unwrap_or_default().to_owned(),
+        };
+        parts.push(format!("{kind} {value}"));
+    }
+    let rule = spec["authentication"].as_str().unwrap_or("any");
+    if parts.is_empty() {
+        format!("{rule}: none")
+    } else {
+        format!("{rule}: {}", parts.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_clients_credentials_in_one_line() {
+        let spec = r#"{"apiKeys":[{"sha256":"ab"}],"certificates":[{"uri":"spiffe://hcmc.gov.vn/q1"},{"subject":{"CN":"motcua-q1","O":"UBND Quan 1"}},{"sha256":"9f86"}],"authentication":"both"}"#;
+        assert_eq!(
+            super::credentials(spec),
+            "both: 1 key; uri spiffe://hcmc.gov.vn/q1; subject CN=motcua-q1,O=UBND Quan 1; sha256 9f86"
+        );
+        assert_eq!(super::credentials(r#"{"apiKeys":[]}"#), "any: none");
+    }
 }

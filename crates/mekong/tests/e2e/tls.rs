@@ -146,6 +146,19 @@ async fn serve_over_tls_rotate_on_sighup_and_call_it_with_a_certificate() {
     let (code, out, err) = run(with(&["--token", "console-key"]));
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("KIND"), "{out}");
+    // `get clients` shows how each client may authenticate.
+    let mut clients = with(&["--token", "console-key"]);
+    clients[1] = "clients".into();
+    let (code, out, err) = run(clients);
+    assert_eq!(code, 0, "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.contains(" console "))
+        .unwrap_or_default();
+    assert!(
+        line.ends_with("both: 1 key; subject CN=ops-console"),
+        "{out}"
+    );
     let (code, _, err) = run(with(&[]));
     assert_eq!(code, 1);
     assert!(
