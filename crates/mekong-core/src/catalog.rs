@@ -410,6 +410,20 @@ fn compile_client(spec: &ClientSpec, catalog: &Catalog) -> Result<Client, Vec<Fi
             "this client must present an API key, but `apiKeys` lists none".into(),
         ));
     }
+    let limits = &spec.limits;
+    for (field, value) in [
+        ("recordsPerSecond", limits.records_per_second),
+        ("bytesPerSecond", limits.bytes_per_second),
+        ("burst", limits.burst),
+        ("maxStreams", limits.max_streams),
+    ] {
+        if value == Some(0) {
+            problems.push((
+                format!("limits.{field}"),
+                "must be at least 1; leave it out for the instance's default".into(),
+            ));
+        }
+    }
     let publish = type_patterns(&spec.publish, "publish", catalog, &mut problems);
     let mut subscribe = Vec::new();
     for (i, topic) in spec.subscribe.iter().enumerate() {

@@ -113,6 +113,19 @@ pub struct ClientLimits {
     /// Open subscription streams (SubscribeService.Consume).
     #[serde(default = "ClientLimits::default_max_subscriptions")]
     pub max_subscriptions: u32,
+    /// Records it may publish per second (absent: the instance's `--default-records-per-second`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records_per_second: Option<u32>,
+    /// Payload bytes it may publish per second (absent: `--default-bytes-per-second`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_per_second: Option<u32>,
+    /// Records it may send at once beyond its rate (absent: `--default-burst`, else one second's
+    /// worth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+    /// PublishStream streams open at once (absent: `--default-max-streams`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_streams: Option<u32>,
 }
 
 impl ClientLimits {
@@ -131,6 +144,10 @@ impl Default for ClientLimits {
     fn default() -> Self {
         ClientLimits {
             max_subscriptions: ClientLimits::DEFAULT_MAX_SUBSCRIPTIONS,
+            records_per_second: None,
+            bytes_per_second: None,
+            burst: None,
+            max_streams: None,
         }
     }
 }

@@ -21,7 +21,7 @@ use mekong_kafka::{Producer, View, WriteError};
 use mekong_proto::v1::ingest_service_server::IngestService;
 use mekong_proto::v1::{
     Placement, PublishBatchRequest, PublishBatchResponse, PublishRequest, PublishResponse,
-    PublishResult, publish_result,
+    PublishResult, RecordError, publish_result,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -36,6 +36,7 @@ use crate::auth::{Caller, Need};
 use crate::idempotency::{Claim, IdempotencyWindow, digest};
 use crate::judge::{Judge, Unjudged};
 use crate::metrics::{GatewayMetrics, KindLabels, RecordLabels, RejectedLabels, TopicLabels};
+use crate::quota::{Quotas, StreamPlace, Throttled};
 use crate::status::{PublishError, internal};
 
 const PUBLISHER: Need = Need::Role(Role::Publisher);
@@ -58,6 +59,7 @@ struct Inner {
     config: GatewayConfig,
     window: IdempotencyWindow,
     judge: Judge,
+    quotas: Quotas,
     metrics: GatewayMetrics,
     /// Where the streams' tasks run, so a shutdown can wait for them.
     tasks: TaskTracker,
@@ -82,10 +84,22 @@ impl Ingest {
                 config,
                 window: IdempotencyWindow::new(config.idempotency),
                 judge: Judge::new(config.judge),
+                quotas: Quotas::new(config.quotas, metrics.clone()),
                 metrics,
                 tasks,
             }),
         }
+    }
+
+    /// Takes `records` records of `bytes` from the caller's quota, or refuses the call.
+    fn take_quota(&self, caller: &Caller, records: usize, bytes: usize) -> Result<(), Status> {
+        let catalog = self.inner.catalog.load();
+        let client = caller.client_in(&catalog)?;
+        let records = u32::try_from(records).unwrap_or(u32::MAX);
+        self.inner
+            .quotas
+            .take(client, records, bytes)
+            .map_err(Throttled::into_status)
     }
 
     /// Publishes one record, answering from the idempotency window when the key was seen.
@@ -443,15 +457,19 @@ impl Ingest {
         caller: Caller,
         mut inbound: Streaming<PublishRequest>,
         out: mpsc::Sender<Result<PublishResult, Status>>,
+        _place: StreamPlace,
     ) {
         let caller = Arc::new(caller);
+        // A record over the caller's quota waits here, and no more are read until it may go:
+        // HTTP/2 flow control holds the client back, and it never sees an error.
+        let mut held: Option<(PublishRequest, Pin<Box<tokio::time::Sleep>>)> = None;
         let in_flight = self.inner.config.stream_in_flight.max(1);
         let mut changes = self.inner.changes.clone();
         let mut stopping = self.inner.stopping.clone();
         let mut running = FuturesUnordered::new();
         let mut open = true;
         let mut ending: Option<Status> = None;
-        while ending.is_none() && (open || !running.is_empty()) {
+        while ending.is_none() && (open || held.is_some() || !running.is_empty()) {
             tokio::select! {
                 changed = changes.changed() => {
                     if changed.is_err() {
@@ -472,13 +490,36 @@ impl Ingest {
                         return;
                     }
                 }
-                item = inbound.message(), if open && running.len() < in_flight => match item {
-                    Ok(Some(record)) => {
-                        // Each record runs as its own task, so records of one stream are judged and
-                        // written concurrently; results go out as they complete.
-                        let (this, caller) = (self.clone(), Arc::clone(&caller));
-                        running.push(tokio::spawn(async move { this.publish_result(&caller, record).await }));
+                () = async { held.as_mut().expect("held").1.as_mut().await }, if held.is_some() => {
+                    let (record, _) = held.take().expect("held");
+                    match self.admit(&caller, record) {
+                        Admitted::Go(record) => {
+                            running.push(self.spawn_record(&caller, record));
+                        }
+                        Admitted::Wait(record, wait) => {
+                            held = Some((record, Box::pin(tokio::time::sleep(wait))));
+                        }
+                        Admitted::Refused(result) => {
+                            if out.send(Ok(result)).await.is_err() {
+                                return;
+                            }
+                        }
                     }
+                }
+                item = inbound.message(), if open && held.is_none() && running.len() < in_flight => match item {
+                    Ok(Some(record)) => match self.admit(&caller, record) {
+                        // Each record runs as its own task, so records of one stream are judged
+                        // and written concurrently; results go out as they complete.
+                        Admitted::Go(record) => running.push(self.spawn_record(&caller, record)),
+                        Admitted::Wait(record, wait) => {
+                            held = Some((record, Box::pin(tokio::time::sleep(wait))));
+                        }
+                        Admitted::Refused(result) => {
+                            if out.send(Ok(result)).await.is_err() {
+                                return;
+                            }
+                        }
+                    },
                     Ok(None) => open = false,
                     Err(status) => {
                         let _ = out.send(Err(status)).await;
@@ -505,6 +546,52 @@ impl Ingest {
     }
 }
 
+/// What the quota says of a stream's next record.
+enum Admitted {
+    Go(PublishRequest),
+    /// Over quota: held this long, then asked again.
+    Wait(PublishRequest, Duration),
+    /// It can never fit the quota (larger than its burst), or the caller is no longer known.
+    Refused(PublishResult),
+}
+
+impl Ingest {
+    fn admit(&self, caller: &Caller, record: PublishRequest) -> Admitted {
+        let catalog = self.inner.catalog.load();
+        let refused = |record: &PublishRequest, status: Status| {
+            Admitted::Refused(PublishResult {
+                request_id: record.request_id.clone(),
+                outcome: Some(publish_result::Outcome::Error(RecordError {
+                    code: status.code() as i32,
+                    message: status.message().to_owned(),
+                    ..Default::default()
+                })),
+            })
+        };
+        let client = match caller.client_in(&catalog) {
+            Ok(client) => client,
+            Err(status) => return refused(&record, status),
+        };
+        match self.inner.quotas.take(client, 1, record.payload.len()) {
+            Ok(()) => Admitted::Go(record),
+            Err(Throttled {
+                retry_after: Some(wait),
+                ..
+            }) => Admitted::Wait(record, wait),
+            Err(never) => refused(&record, never.into_status()),
+        }
+    }
+
+    fn spawn_record(
+        &self,
+        caller: &Arc<Caller>,
+        record: PublishRequest,
+    ) -> tokio::task::JoinHandle<PublishResult> {
+        let (this, caller) = (self.clone(), Arc::clone(caller));
+        tokio::spawn(async move { this.publish_result(&caller, record).await })
+    }
+}
+
 fn placed(placements: &[Placement]) -> Vec<PlacedCopy> {
     placements
         .iter()
@@ -526,7 +613,9 @@ impl IngestService for Ingest {
         request: Request<PublishRequest>,
     ) -> Result<Response<PublishResponse>, Status> {
         let caller = Caller::of(&request)?;
-        self.publish_one(&caller, request.into_inner())
+        let request = request.into_inner();
+        self.take_quota(&caller, 1, request.payload.len())?;
+        self.publish_one(&caller, request)
             .await
             .map(Response::new)
             .map_err(PublishError::into_status)
@@ -553,6 +642,7 @@ impl IngestService for Ingest {
                 config.max_batch_bytes
             )));
         }
+        self.take_quota(&caller, records.len(), bytes)?;
         // All records at once: the producer batches them into few Kafka requests.
         let results = join_all(records.into_iter().map(|r| self.publish_result(&caller, r))).await;
         Ok(Response::new(PublishBatchResponse { results }))
@@ -565,10 +655,14 @@ impl IngestService for Ingest {
         request: Request<Streaming<PublishRequest>>,
     ) -> Result<Response<ResultStream>, Status> {
         let caller = Caller::of(&request)?;
+        let place = {
+            let catalog = self.inner.catalog.load();
+            self.inner.quotas.open_stream(caller.client_in(&catalog)?)?
+        };
         let (tx, rx) = mpsc::channel(64);
         self.inner
             .tasks
-            .spawn(self.clone().stream(caller, request.into_inner(), tx));
+            .spawn(self.clone().stream(caller, request.into_inner(), tx, place));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }

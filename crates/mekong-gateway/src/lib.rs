@@ -12,6 +12,7 @@ mod judge;
 mod limits;
 mod listener;
 mod metrics;
+mod quota;
 mod server;
 mod status;
 mod subscribe;
@@ -28,6 +29,7 @@ pub use limits::{BATCH_HEADROOM, MessageLimits, RECORD_HEADROOM};
 pub use listener::ConnectionInfo;
 pub use mekong_control::{Applied, Changes};
 pub use metrics::GatewayMetrics;
+pub use quota::QuotaDefaults;
 pub use server::{Gateway, serve};
 pub use status::{code_name, code_of};
 pub use subscribe::{PREFETCH_KBYTES, Subscribe};
@@ -52,6 +54,8 @@ pub struct GatewayConfig {
     pub judge: JudgeSettings,
     /// Subscription streams open on this instance, all clients together.
     pub max_subscriptions: usize,
+    /// Each client's quotas on this instance, where its `limits` set none.
+    pub quotas: QuotaDefaults,
     pub reflection: Reflection,
     pub connections: ConnectionSettings,
     /// How long a shutdown waits for calls and streams to end before closing their connections.
@@ -73,6 +77,7 @@ impl Default for GatewayConfig {
             idempotency: WindowSettings::default(),
             judge: JudgeSettings::default(),
             max_subscriptions: 1024,
+            quotas: QuotaDefaults::default(),
             reflection: Reflection::default(),
             connections: ConnectionSettings::default(),
             shutdown_grace: Duration::from_secs(20),

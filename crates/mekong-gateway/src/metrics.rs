@@ -68,6 +68,14 @@ pub struct GatewayMetrics {
     pub(crate) connections_closed: Family<ReasonLabels, Counter>,
     pub(crate) judge_overruns: Counter,
     pub tls_reload_failures: Counter,
+    pub(crate) quota_throttled: Family<QuotaLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct QuotaLabels {
+    pub client: String,
+    /// recordsPerSecond, bytesPerSecond or maxStreams.
+    pub limit: &'static str,
 }
 
 impl Default for GatewayMetrics {
@@ -89,6 +97,7 @@ impl Default for GatewayMetrics {
             connections_closed: Family::default(),
             judge_overruns: Counter::default(),
             tls_reload_failures: Counter::default(),
+            quota_throttled: Family::default(),
         }
     }
 }
@@ -161,6 +170,20 @@ impl GatewayMetrics {
             "Reloads of the TLS files that failed (the previous certificate and CAs stay in use)",
             self.tls_reload_failures.clone(),
         );
+        registry.register(
+            "quota_throttled",
+            "Calls refused and stream records held back by a client's quota, by client and limit",
+            self.quota_throttled.clone(),
+        );
+    }
+
+    pub(crate) fn throttled(&self, client: &str, limit: &'static str) {
+        self.quota_throttled
+            .get_or_create(&QuotaLabels {
+                client: client.to_owned(),
+                limit,
+            })
+            .inc();
     }
 
     pub(crate) fn connection_closed(&self, reason: &'static str) {

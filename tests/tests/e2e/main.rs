@@ -8,5 +8,6 @@ mod broker_down;
 mod hostile;
 mod interop;
 mod publish;
+mod quota;
 mod subscribe;
 mod tls;

@@ -3,13 +3,14 @@
 //! they may read, which networks they may reach). Each default is the library's own, written once
 //! there; these groups only read flags into the libraries' config types.
 
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use mekong_adapters::{AdapterPolicy, DEFAULT_SECRETS_ENV_PREFIX};
 use mekong_gateway::{
-    ConnectionSettings, GatewayConfig, JudgeSettings, Reflection, WindowSettings,
+    ConnectionSettings, GatewayConfig, JudgeSettings, QuotaDefaults, Reflection, WindowSettings,
 };
 
 fn defaults() -> GatewayConfig {
@@ -71,6 +72,22 @@ pub struct GatewayArgs {
     /// Records of one PublishStream processed at once.
     #[arg(long, default_value_t = defaults().stream_in_flight)]
     stream_in_flight: usize,
+    /// Records per second each client may publish on this instance, where its Client's
+    /// `limits.recordsPerSecond` says nothing [default: unlimited].
+    #[arg(long, value_name = "N")]
+    default_records_per_second: Option<NonZeroU32>,
+    /// Payload bytes per second each client may publish on this instance, where its Client's
+    /// `limits.bytesPerSecond` says nothing [default: unlimited].
+    #[arg(long, value_name = "BYTES")]
+    default_bytes_per_second: Option<NonZeroU32>,
+    /// Records a client may send at once beyond its rate, where `limits.burst` says nothing
+    /// [default: one second's worth].
+    #[arg(long, value_name = "N")]
+    default_burst: Option<NonZeroU32>,
+    /// PublishStream streams each client may hold open on this instance, where
+    /// `limits.maxStreams` says nothing.
+    #[arg(long, value_name = "N", default_value_t = defaults().quotas.max_streams)]
+    default_max_streams: NonZeroU32,
     /// Idempotency keys remembered in all (most recent first).
     #[arg(long, default_value_t = defaults().idempotency.max_entries)]
     idempotency_window_size: usize,
@@ -142,6 +159,12 @@ impl GatewayArgs {
                 max_time: self.max_judge_time.into(),
             },
             max_subscriptions: self.max_subscriptions,
+            quotas: QuotaDefaults {
+                records_per_second: self.default_records_per_second,
+                bytes_per_second: self.default_bytes_per_second,
+                burst: self.default_burst,
+                max_streams: self.default_max_streams,
+            },
             reflection: self.reflection.into(),
             connections: ConnectionSettings {
                 max_connections: self.max_connections,
@@ -239,6 +262,10 @@ mod tests {
             "5",
             "--idempotency-window-age",
             "90s",
+            "--default-records-per-second",
+            "50",
+            "--default-max-streams",
+            "4",
         ]);
         let config = flags.gateway.config();
         assert_eq!(config.max_admin_bytes, 1000);
@@ -256,6 +283,15 @@ mod tests {
             ),
             (50, 5, Duration::from_secs(90))
         );
+        assert_eq!(
+            (
+                config.quotas.records_per_second.map(NonZeroU32::get),
+                config.quotas.bytes_per_second,
+                config.quotas.max_streams.get()
+            ),
+            (Some(50), None, 4)
+        );
+        assert!(Flags::try_parse_from(["mekong", "--default-burst", "0"]).is_err());
         let policy = flags.policy.policy();
         assert_eq!(policy.secrets_dirs, [PathBuf::from("/run/secrets")]);
         assert_eq!(policy.allowed_networks.len(), 1);
