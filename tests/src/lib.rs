@@ -255,6 +255,7 @@ impl TestHub {
             }),
             adapters: Some(policy),
             metrics: None,
+            metrics_tls: None,
             lineage: LineageConfig::None,
         }
         .start()

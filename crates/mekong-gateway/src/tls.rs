@@ -92,6 +92,8 @@ pub struct TlsConfig {
     revoked: ArcSwap<HashSet<CertificateId>>,
     open: std::sync::Mutex<HashMap<u64, (CertificateId, String, CancellationToken)>>,
     next: AtomicU64,
+    /// The application protocols offered (ALPN).
+    alpn: &'static [&'static [u8]],
 }
 
 /// An open connection's entry among those a revocation can close; removed when dropped.
@@ -111,10 +113,23 @@ impl Drop for Registration {
 }
 
 impl TlsConfig {
-    /// Reads and checks every file; the start fails naming the file and the problem.
+    /// Reads and checks every file for the gRPC listener (HTTP/2 only); the start fails naming
+    /// the file and the problem.
     pub fn load(settings: TlsSettings) -> Result<Arc<TlsConfig>, TlsError> {
+        TlsConfig::load_for(settings, &[b"h2"])
+    }
+
+    /// As [`TlsConfig::load`], for an HTTP listener that also speaks HTTP/1.1 (probes, scrapers).
+    pub fn load_http(settings: TlsSettings) -> Result<Arc<TlsConfig>, TlsError> {
+        TlsConfig::load_for(settings, &[b"h2", b"http/1.1"])
+    }
+
+    fn load_for(
+        settings: TlsSettings,
+        alpn: &'static [&'static [u8]],
+    ) -> Result<Arc<TlsConfig>, TlsError> {
         let digest = digest(&settings)?;
-        let (config, revoked) = build(&settings)?;
+        let (config, revoked) = build(&settings, alpn)?;
         Ok(Arc::new(TlsConfig {
             settings,
             current: ArcSwap::from_pointee(config),
@@ -122,6 +137,7 @@ impl TlsConfig {
             revoked: ArcSwap::from_pointee(revoked),
             open: std::sync::Mutex::default(),
             next: AtomicU64::new(0),
+            alpn,
         }))
     }
 
@@ -178,7 +194,7 @@ impl TlsConfig {
         if *built_from == digest {
             return Ok(false);
         }
-        let (config, revoked) = build(&self.settings)?;
+        let (config, revoked) = build(&self.settings, self.alpn)?;
         self.current.store(Arc::new(config));
         self.revoked.store(Arc::new(revoked));
         *built_from = digest;
@@ -257,7 +273,10 @@ fn certificates(file: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 }
 
 /// The server configuration, and the certificates its revocation lists revoke.
-fn build(settings: &TlsSettings) -> Result<(ServerConfig, HashSet<CertificateId>), TlsError> {
+fn build(
+    settings: &TlsSettings,
+    alpn: &[&[u8]],
+) -> Result<(ServerConfig, HashSet<CertificateId>), TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = certificates(&settings.certificate)?;
     let key = PrivateKeyDer::from_pem_file(&settings.key).map_err(|e| {
@@ -328,8 +347,7 @@ fn build(settings: &TlsSettings) -> Result<(ServerConfig, HashSet<CertificateId>
                 settings.certificate.display()
             ),
         })?;
-    // gRPC is HTTP/2 only.
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok((config, revoked))
 }
 

@@ -100,6 +100,8 @@ pub struct HubConfig {
     pub adapters: Option<AdapterPolicy>,
     /// The `/metrics`, `/healthz`, `/readyz` listener.
     pub metrics: Option<SocketAddr>,
+    /// TLS on that listener (no client certificates: it serves probes and scrapers).
+    pub metrics_tls: Option<TlsSettings>,
     pub lineage: LineageConfig,
 }
 
@@ -114,6 +116,7 @@ impl Default for HubConfig {
             gateway: None,
             adapters: None,
             metrics: None,
+            metrics_tls: None,
             lineage: LineageConfig::None,
         }
     }
@@ -188,8 +191,8 @@ pub struct RunningHub {
     observe: Option<JoinHandle<std::io::Result<()>>>,
     /// Turns true when the adapters and the metrics endpoint should stop.
     stopping: watch::Sender<bool>,
-    /// The gateway's TLS, for [`RunningHub::tls_reload`].
-    tls: Option<TlsReload>,
+    /// The listeners' TLS, for [`RunningHub::tls_reloads`].
+    tls: Vec<TlsReload>,
     /// Last: fields drop in order, and no Kafka client may outlive the (embedded) backbone.
     backbone: Arc<Backbone>,
 }
@@ -212,6 +215,10 @@ impl HubConfig {
                 );
                 None
             }
+            None => None,
+        };
+        let metrics_tls = match self.metrics_tls.clone() {
+            Some(settings) => Some(TlsConfig::load_http(settings).map_err(HubError::Tls)?),
             None => None,
         };
         let backbone = Arc::new(match &self.backbone {
@@ -349,9 +356,20 @@ impl HubConfig {
                     store: Arc::clone(&store),
                 };
                 let mut stop = stopped.clone();
-                let task = tokio::spawn(observe::serve(listener, observed, async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                }));
+                if let Some(tls) = &metrics_tls {
+                    let mut stop = stopped.clone();
+                    tokio::spawn(Arc::clone(tls).watch(tls_failures.clone(), async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    }));
+                }
+                let task = tokio::spawn(observe::serve(
+                    listener,
+                    metrics_tls.clone(),
+                    observed,
+                    async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    },
+                ));
                 (addr, Some(task))
             }
             None => (None, None),
@@ -381,10 +399,14 @@ impl HubConfig {
         };
         Ok(RunningHub {
             grpc,
-            tls: tls.map(|config| TlsReload {
-                config,
-                failures: tls_failures,
-            }),
+            tls: tls
+                .into_iter()
+                .chain(metrics_tls)
+                .map(|config| TlsReload {
+                    config,
+                    failures: tls_failures.clone(),
+                })
+                .collect(),
             metrics,
             catalog,
             store,
@@ -427,9 +449,9 @@ impl RunningHub {
         self.backbone.is_embedded()
     }
 
-    /// What reads the gateway's TLS files again on demand (SIGHUP), if it serves TLS; they are also
-    /// checked every few seconds. A failure keeps the current certificate and is logged and counted.
-    pub fn tls_reload(&self) -> Option<TlsReload> {
+    /// What reads the listeners' TLS files again on demand (SIGHUP); they are also checked every
+    /// few seconds. A failure keeps the current certificate and is logged and counted.
+    pub fn tls_reloads(&self) -> Vec<TlsReload> {
         self.tls.clone()
     }
 

@@ -11,6 +11,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use mekong_gateway::GatewayMetrics;
+use mekong_gateway::tls::TlsConfig;
 use mekong_kafka::{Producer, Store};
 use prometheus_client::registry::Registry;
 
@@ -25,9 +26,10 @@ pub(crate) struct Observed {
     pub store: Arc<Store>,
 }
 
-/// Serves until `shutdown` completes.
+/// Serves until `shutdown` completes, over TLS when `tls` is given.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<Arc<TlsConfig>>,
     observed: Observed,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -36,9 +38,82 @@ pub(crate) async fn serve(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .with_state(Arc::new(observed));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(tls) => {
+            let listener = TlsListener {
+                tcp: listener,
+                tls,
+                handshakes: futures::stream::FuturesUnordered::new(),
+            };
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
+}
+
+/// Handshakes in progress at once on the metrics listener; more connections wait in the backlog.
+const MAX_HANDSHAKES: usize = 64;
+/// How long a connection to the metrics listener has for its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Handshake = std::pin::Pin<
+    Box<
+        dyn Future<
+                Output = Option<(
+                    tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+                    std::net::SocketAddr,
+                )>,
+            > + Send,
+    >,
+>;
+
+/// TCP connections with their TLS handshakes done, several at a time and each within
+/// [`HANDSHAKE_TIMEOUT`], so that a slow client holds up nobody.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    tls: Arc<TlsConfig>,
+    handshakes: futures::stream::FuturesUnordered<Handshake>,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        use futures::StreamExt;
+        loop {
+            tokio::select! {
+                accepted = self.tcp.accept(), if self.handshakes.len() < MAX_HANDSHAKES => {
+                    let Ok((tcp, remote)) = accepted else {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    };
+                    let acceptor = tokio_rustls::TlsAcceptor::from(self.tls.current());
+                    self.handshakes.push(Box::pin(async move {
+                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                            Ok(Ok(stream)) => Some((stream, remote)),
+                            _ => None,
+                        }
+                    }));
+                }
+                Some(done) = self.handshakes.next(), if !self.handshakes.is_empty() => {
+                    if let Some(connection) = done {
+                        return connection;
+                    }
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
 }
 
 async fn metrics(State(observed): State<Arc<Observed>>) -> impl IntoResponse {

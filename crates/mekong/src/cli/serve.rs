@@ -103,6 +103,7 @@ impl ServeArgs {
             }),
             adapters: (!self.no_adapters).then(|| self.adapter_policy.policy()),
             metrics: Some(self.metrics_listen),
+            metrics_tls: self.tls.metrics_settings(),
             lineage: match (&self.lineage_dir, embedded) {
                 (Some(dir), _) => LineageConfig::Dir(dir.clone()),
                 (None, true) => LineageConfig::Temporary,
@@ -128,6 +129,7 @@ impl ServeArgs {
 pub fn run(args: ServeArgs, exporting_spans: bool) -> Result<u8, Failure> {
     let seed = args.read_seed()?;
     let mut config = args.hub_config(seed);
+    let args_metrics_tls = config.metrics_tls.is_some();
     if let Some(gateway) = config.gateway.as_mut() {
         gateway.config.record_spans = exporting_spans;
     }
@@ -147,14 +149,16 @@ pub fn run(args: ServeArgs, exporting_spans: bool) -> Result<u8, Failure> {
         }
         println!("kafka bootstrap: {}", hub.bootstrap_servers());
         if let Some(metrics) = hub.metrics_addr() {
-            println!("metrics on http://{metrics}");
+            let scheme = if args_metrics_tls { "https" } else { "http" };
+            println!("metrics on {scheme}://{metrics}");
         }
         if let Some(grpc) = hub.grpc_addr() {
             println!("listening on {grpc}");
             info!(listen = %grpc, "gateway serving mekong.v1 IngestService, SubscribeService and AdminService, grpc.health.v1.Health and reflection");
         }
-        if let Some(reload) = hub.tls_reload() {
-            tokio::spawn(reload_on_sighup(reload));
+        let reloads = hub.tls_reloads();
+        if !reloads.is_empty() {
+            tokio::spawn(reload_on_sighup(reloads));
         }
         hub.run_until(super::shutdown_signal())
             .await
@@ -164,7 +168,7 @@ pub fn run(args: ServeArgs, exporting_spans: bool) -> Result<u8, Failure> {
 }
 
 /// SIGHUP: read the TLS files now (a rotation done by hand need not wait for the next check).
-async fn reload_on_sighup(reload: mekong_gateway::tls::TlsReload) {
+async fn reload_on_sighup(reloads: Vec<mekong_gateway::tls::TlsReload>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -173,11 +177,11 @@ async fn reload_on_sighup(reload: mekong_gateway::tls::TlsReload) {
         };
         while hangups.recv().await.is_some() {
             info!("SIGHUP: reading the TLS files again");
-            reload.now();
+            reloads.iter().for_each(mekong_gateway::tls::TlsReload::now);
         }
     }
     #[cfg(not(unix))]
-    let _ = reload;
+    let _ = reloads;
 }
 
 #[cfg(test)]

@@ -24,6 +24,13 @@ pub struct TlsArgs {
     /// handshake.
     #[arg(long = "client-crl", value_name = "FILE", requires = "client_cas")]
     crls: Vec<PathBuf>,
+    /// The certificate chain (PEM) of the /metrics, /healthz and /readyz listener: serve it over
+    /// TLS too (may be the same files as --tls-cert; probes then need `scheme: HTTPS`).
+    #[arg(long, value_name = "FILE", requires = "metrics_tls_key")]
+    metrics_tls_cert: Option<PathBuf>,
+    /// The private key of --metrics-tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "metrics_tls_cert")]
+    metrics_tls_key: Option<PathBuf>,
     /// How often the TLS files are checked for changes.
     #[arg(long, value_name = "DURATION", default_value_t = TlsSettings::DEFAULT_RELOAD_EVERY.into())]
     tls_reload_interval: humantime::Duration,
@@ -50,6 +57,18 @@ impl TlsArgs {
                 Some(ClientAuthArg::Optional) | None => ClientAuth::Optional,
             },
             crls: self.crls.clone(),
+            reload_every: self.tls_reload_interval.into(),
+        })
+    }
+
+    /// The metrics listener's TLS, if --metrics-tls-cert was given.
+    pub fn metrics_settings(&self) -> Option<TlsSettings> {
+        Some(TlsSettings {
+            certificate: self.metrics_tls_cert.clone()?,
+            key: self.metrics_tls_key.clone()?,
+            client_cas: Vec::new(),
+            client_auth: ClientAuth::Optional,
+            crls: Vec::new(),
             reload_every: self.tls_reload_interval.into(),
         })
     }
@@ -87,6 +106,7 @@ mod tests {
             "1m",
         ]);
         let settings = flags.tls.settings().unwrap();
+        assert_eq!(flags.tls.metrics_settings(), None);
         assert_eq!(settings.client_cas.len(), 2);
         assert_eq!(settings.client_auth, ClientAuth::Required);
         assert_eq!(settings.reload_every, std::time::Duration::from_secs(60));

@@ -81,6 +81,10 @@ async fn serve_over_tls_rotate_on_sighup_and_call_it_with_a_certificate() {
             key,
             "--client-ca",
             &ca,
+            "--metrics-tls-cert",
+            cert,
+            "--metrics-tls-key",
+            key,
             // Only SIGHUP makes it read the files again within this test.
             "--tls-reload-interval",
             "1h",
@@ -117,6 +121,25 @@ async fn serve_over_tls_rotate_on_sighup_and_call_it_with_a_certificate() {
     );
     assert!(!hub.log().contains("serves plaintext"), "{}", hub.log());
     let addr: std::net::SocketAddr = hub.grpc.parse().unwrap();
+    // The health endpoint is served over TLS too, to HTTP/1.1 clients such as probes.
+    let metrics = hub.metrics.clone().expect("the metrics address");
+    assert!(metrics.starts_with("https://"), "{metrics}");
+    let https = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(pki.ca_pem().as_bytes()).unwrap())
+        .http1_only()
+        .build()
+        .unwrap();
+    let health = https
+        .get(format!("{metrics}/healthz"))
+        .send()
+        .await
+        .expect("healthz over TLS");
+    assert_eq!(health.text().await.unwrap(), "ok\n");
+    let plain = metrics.replace("https://", "http://");
+    assert!(
+        reqwest::get(format!("{plain}/healthz")).await.is_err(),
+        "plaintext is not served on a TLS port"
+    );
     let server = format!("https://{addr}");
 
     // The CLI with the console's key and certificate; with only one of them it is refused.
