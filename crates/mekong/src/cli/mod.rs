@@ -8,6 +8,7 @@ pub mod adapters;
 pub mod apply;
 pub mod check;
 pub mod delete;
+pub mod dev_certs;
 pub mod diff;
 pub mod dlq;
 pub mod get;
@@ -57,6 +58,9 @@ pub enum Command {
     /// The delivery adapters, apart from the gateway.
     #[command(subcommand)]
     Adapters(adapters::AdaptersCommand),
+    /// Write a throwaway CA, a hub certificate and one client certificate per example client, to
+    /// try mutual TLS on a developer's machine.
+    DevCerts(dev_certs::DevCertsArgs),
 }
 
 /// Runs a command and says how it ended.
@@ -74,6 +78,7 @@ pub fn run(command: Command, exporting_spans: bool) -> ExitCode {
         Command::TestRecord(args) => block_on(test_record::test_record(args)),
         Command::Dlq(command) => block_on(dlq::dlq(command)),
         Command::Trace(args) => block_on(trace::trace(args)),
+        Command::DevCerts(args) => dev_certs::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -363,3 +363,93 @@ async fn readme_samples_publish_as_documented(
     }
     assert_eq!(rows, 5, "the README's table of samples");
 }
+
+#[test]
+fn dev_certs_let_the_embedded_hub_serve_mutual_tls() {
+    let dir = std::env::temp_dir().join(format!("mekong-dev-certs-{}", rand_suffix()));
+    let d = dir.to_str().unwrap().to_owned();
+    let out = mekong().args(["dev-certs", &d]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for client in [
+        "q1-one-stop",
+        "binh-thanh-one-stop",
+        "city-data-warehouse",
+        "platform-admin",
+    ] {
+        assert!(dir.join(format!("{client}.pem")).exists(), "{client}");
+    }
+    // Never over files that are there.
+    let again = mekong().args(["dev-certs", &d]).output().unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("does not overwrite"));
+
+    let file = |name: &str| format!("{d}/{name}");
+    let served = Process::serve(
+        env!("CARGO_BIN_EXE_mekong"),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &file("hub.pem"),
+            "--tls-key",
+            &file("hub.key"),
+            "--client-ca",
+            &file("ca.pem"),
+        ],
+    );
+    let server = format!("https://{}", served.grpc);
+    let call = |extra: &[&str]| {
+        let out = mekong()
+            .args(["get", "routes", "--server", &server])
+            .args(extra)
+            .env_remove("MEKONG_TOKEN")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ca, cert, key) = (
+        file("ca.pem"),
+        file("platform-admin.pem"),
+        file("platform-admin.key"),
+    );
+    let (code, err) = call(&[
+        "--tls-ca",
+        &ca,
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--token",
+        "admin-demo-key",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    // The examples bind no certificates yet: one alone is trusted, and named, but nobody's.
+    let (q1_cert, q1_key) = (file("q1-one-stop.pem"), file("q1-one-stop.key"));
+    let (code, err) = call(&[
+        "--tls-ca",
+        &ca,
+        "--tls-cert",
+        &q1_cert,
+        "--tls-key",
+        &q1_key,
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("`CN=q1-one-stop`") && err.contains("no client binds it"),
+        "{err}"
+    );
+    // The development CA is no system root.
+    let (code, err) = call(&["--token", "admin-demo-key"]);
+    assert_eq!(code, Some(3), "{err}");
+    drop(served);
+    let _ = std::fs::remove_dir_all(&dir);
+}
