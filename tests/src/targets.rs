@@ -111,13 +111,59 @@ impl Target {
         Target::serve(|state| Router::new().route("/hook", post(hook)).with_state(state)).await
     }
 
+    /// A webhook receiver at `POST /hook` over HTTPS with `certificate`, that admits only
+    /// clients presenting a certificate of `pki`'s CA.
+    pub async fn webhook_tls(pki: &crate::pki::Pki, certificate: &crate::pki::Issued) -> Target {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_file(pki.ca()).expect("the CA"))
+            .expect("a root");
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::clone(&provider),
+        )
+        .build()
+        .expect("a client verifier");
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                vec![CertificateDer::from_pem_file(&certificate.cert).expect("the certificate")],
+                PrivateKeyDer::from_pem_file(&certificate.key).expect("the key"),
+            )
+            .expect("a server config");
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        Target::serve_on(
+            |state| Router::new().route("/hook", post(hook)).with_state(state),
+            Some(acceptor),
+        )
+        .await
+    }
+
     async fn serve(router: impl FnOnce(Arc<Mutex<Script>>) -> Router) -> Target {
+        Target::serve_on(router, None).await
+    }
+
+    async fn serve_on(
+        router: impl FnOnce(Arc<Mutex<Script>>) -> Router,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Target {
         let state = Arc::new(Mutex::new(Script::default()));
         let app = router(Arc::clone(&state));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
+            match tls {
+                None => axum::serve(listener, app).await.unwrap(),
+                Some(acceptor) => axum::serve(TlsListener { listener, acceptor }, app)
+                    .await
+                    .unwrap(),
+            }
         });
         Target {
             addr,
@@ -128,6 +174,11 @@ impl Target {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// The URL of `path` over HTTPS (its certificate names 127.0.0.1).
+    pub fn https_url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.addr)
     }
 
     /// Scripts the next answers for requests about `key` (a MaHoSo; `""` for any).
@@ -329,5 +380,33 @@ fn status_response(status: u16, retry_after: Option<u64>) -> Response {
     match retry_after {
         Some(seconds) => (status, [("Retry-After", seconds.to_string())], "busy").into_response(),
         None => (status, "failure").into_response(),
+    }
+}
+
+/// Connections with their TLS handshake done; one that fails its handshake is dropped (what a
+/// target that refuses a client certificate does).
+struct TlsListener {
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, remote)) = self.listener.accept().await else {
+                continue;
+            };
+            let handshake = self.acceptor.accept(tcp);
+            if let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(5), handshake).await {
+                return (tls, remote);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.listener.local_addr()
     }
 }

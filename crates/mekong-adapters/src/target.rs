@@ -37,7 +37,39 @@ impl Target {
                     .map_err(|e| format!("{field}: {e}"))?;
             }
         }
-        let client = reqwest::Client::builder()
+        let mut client = reqwest::Client::builder();
+        if let Some(tls) = &spec.tls {
+            let pem = |field: &str, reference: &Option<String>| {
+                reference
+                    .as_deref()
+                    .map(|r| resolve(r, policy))
+                    .transpose()
+                    .map_err(|e| format!("tls.{field}: {e}"))
+            };
+            if let Some(ca) = pem("ca", &tls.ca)? {
+                let roots = reqwest::Certificate::from_pem_bundle(ca.expose().as_bytes())
+                    .map_err(|e| format!("tls.ca: not PEM certificates: {e}"))?;
+                if roots.is_empty() {
+                    return Err("tls.ca: no certificate in it".into());
+                }
+                // The target's CA alone: a private portal is not vouched for by public roots.
+                client = client.tls_built_in_root_certs(false);
+                for root in roots {
+                    client = client.add_root_certificate(root);
+                }
+            }
+            if let (Some(cert), Some(key)) = (
+                pem("clientCert", &tls.client_cert)?,
+                pem("clientKey", &tls.client_key)?,
+            ) {
+                let identity = reqwest::Identity::from_pem(
+                    format!("{}\n{}", cert.expose(), key.expose()).as_bytes(),
+                )
+                .map_err(|e| format!("tls.clientCert/clientKey: {e}"))?;
+                client = client.identity(identity);
+            }
+        }
+        let client = client
             .timeout(adapter.timeout)
             .connect_timeout(adapter.timeout)
             .tcp_nodelay(true)

@@ -87,12 +87,27 @@ pub(crate) fn compile_adapter(spec: &AdapterSpec) -> Result<Adapter, Vec<FieldPr
         ("auth.hmacSecret", &auth.hmac_secret),
         ("auth.bearerToken", &auth.bearer_token),
     ];
-    for (field, value) in secrets {
+    let tls = spec.tls.clone().unwrap_or_default();
+    let tls_secrets = [
+        ("tls.ca", &tls.ca),
+        ("tls.clientCert", &tls.client_cert),
+        ("tls.clientKey", &tls.client_key),
+    ];
+    for (field, value) in secrets.into_iter().chain(tls_secrets) {
         if let Some(value) = value
             && let Err(p) = check_secret_ref(value)
         {
             problem(field, p);
         }
+    }
+    if tls.client_cert.is_some() != tls.client_key.is_some() {
+        problem(
+            "tls",
+            "give `clientCert` and `clientKey` together, or neither".into(),
+        );
+    }
+    if spec.tls.is_some() && !spec.endpoint.starts_with("https://") {
+        problem("tls", "is for an https:// endpoint".into());
     }
     match spec.target {
         AdapterType::Dvcqg => {

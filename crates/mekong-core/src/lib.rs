@@ -42,9 +42,9 @@ pub use record::{
 pub use redact::{JsonPointer, PointerError, Redacted};
 pub use rejection::{Rejection, RejectionKind, Violation, excerpt};
 pub use resource::{
-    AdapterSpec, AdapterType, AuthSpec, ClientLimits, ClientSpec, Compatibility, DestinationSpec,
-    Document, Key, Kind, MatchSpec, RecordTypeSpec, Resource, ResourceError, RetrySpec, RouteSpec,
-    parse_documents,
+    AdapterSpec, AdapterTlsSpec, AdapterType, AuthSpec, ClientLimits, ClientSpec, Compatibility,
+    DestinationSpec, Document, Key, Kind, MatchSpec, RecordTypeSpec, Resource, ResourceError,
+    RetrySpec, RouteSpec, parse_documents,
 };
 pub use state::{Change, Outcome, Plan, Proposal, ResourceState, Stored, Verdict};
 pub use topic::{INTERNAL_TOPIC_PREFIX, check_group_name, check_topic_name, subscription_group};

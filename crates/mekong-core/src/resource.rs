@@ -183,6 +183,10 @@ pub struct AdapterSpec {
     pub retry: RetrySpec,
     #[serde(default)]
     pub auth: AuthSpec,
+    /// TLS towards the target: its CA and this hub's client certificate, for portals that require
+    /// one. Without it, the system's roots and no client certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<AdapterTlsSpec>,
     /// dvcqg: the unit code (`madonvi`) the portal knows the city by.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit_code: Option<String>,
@@ -244,6 +248,20 @@ fn default_max_backoff() -> String {
 }
 
 /// Credentials, each a reference to a secret (`env:NAME` or `file:PATH`), never the secret itself.
+/// An adapter's TLS towards its target; each a secret reference (`file:` or `env:`) to PEM.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AdapterTlsSpec {
+    /// The CA(s) the target's certificate must chain to, instead of the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
+    /// The certificate chain this hub presents to the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AuthSpec {

@@ -664,6 +664,14 @@ async fn bad_adapters_are_refused_with_the_field_and_the_reason() {
             "kind: Adapter\nname: a\ntype: webhook\nfrom: [t]\nendpoint: 'http://h/x'\n",
             "field `auth`: a webhook needs `hmacSecret`",
         ),
+        (
+            "kind: Adapter\nname: a\ntype: webhook\nfrom: [t]\nendpoint: 'https://h/x'\nauth: {bearerToken: 'env:T'}\ntls: {clientCert: 'env:C'}\n",
+            "field `tls`: give `clientCert` and `clientKey` together",
+        ),
+        (
+            "kind: Adapter\nname: a\ntype: webhook\nfrom: [t]\nendpoint: 'http://h/x'\nauth: {bearerToken: 'env:T'}\ntls: {ca: 'file:/etc/ca.pem'}\n",
+            "field `tls`: is for an https:// endpoint",
+        ),
     ];
     for (text, says) in cases {
         let status = admin
@@ -813,4 +821,67 @@ async fn group_members(bootstrap: &str, group: &str) -> usize {
     })
     .await
     .unwrap()
+}
+
+#[tokio::test]
+async fn an_adapter_presents_its_client_certificate_to_a_target_that_requires_one() {
+    use mekong_tests::pki::{ClientCert, Pki};
+    let pki = Pki::new("adapter");
+    let target = Target::webhook_tls(&pki, &pki.server("portal")).await;
+    let hub_cert = pki.client(ClientCert {
+        name: "mekong-hcmc",
+        ..Default::default()
+    });
+    let (hub, s) = TestHub::start().await;
+    let ca = secret_file("tls-ca", &pki.ca_pem());
+    let token = secret_file("hook-token", "t0ken");
+    let adapter = |name: &str, client_cert: &str| ApplyRequest {
+        sources: vec![SourceText {
+            name: "adapter.yaml".into(),
+            text: format!(
+                "kind: Adapter\nname: {name}-{s}\ntype: webhook\nfrom: [\"t-city-{s}\"]\nendpoint: \"{}\"\nretry: {QUICK_RETRY}\nauth: {{bearerToken: \"{token}\"}}\ntls: {{ca: \"{ca}\"{client_cert}}}\n",
+                target.https_url("/hook"),
+            ),
+        }],
+        ..Default::default()
+    };
+    let with_certificate = format!(
+        ", clientCert: \"{}\", clientKey: \"{}\"",
+        secret_file("tls-cert", &hub_cert.cert_pem()),
+        secret_file("tls-key", &hub_cert.key_pem())
+    );
+    let mut admin = hub.admin().await;
+    admin
+        .apply(authed("admin-key", adapter("mtls", &with_certificate)))
+        .await
+        .expect("an adapter with a client certificate");
+    // The same target without the certificate: its handshakes fail, it delivers nothing.
+    admin
+        .apply(authed("admin-key", adapter("plain", "")))
+        .await
+        .expect("an adapter without one");
+    let id = publish(&hub, "dossier.sync", &citizen_dossier(&format!("TLS-{s}"))).await;
+    target
+        .wait_for("delivered over mutual TLS", WAIT, |r| {
+            r.iter()
+                .any(|x| x.header("ce-id").as_deref() == Some(id.as_str()))
+        })
+        .await;
+    let plain = format!("plain-{s}");
+    let retried = mekong_tests::audit_events(&hub.bootstrap, 1, |e| {
+        e["event"] == "delivery.retried"
+            && e["adapter"] == plain.as_str()
+            && e["recordId"] == id.as_str()
+    })
+    .await;
+    let reason = retried[0]["error"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("request failed") || reason.starts_with("cannot connect"),
+        "{reason}"
+    );
+    assert_eq!(
+        target.received().len(),
+        1,
+        "only the adapter with the certificate got through"
+    );
 }
