@@ -22,6 +22,10 @@
 # (seconds, default 90), MEKONG_KAFKA_HEAP (default 512m),
 # MEKONG_KAFKA_AUTO_CREATE_TOPICS (default true; the test suite runs with false, so
 # every topic a test finds was created by the hub, with the partitions it asked for).
+# MEKONG_KAFKA_SASL_SSL=FILE adds a SASL_SSL listener (SCRAM-SHA-512 over TLS) whose
+# certificate chain and unencrypted PKCS#8 key are in FILE (PEM); its address is
+# written to DIR/bootstrap-sasl-ssl. MEKONG_KAFKA_SCRAM_USERS="name=password ..."
+# are the users it knows (set when the storage is formatted).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -32,6 +36,8 @@ MARKER="$CACHE/.complete"
 START_TIMEOUT="${MEKONG_KAFKA_START_TIMEOUT:-90}"
 HEAP="${MEKONG_KAFKA_HEAP:-512m}"
 AUTO_CREATE="${MEKONG_KAFKA_AUTO_CREATE_TOPICS:-true}"
+SASL_SSL_PEM="${MEKONG_KAFKA_SASL_SSL:-}"
+SCRAM_USERS="${MEKONG_KAFKA_SCRAM_USERS:-}"
 
 log() { echo "kafka.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -89,14 +95,14 @@ state_dir() {
   (cd "$1" && pwd)
 }
 
-# Two distinct free loopback ports. Both sockets are held open together so
+# Three distinct free loopback ports. The sockets are held open together so
 # the OS cannot hand out the same port twice.
 free_ports() {
   if command -v python3 >/dev/null; then
     python3 - <<'EOF'
 import socket
 socks = []
-for _ in range(2):
+for _ in range(3):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     socks.append(s)
@@ -105,7 +111,7 @@ EOF
   else
     # Fallback: random high ports that nothing answers on.
     local ports=() p
-    while [[ ${#ports[@]} -lt 2 ]]; do
+    while [[ ${#ports[@]} -lt 3 ]]; do
       p=$((20000 + RANDOM % 40000))
       [[ " ${ports[*]:-} " == *" $p "* ]] && continue
       if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then ports+=("$p"); fi
@@ -145,14 +151,19 @@ new_cluster_id() {
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 write_config() {
-  local dir="$1" bport="$2" cport="$3"
+  local dir="$1" bport="$2" cport="$3" sport="$4"
+  local listeners="PLAINTEXT://127.0.0.1:$bport" protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  if [[ -n "$SASL_SSL_PEM" ]]; then
+    listeners="$listeners,SASL_SSL://127.0.0.1:$sport"
+    protocols="$protocols,SASL_SSL:SASL_SSL"
+  fi
   cat >"$dir/server.properties" <<EOF
 # Written by deploy/kafka/kafka.sh: a single-node KRaft broker for dev and tests.
 process.roles=broker,controller
 node.id=1
-listeners=PLAINTEXT://127.0.0.1:$bport,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$bport
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=$listeners,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=$listeners
+listener.security.protocol.map=$protocols
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
 # A static voter set: formatting then needs no --standalone.
@@ -180,6 +191,15 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=$AUTO_CREATE
 num.partitions=3
 EOF
+  if [[ -n "$SASL_SSL_PEM" ]]; then
+    cat >>"$dir/server.properties" <<EOF
+# SASL_SSL: SCRAM-SHA-512 over TLS, the certificate and key in one PEM file.
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$SASL_SSL_PEM
+EOF
+  fi
 }
 
 # ---------------------------------------------------------------- start
@@ -236,18 +256,25 @@ start() {
     if [[ -f "$dir/server.properties" && -f "$dir/bootstrap" ]]; then
       # Restart: same ports and data, so clients reconnect to the same address.
       fresh=0
-      bport="$(sed -n 's/^advertised.listeners=PLAINTEXT:\/\/127.0.0.1://p' "$dir/server.properties")"
+      bport="$(sed -n 's/^advertised.listeners=PLAINTEXT:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$dir/server.properties")"
       cport="$(sed -n 's/^controller.quorum.voters=1@127.0.0.1://p' "$dir/server.properties")"
     else
       fresh=1
-      read -r bport cport < <(free_ports)
-      write_config "$dir" "$bport" "$cport"
+      local sport
+      read -r bport cport sport < <(free_ports)
+      write_config "$dir" "$bport" "$cport" "$sport"
       mkdir -p "$dir/data"
       log "formatting storage in $dir/data"
-      local cluster_id
+      local cluster_id user scram=()
       cluster_id="$(new_cluster_id)"
+      for user in $SCRAM_USERS; do
+        scram+=(--add-scram "SCRAM-SHA-512=[name=${user%%=*},password=${user#*=}]")
+      done
       run_tool kafka.tools.StorageTool format --ignore-formatted \
-        -t "$cluster_id" -c "$dir/server.properties" >&2
+        -t "$cluster_id" -c "$dir/server.properties" "${scram[@]}" >&2
+      if [[ -n "$SASL_SSL_PEM" ]]; then
+        echo "127.0.0.1:$sport" >"$dir/bootstrap-sasl-ssl"
+      fi
       echo "127.0.0.1:$bport" >"$dir/bootstrap"
     fi
     log "starting Kafka $KAFKA_VERSION in $dir (broker 127.0.0.1:$bport, controller 127.0.0.1:$cport)"
@@ -261,7 +288,7 @@ start() {
     # Another process may have taken a port between our pick and the bind.
     if ((rc == 1 && fresh)) && grep -q "Address already in use" "$dir/broker.log"; then
       log "port clash, retrying with new ports (attempt $attempt)"
-      rm -rf "$dir/data" "$dir/server.properties" "$dir/bootstrap"
+      rm -rf "$dir/data" "$dir/server.properties" "$dir/bootstrap" "$dir/bootstrap-sasl-ssl"
       continue
     fi
     break

@@ -40,7 +40,7 @@ impl RunArgs {
             ));
         }
         Ok(HubConfig {
-            backbone: self.kafka.backbone(),
+            backbone: super::kafka::resolve_secrets(self.kafka.backbone())?,
             store: self.kafka.store(),
             topics: TopicDefaults {
                 replication: self.kafka.topic_replication,

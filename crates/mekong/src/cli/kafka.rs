@@ -11,7 +11,9 @@ pub struct KafkaArgs {
     /// backbone; `adapters run` needs it.
     #[arg(long, env = "MEKONG_KAFKA")]
     pub kafka: Option<String>,
-    /// Extra librdkafka client property, e.g. security.protocol=SASL_SSL (repeatable).
+    /// Extra librdkafka client property, e.g. security.protocol=SASL_SSL (repeatable). A value
+    /// `env:NAME` or `file:PATH` is read from there at start (sasl.password=env:MEKONG_SECRET_KAFKA),
+    /// so that secrets stay off command lines; it is never logged.
     #[arg(long = "kafka-option", value_name = "KEY=VALUE", value_parser = key_value)]
     pub kafka_options: Vec<(String, String)>,
     /// The compacted topic that holds the resources. Hubs sharing one Kafka cluster share their
@@ -44,8 +46,74 @@ impl KafkaArgs {
     }
 }
 
+/// The backbone with every `env:`/`file:` Kafka option value read from where it points.
+pub fn resolve_secrets(backbone: BackboneConfig) -> Result<BackboneConfig, super::Failure> {
+    let BackboneConfig::External { bootstrap, options } = backbone else {
+        return Ok(backbone);
+    };
+    let mut resolved = Vec::with_capacity(options.len());
+    for (key, value) in options {
+        let refused = |why: String| super::Failure::usage(format!("--kafka-option {key}: {why}"));
+        let value = if let Some(name) = value.strip_prefix("env:") {
+            std::env::var(name)
+                .map_err(|_| refused(format!("the environment variable {name} is not set")))?
+        } else if let Some(path) = value.strip_prefix("file:") {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| refused(format!("cannot read {path}: {e}")))?;
+            // A secret file's final newline is not part of the secret.
+            text.strip_suffix('\n').unwrap_or(&text).to_owned()
+        } else {
+            value
+        };
+        resolved.push((key, value));
+    }
+    Ok(BackboneConfig::External {
+        bootstrap,
+        options: resolved,
+    })
+}
+
 fn key_value(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn option_values_are_read_from_the_environment_or_a_file() {
+        let file = std::env::temp_dir().join(format!("mekong-kafka-secret-{}", std::process::id()));
+        std::fs::write(&file, "from-a-file\n").unwrap();
+        let name = format!("MEKONG_TEST_KAFKA_SECRET_{}", std::process::id());
+        let backbone = BackboneConfig::External {
+            bootstrap: "k:9092".into(),
+            options: vec![
+                ("sasl.username".into(), "mekong".into()),
+                ("sasl.password".into(), format!("file:{}", file.display())),
+                ("ssl.key.password".into(), format!("env:{name}")),
+            ],
+        };
+        let missing = resolve_secrets(backbone.clone())
+            .err()
+            .expect("an unset variable");
+        assert_eq!(
+            missing.message,
+            format!("--kafka-option ssl.key.password: the environment variable {name} is not set")
+        );
+        let BackboneConfig::External { options, .. } = resolve_secrets(BackboneConfig::External {
+            bootstrap: "k:9092".into(),
+            options: vec![("sasl.password".into(), format!("file:{}", file.display()))],
+        })
+        .unwrap() else {
+            unreachable!()
+        };
+        assert_eq!(
+            options,
+            [("sasl.password".to_string(), "from-a-file".to_string())]
+        );
+        let _ = std::fs::remove_file(file);
+    }
 }

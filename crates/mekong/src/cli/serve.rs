@@ -129,6 +129,7 @@ impl ServeArgs {
 pub fn run(args: ServeArgs, exporting_spans: bool) -> Result<u8, Failure> {
     let seed = args.read_seed()?;
     let mut config = args.hub_config(seed);
+    config.backbone = super::kafka::resolve_secrets(config.backbone)?;
     let args_metrics_tls = config.metrics_tls.is_some();
     if let Some(gateway) = config.gateway.as_mut() {
         gateway.config.record_spans = exporting_spans;
