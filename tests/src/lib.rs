@@ -536,12 +536,35 @@ pub mod tempdir {
 
 impl PrivateBroker {
     pub fn start() -> PrivateBroker {
+        PrivateBroker::start_with(&[])
+    }
+
+    /// A broker started with these `deploy/kafka/kafka.sh` settings in its environment, e.g.
+    /// `MEKONG_KAFKA_SASL_SSL` for a SASL_SSL listener.
+    pub fn start_with(env: &[(&str, &str)]) -> PrivateBroker {
         let dir = std::env::temp_dir().join(format!("mekong-broker-{}", unique()));
-        let bootstrap = kafka_sh(&["start", dir.to_str().unwrap()]);
+        let out = Command::new("bash")
+            .arg(repo_root().join("deploy/kafka/kafka.sh"))
+            .args(["start", dir.to_str().unwrap()])
+            .envs(env.iter().copied())
+            .output()
+            .expect("running deploy/kafka/kafka.sh");
+        assert!(
+            out.status.success(),
+            "kafka.sh start failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         PrivateBroker {
             dir: tempdir::Dir(dir),
-            bootstrap,
+            bootstrap: String::from_utf8(out.stdout).unwrap().trim().to_owned(),
         }
+    }
+
+    /// The address of its SASL_SSL listener, if it has one.
+    pub fn sasl_ssl_bootstrap(&self) -> Option<String> {
+        std::fs::read_to_string(self.dir.0.join("bootstrap-sasl-ssl"))
+            .ok()
+            .map(|s| s.trim().to_owned())
     }
 
     /// Restarts it on the same address with the same data.

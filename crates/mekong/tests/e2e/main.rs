@@ -6,6 +6,7 @@ mod cli;
 mod delivery;
 mod deployment;
 mod floods;
+mod kafka_security;
 mod observability;
 mod operator;
 mod subscriptions;
