@@ -96,9 +96,7 @@ mod tests {
                 ("ssl.key.password".into(), format!("env:{name}")),
             ],
         };
-        let missing = resolve_secrets(backbone.clone())
-            .err()
-            .expect("an unset variable");
+        let missing = resolve_secrets(backbone.clone()).expect_err("an unset variable");
         assert_eq!(
             missing.message,
             format!("--kafka-option ssl.key.password: the environment variable {name} is not set")
