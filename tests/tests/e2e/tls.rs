@@ -506,3 +506,29 @@ async fn certificates_and_revocation_lists_change_under_a_running_hub() {
         .await
         .expect("the console after the new list");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_client_auth_required_a_key_alone_does_not_open_a_connection() {
+    let s = unique();
+    let c = certificates();
+    let crl = c.pki.crl(&[]);
+    let hub = TestHub::start_tls(
+        &kafka_bootstrap(),
+        &resources(&s, &c.reader),
+        TlsSettings {
+            client_auth: ClientAuth::Required,
+            ..settings(&c, crl)
+        },
+    )
+    .await;
+    assert_eq!(
+        three_calls(&hub, &c, None, Some("q1-key"), &s).await,
+        ["refused"; 3],
+        "a key without a certificate"
+    );
+    assert_eq!(
+        three_calls(&hub, &c, Some(&c.q1), None, &s).await,
+        ["OK", "PermissionDenied", "PermissionDenied"],
+        "the district's certificate"
+    );
+}
