@@ -72,7 +72,9 @@ struct ClientQuota {
     effective: Effective,
     records: Option<Limiter>,
     bytes: Option<Limiter>,
-    streams: AtomicU32,
+    /// Open streams: one counter per client, kept when its limiters are made again, so that a
+    /// stream opened before a change gives its place back to the same count.
+    streams: Arc<AtomicU32>,
 }
 
 /// Why a call may not go now.
@@ -142,14 +144,14 @@ impl Quotas {
             })
         };
         // Streams already open stay counted under the new limits.
-        let open = clients
+        let streams = clients
             .get(client.name())
-            .map_or(0, |q| q.streams.load(Ordering::Relaxed));
+            .map_or_else(Arc::default, |q| Arc::clone(&q.streams));
         let quota = Arc::new(ClientQuota {
             effective,
             records: limiter(effective.records_per_second, effective.burst),
             bytes: limiter(effective.bytes_per_second, None),
-            streams: AtomicU32::new(open),
+            streams,
         });
         clients.insert(client.name().to_owned(), Arc::clone(&quota));
         quota
@@ -177,10 +179,17 @@ impl Quotas {
                     client.name(),
                     wait.as_millis().max(1)
                 ),
-                None => format!(
-                    "{asked} {unit} at once is more than client `{}` may ever send at once (limits.{limit}, {rate} per second); send less at a time",
-                    client.name()
-                ),
+                None => {
+                    let bound = if limit == "recordsPerSecond" {
+                        "burst"
+                    } else {
+                        limit
+                    };
+                    format!(
+                        "{asked} {unit} at once is more than client `{}` may ever send at once (limits.{bound}); send less at a time",
+                        client.name()
+                    )
+                }
             };
             Throttled {
                 limit,
@@ -309,10 +318,22 @@ mod tests {
         let catalog = client("maxStreams: 2");
         let q1 = catalog.client("q1").unwrap();
         let a = quotas.open_stream(q1).unwrap();
-        let _b = quotas.open_stream(q1).unwrap();
+        let b = quotas.open_stream(q1).unwrap();
         let refused = quotas.open_stream(q1).err().expect("over maxStreams");
         assert_eq!(refused.code(), Code::ResourceExhausted);
         drop(a);
         quotas.open_stream(q1).expect("a place was given back");
+        // Limits change while a stream is open: when it ends, its place is given back to the
+        // count the new limits use.
+        let catalog = client("maxStreams: 2, recordsPerSecond: 5");
+        let q1 = catalog.client("q1").unwrap();
+        drop(b);
+        let _c = quotas
+            .open_stream(q1)
+            .expect("a first under the new limits");
+        let _d = quotas
+            .open_stream(q1)
+            .expect("a second under the new limits");
+        assert!(quotas.open_stream(q1).is_err(), "a third is over");
     }
 }

@@ -210,7 +210,9 @@ impl TlsConfig {
         stop: impl std::future::Future<Output = ()>,
     ) {
         let mut stop = std::pin::pin!(stop);
-        let mut tick = tokio::time::interval(self.settings.reload_every);
+        // An interval of zero would panic: check at most ten times a second.
+        let every = self.settings.reload_every.max(Duration::from_millis(100));
+        let mut tick = tokio::time::interval(every);
         tick.tick().await;
         loop {
             tokio::select! {

@@ -159,7 +159,7 @@ pub enum HubError {
     },
     #[error("the gateway stopped")]
     Serve(#[source] tonic::transport::Error),
-    #[error("cannot serve TLS with {0}")]
+    #[error("cannot serve TLS")]
     Tls(#[source] TlsError),
 }
 

@@ -141,6 +141,8 @@ pub fn run(args: ServeArgs, exporting_spans: bool) -> Result<u8, Failure> {
         warn!("--kafka-option is ignored by the embedded development backbone");
     }
     super::block_on_multi_thread(async move {
+        // SIGHUP's default is to end the process: take it over before anything starts.
+        let hangups = hangups();
         let hub = config.start().await.map_err(Failure::hub)?;
         if hub.is_embedded() {
             warn!(
@@ -157,10 +159,7 @@ pub fn run(args: ServeArgs, exporting_spans: bool) -> Result<u8, Failure> {
             println!("listening on {grpc}");
             info!(listen = %grpc, "gateway serving mekong.v1 IngestService, SubscribeService and AdminService, grpc.health.v1.Health and reflection");
         }
-        let reloads = hub.tls_reloads();
-        if !reloads.is_empty() {
-            tokio::spawn(reload_on_sighup(reloads));
-        }
+        tokio::spawn(reload_on_sighup(hangups, hub.tls_reloads()));
         hub.run_until(super::shutdown_signal())
             .await
             .map_err(Failure::hub)?;
@@ -168,21 +167,37 @@ pub fn run(args: ServeArgs, exporting_spans: bool) -> Result<u8, Failure> {
     })
 }
 
-/// SIGHUP: read the TLS files now (a rotation done by hand need not wait for the next check).
-async fn reload_on_sighup(reloads: Vec<mekong_gateway::tls::TlsReload>) {
+#[cfg(unix)]
+type Hangups = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangups = ();
+
+fn hangups() -> Hangups {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        signal(SignalKind::hangup()).ok()
+    }
+}
+
+/// SIGHUP: read the TLS files now (a rotation done by hand need not wait for the next check).
+async fn reload_on_sighup(hangups: Hangups, reloads: Vec<mekong_gateway::tls::TlsReload>) {
+    #[cfg(unix)]
+    {
+        let Some(mut hangups) = hangups else {
             return;
         };
         while hangups.recv().await.is_some() {
-            info!("SIGHUP: reading the TLS files again");
-            reloads.iter().for_each(mekong_gateway::tls::TlsReload::now);
+            if reloads.is_empty() {
+                info!("SIGHUP: no TLS files to read again; ignored");
+            } else {
+                info!("SIGHUP: reading the TLS files again");
+                reloads.iter().for_each(mekong_gateway::tls::TlsReload::now);
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = reloads;
+    let _ = (hangups, reloads);
 }
 
 #[cfg(test)]
