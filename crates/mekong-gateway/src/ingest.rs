@@ -470,16 +470,19 @@ impl Ingest {
         let mut open = true;
         let mut ending: Option<Status> = None;
         while ending.is_none() && (open || held.is_some() || !running.is_empty()) {
-            tokio::select! {
+            // A record to run: one read from the stream, or the held one whose wait is over.
+            let next = tokio::select! {
                 changed = changes.changed() => {
                     if changed.is_err() {
                         ending = Some(Status::unavailable("the hub is shutting down; reconnect to go on"));
                     } else if let Err(status) = caller.recheck(&self.inner.catalog.load(), PUBLISHER) {
                         ending = Some(status);
                     }
+                    None
                 }
                 () = async { let _ = stopping.wait_for(|s| *s).await; } => {
                     ending = Some(Status::unavailable("the hub is shutting down; reconnect to go on"));
+                    None
                 }
                 Some(done) = running.next(), if !running.is_empty() => {
                     let result = match done {
@@ -489,43 +492,38 @@ impl Ingest {
                     if out.send(result).await.is_err() {
                         return;
                     }
+                    None
                 }
                 () = async { held.as_mut().expect("held").1.as_mut().await }, if held.is_some() => {
-                    let (record, _) = held.take().expect("held");
-                    match self.admit(&caller, record) {
-                        Admitted::Go(record) => {
-                            running.push(self.spawn_record(&caller, record));
-                        }
-                        Admitted::Wait(record, wait) => {
-                            held = Some((record, Box::pin(tokio::time::sleep(wait))));
-                        }
-                        Admitted::Refused(result) => {
-                            if out.send(Ok(result)).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
+                    held.take().map(|(record, _)| record)
                 }
                 item = inbound.message(), if open && held.is_none() && running.len() < in_flight => match item {
-                    Ok(Some(record)) => match self.admit(&caller, record) {
-                        // Each record runs as its own task, so records of one stream are judged
-                        // and written concurrently; results go out as they complete.
-                        Admitted::Go(record) => running.push(self.spawn_record(&caller, record)),
-                        Admitted::Wait(record, wait) => {
-                            held = Some((record, Box::pin(tokio::time::sleep(wait))));
-                        }
-                        Admitted::Refused(result) => {
-                            if out.send(Ok(result)).await.is_err() {
-                                return;
-                            }
-                        }
-                    },
-                    Ok(None) => open = false,
+                    Ok(Some(record)) => Some(record),
+                    Ok(None) => {
+                        open = false;
+                        None
+                    }
                     Err(status) => {
                         let _ = out.send(Err(status)).await;
                         return;
                     }
                 },
+            };
+            let Some(record) = next else {
+                continue;
+            };
+            match self.admit(&caller, record) {
+                // Each record runs as its own task, so records of one stream are judged and
+                // written concurrently; results go out as they complete.
+                Admitted::Go(record) => running.push(self.spawn_record(&caller, record)),
+                Admitted::Wait(record, wait) => {
+                    held = Some((record, Box::pin(tokio::time::sleep(wait))));
+                }
+                Admitted::Refused(result) => {
+                    if out.send(Ok(result)).await.is_err() {
+                        return;
+                    }
+                }
             }
         }
         // Answers for the records already taken, then why the stream ends.
