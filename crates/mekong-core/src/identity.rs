@@ -303,6 +303,23 @@ impl Catalog {
         &self,
         presented: Presented<'_>,
     ) -> Result<(&Client, AuthenticatedBy), Unauthenticated> {
+        let (client, by) = self.identify(presented)?;
+        let certificate = presented.certificate.filter(|_| by != "key");
+        let by = AuthenticatedBy {
+            by: by.into(),
+            key_id: presented.key.filter(|_| by != "certificate").map(key_id),
+            certificate_sha256: certificate.map(PeerCertificate::fingerprint),
+            certificate_subject: certificate.map(PeerCertificate::subject_text),
+        };
+        Ok((client, by))
+    }
+
+    /// As [`Catalog::authenticate_call`], with how only as `key`, `certificate` or `both`: what an
+    /// open stream checks for every record, without building the audit trail's description.
+    pub fn identify(
+        &self,
+        presented: Presented<'_>,
+    ) -> Result<(&Client, &'static str), Unauthenticated> {
         let by_key = match presented.key {
             Some(key) => Some(
                 self.authenticate_digest(key)
@@ -330,15 +347,6 @@ impl Catalog {
             }
             None => (None, false),
         };
-        let by = |by: &str| {
-            let certificate = presented.certificate.filter(|_| by != "key");
-            AuthenticatedBy {
-                by: by.into(),
-                key_id: presented.key.filter(|_| by != "certificate").map(key_id),
-                certificate_sha256: certificate.map(PeerCertificate::fingerprint),
-                certificate_subject: certificate.map(PeerCertificate::subject_text),
-            }
-        };
         let missing = |client: &Client, missing: &'static str| Unauthenticated::Missing {
             client: client.name().to_owned(),
             rule: client.authentication(),
@@ -349,17 +357,15 @@ impl Catalog {
                 key: k.name().to_owned(),
                 certificate: c.name().to_owned(),
             }),
-            (Some(client), Some(_)) => Ok((client, by("both"))),
+            (Some(client), Some(_)) => Ok((client, "both")),
             (Some(client), None) => match client.authentication() {
-                Authentication::Any | Authentication::Key => Ok((client, by("key"))),
+                Authentication::Any | Authentication::Key => Ok((client, "key")),
                 Authentication::Certificate | Authentication::Both => {
                     Err(missing(client, "certificate"))
                 }
             },
             (None, Some(client)) => match client.authentication() {
-                Authentication::Any | Authentication::Certificate => {
-                    Ok((client, by("certificate")))
-                }
+                Authentication::Any | Authentication::Certificate => Ok((client, "certificate")),
                 Authentication::Key | Authentication::Both => Err(missing(client, "API key")),
             },
             (None, None) => match (unbound, presented.certificate) {

@@ -65,7 +65,7 @@ impl Caller {
             key: self.key.as_ref(),
             certificate: self.certificate.as_deref(),
         };
-        let refused = match catalog.authenticate_call(presented) {
+        let refused = match catalog.identify(presented) {
             Ok((client, _)) if client.name() == self.client => return Ok(client),
             Ok((client, _)) => format!(
                 "the credentials of client `{}` now identify client `{}`",
