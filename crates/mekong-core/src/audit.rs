@@ -291,6 +291,10 @@ pub struct PlacedCopy {
     pub partition: i32,
     pub offset: i64,
     pub routes: Vec<String>,
+    /// SHA-256 (hex) of the copy's value as written: a copy found anywhere later can be shown to
+    /// be this one. Absent in events of older hubs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 #[cfg(test)]
