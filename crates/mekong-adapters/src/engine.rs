@@ -410,7 +410,7 @@ impl Engine {
     }
 
     async fn audit(&self, event: AuditEvent) -> Finish {
-        self.write(event.to_record(uuid_v7())).await
+        self.write(self.producer.audit_record(&event)).await
     }
 
     /// Writes one record, retrying until Kafka acknowledges it: the source record is not
@@ -432,8 +432,4 @@ impl Engine {
 
 fn now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
-}
-
-fn uuid_v7() -> uuid::Uuid {
-    uuid::Uuid::now_v7()
 }

@@ -244,7 +244,7 @@ async fn replay_one(
             headers: kept,
             routes: Vec::new(),
         },
-        audit.to_record(uuid::Uuid::now_v7()),
+        producer.audit_record(&audit),
     ];
     producer.write(&copies).await.map_err(|e| {
         ControlError::unavailable(

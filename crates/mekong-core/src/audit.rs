@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::evidence::{AuditKey, SEAL_HEADER};
 use crate::identity::AuthenticatedBy;
 use crate::record::KafkaRecord;
 use crate::state::{Plan, Verdict};
@@ -23,9 +24,14 @@ pub enum AuditEvent {
     /// A refused change to a resource.
     #[serde(rename = "resource.rejected")]
     ResourceRejected(ResourceEvent),
-    /// A record written to every routed topic.
+    /// A record accepted: written with its copies and acknowledged with them, before the caller
+    /// is answered OK. Its copies carry their topic, routes and SHA-256, not yet where they landed.
     #[serde(rename = "record.accepted")]
     RecordAccepted(RecordEvent),
+    /// Where the copies of an accepted record landed (partition and offset), written after Kafka
+    /// acknowledged them, without waiting: a crash may lose it, never the `record.accepted` event.
+    #[serde(rename = "record.placed")]
+    RecordPlaced(RecordEvent),
     /// A record refused (nothing written).
     #[serde(rename = "record.rejected")]
     RecordRejected(RecordEvent),
@@ -49,6 +55,7 @@ impl AuditEvent {
             AuditEvent::ResourceChanged(_) => "resource.changed",
             AuditEvent::ResourceRejected(_) => "resource.rejected",
             AuditEvent::RecordAccepted(_) => "record.accepted",
+            AuditEvent::RecordPlaced(_) => "record.placed",
             AuditEvent::RecordRejected(_) => "record.rejected",
             AuditEvent::RecordPartial(_) => "record.partial",
             AuditEvent::Delivered(_) => "delivery.delivered",
@@ -62,6 +69,7 @@ impl AuditEvent {
         match self {
             AuditEvent::ResourceChanged(e) | AuditEvent::ResourceRejected(e) => &e.time,
             AuditEvent::RecordAccepted(e)
+            | AuditEvent::RecordPlaced(e)
             | AuditEvent::RecordRejected(e)
             | AuditEvent::RecordPartial(e) => &e.time,
             AuditEvent::Delivered(e)
@@ -76,6 +84,7 @@ impl AuditEvent {
         match self {
             AuditEvent::ResourceChanged(_) | AuditEvent::ResourceRejected(_) => None,
             AuditEvent::RecordAccepted(e)
+            | AuditEvent::RecordPlaced(e)
             | AuditEvent::RecordRejected(e)
             | AuditEvent::RecordPartial(e) => Some(&e.record_id),
             AuditEvent::Delivered(e)
@@ -90,6 +99,7 @@ impl AuditEvent {
         let key = match self {
             AuditEvent::ResourceChanged(_) | AuditEvent::ResourceRejected(_) => return None,
             AuditEvent::RecordAccepted(e)
+            | AuditEvent::RecordPlaced(e)
             | AuditEvent::RecordRejected(e)
             | AuditEvent::RecordPartial(e) => &e.key,
             AuditEvent::Delivered(e)
@@ -109,19 +119,25 @@ impl AuditEvent {
     }
 
     /// The event as the Kafka record to write to the audit topic, with `id` as its CloudEvents id,
-    /// keyed by what it is about (a record id, or a resource's `Kind/name`).
-    pub fn to_record(&self, id: uuid::Uuid) -> KafkaRecord {
+    /// keyed by what it is about (a record id, or a resource's `Kind/name`), sealed with the
+    /// instance's audit key when it has one.
+    pub fn to_record(&self, id: uuid::Uuid, seal: Option<&AuditKey>) -> KafkaRecord {
         let key = match self {
             AuditEvent::ResourceChanged(e) | AuditEvent::ResourceRejected(e) => {
                 format!("{}/{}", e.kind, e.name)
             }
             _ => self.record_id().unwrap_or_default().to_owned(),
         };
+        let value = self.to_json();
+        let mut headers = audit_headers(id, self.name(), self.time());
+        if let Some(seal) = seal {
+            headers.push((SEAL_HEADER.to_owned(), seal.seal(&id.to_string(), &value)));
+        }
         KafkaRecord {
             topic: AUDIT_TOPIC.to_owned(),
             key,
-            value: Bytes::from(self.to_json()),
-            headers: audit_headers(id, self.name(), self.time()),
+            value: Bytes::from(value),
+            headers,
             routes: Vec::new(),
         }
     }
@@ -284,7 +300,8 @@ pub struct RecordEvent {
     pub violations: Vec<String>,
 }
 
-/// Where one routed copy of a record landed.
+/// One routed copy of a record: its topic and routes, its digest, and where it landed (partition
+/// and offset -1 until Kafka acknowledged it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlacedCopy {
     pub topic: String,
@@ -295,6 +312,20 @@ pub struct PlacedCopy {
     /// be this one. Absent in events of older hubs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+}
+
+impl PlacedCopy {
+    /// A copy about to be written: no partition or offset yet.
+    pub fn unplaced(copy: &KafkaRecord) -> PlacedCopy {
+        use sha2::Digest as _;
+        PlacedCopy {
+            topic: copy.topic.clone(),
+            partition: -1,
+            offset: -1,
+            routes: copy.routes.clone(),
+            sha256: Some(hex::encode(sha2::Sha256::digest(&copy.value))),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -329,7 +360,7 @@ mod tests {
             (event.record_id(), event.key()),
             (Some("r1"), Some("H29-1"))
         );
-        let record = event.to_record(uuid::Uuid::nil());
+        let record = event.to_record(uuid::Uuid::nil(), None);
         assert_eq!(record.key, "r1");
         let header = |name: &str| {
             record

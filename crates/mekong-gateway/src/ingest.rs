@@ -17,7 +17,7 @@ use mekong_core::{
     AuditEvent, Catalog, PlacedCopy, RecordEvent, Role, Submission, UnevaluableCondition,
     is_traceparent, record_id_for,
 };
-use mekong_kafka::{Producer, View, WriteError};
+use mekong_kafka::{Producer, View, WriteError, WrittenCopy};
 use mekong_proto::v1::ingest_service_server::IngestService;
 use mekong_proto::v1::{
     Placement, PublishBatchRequest, PublishBatchResponse, PublishRequest, PublishResponse,
@@ -183,23 +183,11 @@ impl Ingest {
             caller,
             &request,
             &catalog,
-            &result
-                .as_ref()
-                .map(|(response, _, _)| response)
-                .map_err(|(e, _)| e),
+            &result.as_ref().map_err(|(e, _)| e),
             started.elapsed(),
         );
         match result {
-            Ok((response, key, schema_version)) => {
-                self.lineage_accepted(
-                    caller,
-                    &request,
-                    &response,
-                    (key, schema_version),
-                    record_id,
-                );
-                Ok(response)
-            }
+            Ok(response) => Ok(response),
             Err((error, key)) => {
                 self.lineage_refused(caller, &request, &error, key, record_id);
                 Err(error)
@@ -216,7 +204,7 @@ impl Ingest {
         request: &Arc<PublishRequest>,
         record_id: Uuid,
         traceparent: String,
-    ) -> Result<(PublishResponse, String, u32), (PublishError, Option<String>)> {
+    ) -> Result<PublishResponse, (PublishError, Option<String>)> {
         // Streams outlive catalog changes: the key and the role are checked for each record.
         caller
             .recheck(catalog, PUBLISHER)
@@ -269,37 +257,64 @@ impl Ingest {
                 (PublishError::Rejected(r), key)
             })?;
         self.unevaluable(&prepared.unevaluable, caller, record_id);
-        let placement = |index: usize, topic: String, partition: i32, offset: i64| Placement {
-            topic,
-            partition,
-            offset,
-            routes: prepared.copies[index].routes.clone(),
+        // The record's `record.accepted` event goes with its copies and is awaited with them: no
+        // OK without the evidence of it. It names each copy by topic and digest; where they
+        // landed is known only once Kafka answers, and follows in `record.placed`.
+        let copies = prepared.copies.len();
+        let mut accepted = RecordEvent {
+            time: now(),
+            record_id: record_id.to_string(),
+            record_type: request.record_type.clone(),
+            source: caller.client.clone(),
+            authenticated: Some(caller.authenticated.clone()),
+            key: prepared.key,
+            schema_version: Some(prepared.schema_version),
+            copies: prepared.copies.iter().map(PlacedCopy::unplaced).collect(),
+            reason: None,
+            message: None,
+            violations: Vec::new(),
         };
-        match self.inner.producer.write(&prepared.copies).await {
-            Ok(written) => {
-                let placements = written
+        let mut records = prepared.copies;
+        records.push(
+            self.inner
+                .producer
+                .audit_record(&AuditEvent::RecordAccepted(accepted.clone())),
+        );
+        let placement = |index: usize, w: WrittenCopy| Placement {
+            topic: w.topic,
+            partition: w.partition,
+            offset: w.offset,
+            routes: records[index].routes.clone(),
+        };
+        match self.inner.producer.write(&records).await {
+            Ok(mut written) => {
+                written.truncate(copies);
+                let placements: Vec<Placement> = written
                     .into_iter()
                     .enumerate()
-                    .map(|(i, w)| placement(i, w.topic, w.partition, w.offset))
+                    .map(|(i, w)| placement(i, w))
                     .collect();
+                for (copy, placed) in accepted.copies.iter_mut().zip(&placements) {
+                    (copy.partition, copy.offset) = (placed.partition, placed.offset);
+                }
+                self.lineage(AuditEvent::RecordPlaced(accepted.clone()));
                 debug!("record written");
-                Ok((
-                    PublishResponse {
-                        record_id: record_id.to_string(),
-                        placements,
-                        duplicate: false,
-                    },
-                    prepared.key,
-                    prepared.schema_version,
-                ))
+                Ok(PublishResponse {
+                    record_id: record_id.to_string(),
+                    placements,
+                    duplicate: false,
+                })
             }
             Err(WriteError { error, landed }) => {
                 warn!(error = %error, cause = ?std::error::Error::source(&error), landed = landed.len(), client = %caller.client, %record_id, "record not written");
+                // A `record.accepted` that landed without all its copies is followed by the
+                // `record.partial` the caller's error leads to.
                 let landed = landed
                     .into_iter()
-                    .map(|(i, w)| placement(i, w.topic, w.partition, w.offset))
+                    .filter(|(i, _)| *i < copies)
+                    .map(|(i, w)| placement(i, w))
                     .collect();
-                Err((PublishError::Produce { error, landed }, Some(prepared.key)))
+                Err((PublishError::Produce { error, landed }, Some(accepted.key)))
             }
         }
     }
@@ -310,29 +325,6 @@ impl Ingest {
             let total = self.inner.metrics.unevaluable.inc() + 1;
             warn!(route = %u.route, error = %u.error, total, client = %caller.client, %record_id, "route condition could not be evaluated; counted as no match");
         }
-    }
-
-    fn lineage_accepted(
-        &self,
-        caller: &Caller,
-        request: &PublishRequest,
-        response: &PublishResponse,
-        (key, schema_version): (String, u32),
-        record_id: Uuid,
-    ) {
-        self.lineage(AuditEvent::RecordAccepted(RecordEvent {
-            time: now(),
-            record_id: record_id.to_string(),
-            record_type: request.record_type.clone(),
-            source: caller.client.clone(),
-            authenticated: Some(caller.authenticated.clone()),
-            key,
-            schema_version: Some(schema_version),
-            copies: placed(&response.placements),
-            reason: None,
-            message: None,
-            violations: Vec::new(),
-        }));
     }
 
     /// A refused record's event keeps no payload value: its violations are the masked ones. A write
@@ -371,13 +363,13 @@ impl Ingest {
         });
     }
 
-    /// Writes a lineage event to the audit trail without waiting: the record's answer does not
-    /// wait for it, and losing one in a crash loses no data.
+    /// Writes a lineage event to the audit trail without waiting (`record.placed`, and refusals):
+    /// losing one in a crash loses no data and no evidence of an accepted record.
     fn lineage(&self, event: AuditEvent) {
         if let Err(e) = self
             .inner
             .producer
-            .enqueue(&event.to_record(Uuid::now_v7()))
+            .enqueue(&self.inner.producer.audit_record(&event))
         {
             debug!(error = %e, "lineage event not written");
         }
@@ -598,6 +590,7 @@ fn placed(placements: &[Placement]) -> Vec<PlacedCopy> {
             partition: p.partition,
             offset: p.offset,
             routes: p.routes.clone(),
+            sha256: None,
         })
         .collect()
 }

@@ -4,6 +4,8 @@
 use std::sync::mpsc;
 use std::thread;
 
+use mekong_core::evidence::AuditKey;
+use mekong_core::{AuditEvent, KafkaRecord};
 use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
 
@@ -17,6 +19,8 @@ pub struct Backbone {
     /// For the embedded backbone: the mock cluster's thread, and how to ask it for topics.
     /// Dropping the sender stops the thread.
     embedded: Option<(mpsc::Sender<CreateTopic>, thread::JoinHandle<()>)>,
+    /// What this instance seals its audit events with (see `mekong_core::evidence`).
+    audit_key: Option<AuditKey>,
 }
 
 /// A request to the mock cluster's thread: create a topic, answer on the channel.
@@ -36,6 +40,7 @@ impl Backbone {
             bootstrap_servers: bootstrap_servers.into(),
             options,
             embedded: None,
+            audit_key: None,
         }
     }
 
@@ -71,7 +76,23 @@ impl Backbone {
             bootstrap_servers,
             options: Vec::new(),
             embedded: Some((requests_tx, thread)),
+            audit_key: None,
         })
+    }
+
+    /// Seals every audit event this instance writes with `key`.
+    pub fn with_audit_key(mut self, key: Option<AuditKey>) -> Backbone {
+        self.audit_key = key;
+        self
+    }
+
+    pub fn audit_key(&self) -> Option<&AuditKey> {
+        self.audit_key.as_ref()
+    }
+
+    /// An audit event as the record to write to the audit topic, sealed with this instance's key.
+    pub fn audit_record(&self, event: &AuditEvent) -> KafkaRecord {
+        event.to_record(uuid::Uuid::now_v7(), self.audit_key())
     }
 
     pub fn bootstrap_servers(&self) -> &str {

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use futures::future::join_all;
-use mekong_core::KafkaRecord;
+use mekong_core::evidence::AuditKey;
+use mekong_core::{AuditEvent, KafkaRecord};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
@@ -115,6 +116,7 @@ impl From<ProduceError> for WriteError {
 pub struct Producer {
     inner: FutureProducer,
     settings: ProducerSettings,
+    audit_key: Option<AuditKey>,
 }
 
 impl Producer {
@@ -138,7 +140,11 @@ impl Producer {
             )
             .set("message.max.bytes", settings.max_message_bytes.to_string())
             .create()?;
-        Ok(Producer { inner, settings })
+        Ok(Producer {
+            inner,
+            settings,
+            audit_key: backbone.audit_key().cloned(),
+        })
     }
 
     /// Writes every copy and waits until all are acknowledged, or the deadline passes. When some
@@ -189,6 +195,11 @@ impl Producer {
                     .collect(),
             }),
         }
+    }
+
+    /// An audit event as the record to write to the audit topic, sealed with the backbone's key.
+    pub fn audit_record(&self, event: &AuditEvent) -> KafkaRecord {
+        event.to_record(uuid::Uuid::now_v7(), self.audit_key.as_ref())
     }
 
     /// Hands one record to the producer without waiting for Kafka's acknowledgement: for records

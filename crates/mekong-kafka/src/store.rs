@@ -15,6 +15,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use mekong_core::evidence::CHECKPOINT_TOPIC;
 use mekong_core::{AUDIT_TOPIC, AuditEvent, Catalog, Key, ResourceState, Stored};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -112,10 +113,10 @@ impl Store {
             settings.timeout,
         )
         .await?;
-        // The audit trail is kept until an operator decides otherwise.
+        // The audit trail and its checkpoints are kept until an operator decides otherwise.
         ensure_topics(
             &backbone,
-            &[AUDIT_TOPIC],
+            &[AUDIT_TOPIC, CHECKPOINT_TOPIC],
             internal(&[("retention.ms", "-1")]),
             settings.timeout,
         )
@@ -273,7 +274,7 @@ impl Transaction<'_> {
         }
         let audit: Vec<_> = events
             .iter()
-            .map(|e| e.to_record(uuid::Uuid::now_v7()))
+            .map(|e| self.store.backbone.audit_record(e))
             .collect();
         for record in &audit {
             deliveries.push(

@@ -105,20 +105,15 @@ fn accepted(received: &[mekong_tests::targets::Received]) -> Vec<Value> {
 }
 
 /// Audit events of one record, in order.
-/// Audit events of one record's deliveries, in order (its `record.accepted` event, written by the
-/// gateway, is checked to be there and left out).
+/// Audit events of one record's deliveries, in order (its `record.accepted` and `record.placed`
+/// events, written by the gateway, are checked to be there and left out).
 async fn audit_events(bootstrap: &str, record_id: &str, expected: usize) -> Vec<Value> {
     let events =
-        mekong_tests::audit_events(bootstrap, expected + 1, |e| e["recordId"] == record_id).await;
-    let accepted = events
-        .iter()
-        .filter(|e| e["event"] == "record.accepted")
-        .count();
-    assert_eq!(accepted, 1, "the gateway's lineage event: {events:?}");
-    events
-        .into_iter()
-        .filter(|e| e["event"] != "record.accepted")
-        .collect()
+        mekong_tests::audit_events(bootstrap, expected + 2, |e| e["recordId"] == record_id).await;
+    let gateway = |e: &Value| e["event"] == "record.accepted" || e["event"] == "record.placed";
+    let written: Vec<&Value> = events.iter().filter(|e| gateway(e)).collect();
+    assert_eq!(written.len(), 2, "the gateway's lineage events: {events:?}");
+    events.into_iter().filter(|e| !gateway(e)).collect()
 }
 
 #[tokio::test]

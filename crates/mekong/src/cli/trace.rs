@@ -74,6 +74,7 @@ fn describe(event: &AuditEvent) -> String {
             e.schema_version.map_or("?".into(), |v| v.to_string()),
             copies(&e.copies)
         ),
+        AuditEvent::RecordPlaced(e) => format!("landed in {}", copies(&e.copies)),
         AuditEvent::RecordRejected(e) | AuditEvent::RecordPartial(e) => {
             let mut line = format!(
                 "{} from {}, key {}: {}: {}",
@@ -123,13 +124,15 @@ fn copies(copies: &[PlacedCopy]) -> String {
     copies
         .iter()
         .map(|c| {
-            format!(
-                "{} [{}@{}] by {}",
-                c.topic,
-                c.partition,
-                c.offset,
-                c.routes.join(",")
-            )
+            let mut copy = c.topic.clone();
+            if c.offset >= 0 {
+                copy.push_str(&format!(" [{}@{}]", c.partition, c.offset));
+            }
+            copy.push_str(&format!(" by {}", c.routes.join(",")));
+            if let Some(digest) = &c.sha256 {
+                copy.push_str(&format!(" (sha256 {})", &digest[..digest.len().min(12)]));
+            }
+            copy
         })
         .collect::<Vec<_>>()
         .join("; ")
