@@ -42,7 +42,8 @@ pub struct Page {
     pub next: Option<i64>,
 }
 
-/// At most `max` records of partition 0 of `topic` (dead-letter and replay topics have one),
+/// At most `max` records of partition 0 of `topic` (dead-letter, replay, audit and checkpoint
+/// topics have one), committed ones only,
 /// from offset `from` (or the earliest kept), up to the topic's end when called (blocking).
 pub fn read_page(
     backbone: &Backbone,
@@ -55,6 +56,8 @@ pub fn read_page(
         .client_config()
         .set("group.id", "mekong.deadletters.reader")
         .set("enable.auto.commit", "false")
+        // The audit trail holds the resource store's transactions: aborted ones are no records.
+        .set("isolation.level", "read_committed")
         .create()?;
     let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
     let exists = metadata

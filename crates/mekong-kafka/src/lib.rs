@@ -10,6 +10,7 @@ mod backbone;
 mod deadletters;
 mod follower;
 mod lineage;
+mod notary;
 mod producer;
 mod store;
 mod subscription;
@@ -18,6 +19,9 @@ mod topics;
 pub use backbone::{Backbone, KafkaOptions};
 pub use deadletters::{DeadLetter, Page, read_page};
 pub use lineage::{Lineage, LineageError};
+pub use notary::{
+    Notary, NotaryError, NotarySettings, NotaryState, latest_checkpoint, read_checkpoints,
+};
 pub use producer::{
     ProduceError, Producer, ProducerSettings, WriteError, WrittenCopy, message_bytes_for,
 };

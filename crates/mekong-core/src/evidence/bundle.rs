@@ -239,6 +239,7 @@ mod tests {
             origin: origin("mekong/_mekong.audit", 0),
             size: 3,
             root: frontier.root(),
+            first_offset: 0,
             next_offset: 3,
         };
         Bundle {

@@ -158,13 +158,16 @@ fn pem(label: &str, der: &[u8]) -> String {
     out
 }
 
-/// A tree head as a checkpoint says it: the log it is of, its size and head, and the audit offset
-/// that follows its last leaf (an extension line, `offset N`).
+/// A tree head as a checkpoint says it: the log it is of, its size and head, and (extension lines
+/// `from N` and `offset N`) the audit offsets where its first leaf was read and that follows its
+/// last one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
     pub origin: String,
     pub size: u64,
     pub root: Hash,
+    /// Where the tree's first leaf was read: the audit partition's start when the notary began.
+    pub first_offset: i64,
     /// The offset of the first audit record after the last leaf.
     pub next_offset: i64,
 }
@@ -185,10 +188,11 @@ impl Checkpoint {
     /// The checkpoint's body, the text that is signed.
     pub fn text(&self) -> String {
         format!(
-            "{}\n{}\n{}\noffset {}\n",
+            "{}\n{}\n{}\nfrom {}\noffset {}\n",
             self.origin,
             self.size,
             B64.encode(self.root),
+            self.first_offset,
             self.next_offset
         )
     }
@@ -255,15 +259,20 @@ impl Checkpoint {
             .and_then(|r| B64.decode(r).ok())
             .and_then(|r| Hash::try_from(r).ok())
             .ok_or(NoteError::NotCheckpoint("no base64 tree head of 32 bytes"))?;
-        let next_offset = lines
-            .find_map(|l| l.strip_prefix("offset "))
-            .and_then(|o| o.parse().ok())
-            .ok_or(NoteError::NotCheckpoint("no `offset` extension line"))?;
+        let extensions: Vec<&str> = lines.collect();
+        let extension = |name: &str| {
+            extensions
+                .iter()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        };
         Ok(Checkpoint {
             origin: origin.to_owned(),
             size,
             root,
-            next_offset,
+            first_offset: extension("from")
+                .ok_or(NoteError::NotCheckpoint("no `from` extension line"))?,
+            next_offset: extension("offset")
+                .ok_or(NoteError::NotCheckpoint("no `offset` extension line"))?,
         })
     }
 }
@@ -281,6 +290,7 @@ mod tests {
             origin: "mekong/_mekong.audit/0".into(),
             size: 12,
             root: [7; 32],
+            first_offset: 0,
             next_offset: 40,
         }
     }
