@@ -257,6 +257,7 @@ impl TestHub {
             metrics: None,
             metrics_tls: None,
             lineage: LineageConfig::None,
+            evidence: Default::default(),
         }
         .start()
         .await

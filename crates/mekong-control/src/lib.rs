@@ -8,9 +8,11 @@
 mod changes;
 pub mod deadletters;
 mod error;
+mod proof;
 mod trace;
 
 pub use changes::{Applied, Changes, SeedError, Seeded};
 pub use deadletters::{Listed, Listing, Replay};
 pub use error::ControlError;
+pub use proof::proof;
 pub use trace::{TraceQuery, Traced, trace};

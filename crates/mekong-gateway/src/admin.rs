@@ -354,6 +354,30 @@ impl AdminService for Admin {
             .collect();
         Ok(Response::new(pb::TraceResponse { records }))
     }
+
+    async fn proof(
+        &self,
+        request: Request<pb::ProofRequest>,
+    ) -> Result<Response<pb::ProofResponse>, Status> {
+        self.admin(&request)?;
+        let request = request.into_inner();
+        let Some(lineage) = &self.lineage else {
+            return Err(Status::failed_precondition(
+                "this instance keeps no lineage index: ask one started with --lineage-dir",
+            ));
+        };
+        if request.record_id.is_empty() {
+            return Err(Status::invalid_argument("give the record id to prove"));
+        }
+        let (bundle, uncovered) =
+            mekong_control::proof(&self.changes.backbone, lineage, &request.record_id)
+                .await
+                .map_err(control_status)?;
+        Ok(Response::new(pb::ProofResponse {
+            bundle: serde_json::to_string_pretty(&bundle).expect("bundles serialise"),
+            uncovered: uncovered as u32,
+        }))
+    }
 }
 
 fn kind(text: &str) -> Result<Kind, Status> {

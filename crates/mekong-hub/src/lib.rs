@@ -17,12 +17,14 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use mekong_adapters::{AdapterMetrics, AdapterPolicy, EngineSettings};
 use mekong_control::{Changes, SeedError, Seeded};
+use mekong_core::evidence::{AuditKey, SigningKey};
 use mekong_core::{AUDIT_TOPIC, Catalog};
 use mekong_gateway::tls::{TlsConfig, TlsError, TlsReload, TlsSettings};
 use mekong_gateway::{Gateway, GatewayConfig, GatewayMetrics};
 use mekong_kafka::{
-    Backbone, KafkaError, KafkaOptions, Lineage, LineageError, Producer, ProducerSettings, Store,
-    StoreError, StoreSettings, TopicSettings, ensure_topics, message_bytes_for,
+    Backbone, KafkaError, KafkaOptions, Lineage, LineageError, Notary, NotaryError, NotarySettings,
+    Producer, ProducerSettings, Store, StoreError, StoreSettings, TopicSettings, ensure_topics,
+    message_bytes_for,
 };
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -103,6 +105,26 @@ pub struct HubConfig {
     /// TLS on that listener (no client certificates: it serves probes and scrapers).
     pub metrics_tls: Option<TlsSettings>,
     pub lineage: LineageConfig,
+    /// Sealed audit events and, with a signing key, the notary.
+    pub evidence: EvidenceConfig,
+}
+
+/// The evidence of the audit trail (docs/evidence.md).
+#[derive(Debug, Clone, Default)]
+pub struct EvidenceConfig {
+    /// Every audit event this instance writes is sealed with it; the notary and the lineage index
+    /// take the events it seals as the trail's leaves.
+    pub audit_key: Option<AuditKey>,
+    /// Runs a notary here.
+    pub notary: Option<NotaryConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NotaryConfig {
+    pub key: Arc<SigningKey>,
+    pub settings: NotarySettings,
+    /// `/readyz` fails when events have waited longer than this for a checkpoint.
+    pub max_age: Duration,
 }
 
 impl Default for HubConfig {
@@ -118,6 +140,7 @@ impl Default for HubConfig {
             metrics: None,
             metrics_tls: None,
             lineage: LineageConfig::None,
+            evidence: EvidenceConfig::default(),
         }
     }
 }
@@ -161,6 +184,8 @@ pub enum HubError {
     Serve(#[source] tonic::transport::Error),
     #[error("cannot serve TLS")]
     Tls(#[source] TlsError),
+    #[error("cannot start the notary")]
+    Notary(#[source] NotaryError),
 }
 
 impl HubError {
@@ -185,6 +210,7 @@ pub struct RunningHub {
     store: Arc<Store>,
     lineage: Option<Arc<Lineage>>,
     temporary_lineage: Option<PathBuf>,
+    notary: Option<Arc<Notary>>,
     producer: Producer,
     gateway: Option<(oneshot::Sender<()>, ServeTask)>,
     adapters: Option<JoinHandle<()>>,
@@ -221,12 +247,15 @@ impl HubConfig {
             Some(settings) => Some(TlsConfig::load_http(settings).map_err(HubError::Tls)?),
             None => None,
         };
-        let backbone = Arc::new(match &self.backbone {
-            BackboneConfig::Embedded => Backbone::embedded().map_err(HubError::Embedded)?,
-            BackboneConfig::External { bootstrap, options } => {
-                Backbone::external(bootstrap.clone(), options.clone())
+        let backbone = Arc::new(
+            match &self.backbone {
+                BackboneConfig::Embedded => Backbone::embedded().map_err(HubError::Embedded)?,
+                BackboneConfig::External { bootstrap, options } => {
+                    Backbone::external(bootstrap.clone(), options.clone())
+                }
             }
-        });
+            .with_audit_key(self.evidence.audit_key.clone()),
+        );
         let catalog = Arc::new(ArcSwap::from_pointee(Catalog::default()));
         let store_topic = self.store.topic.clone();
         let store = Store::open(Arc::clone(&backbone), Arc::clone(&catalog), self.store)
@@ -322,6 +351,21 @@ impl HubConfig {
             None => None,
         };
 
+        let notary = match self.evidence.notary {
+            Some(NotaryConfig {
+                key,
+                settings,
+                max_age,
+            }) => Some((
+                Arc::new(
+                    Notary::start(Arc::clone(&backbone), key, settings)
+                        .map_err(HubError::Notary)?,
+                ),
+                max_age,
+            )),
+            None => None,
+        };
+
         let (stopping, stopped) = watch::channel(false);
         let gateway_metrics = GatewayMetrics::default();
         let tls_failures = gateway_metrics.tls_reload_failures.clone();
@@ -349,11 +393,18 @@ impl HubConfig {
         let (metrics, observe) = match metrics_listener {
             Some(listener) => {
                 let addr = listener.local_addr().ok();
+                let notary = notary
+                    .clone()
+                    .map(|(n, max_age)| observe::Notarised::new(n, max_age));
+                if let Some(notary) = &notary {
+                    notary.register(&mut registry);
+                }
                 let observed = observe::Observed {
                     registry,
                     gateway: self.gateway.as_ref().map(|_| gateway_metrics.clone()),
                     producer: producer.clone(),
                     store: Arc::clone(&store),
+                    notary,
                 };
                 let mut stop = stopped.clone();
                 if let Some(tls) = &metrics_tls {
@@ -412,6 +463,7 @@ impl HubConfig {
             store,
             lineage,
             temporary_lineage,
+            notary: notary.map(|(n, _)| n),
             producer,
             gateway,
             adapters,
@@ -512,6 +564,9 @@ impl RunningHub {
         }
         if let Some(lineage) = &self.lineage {
             lineage.close();
+        }
+        if let Some(notary) = &self.notary {
+            notary.close();
         }
         self.store.close();
         if let Some(dir) = self.temporary_lineage.take() {

@@ -12,8 +12,10 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use mekong_gateway::GatewayMetrics;
 use mekong_gateway::tls::TlsConfig;
-use mekong_kafka::{Producer, Store};
+use mekong_kafka::{Notary, Producer, Store};
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 /// How long readiness waits for the resource store to answer.
 const READY_WITHIN: Duration = Duration::from_secs(3);
@@ -24,6 +26,57 @@ pub(crate) struct Observed {
     pub gateway: Option<GatewayMetrics>,
     pub producer: Producer,
     pub store: Arc<Store>,
+    pub notary: Option<Notarised>,
+}
+
+/// A notary's gauges, set from its state when scraped, and its readiness bound.
+pub(crate) struct Notarised {
+    notary: Arc<Notary>,
+    max_age: Duration,
+    checkpoint_age: Gauge<f64, AtomicU64>,
+    unsigned: Gauge<f64, AtomicU64>,
+    forged: Gauge,
+}
+
+impl Notarised {
+    pub(crate) fn new(notary: Arc<Notary>, max_age: Duration) -> Notarised {
+        Notarised {
+            notary,
+            max_age,
+            checkpoint_age: Gauge::default(),
+            unsigned: Gauge::default(),
+            forged: Gauge::default(),
+        }
+    }
+
+    pub(crate) fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "notary_checkpoint_age_seconds",
+            "Seconds since this notary published its latest checkpoint (-1 before its first)",
+            self.checkpoint_age.clone(),
+        );
+        registry.register(
+            "notary_unsigned_seconds",
+            "How long audit events this notary read have waited for a checkpoint (0 when every one is signed, or another notary signs)",
+            self.unsigned.clone(),
+        );
+        registry.register(
+            "notary_forged_events",
+            "Audit events read that were not sealed by the hub, left out of the tree",
+            self.forged.clone(),
+        );
+    }
+
+    fn refresh(&self) -> mekong_kafka::NotaryState {
+        let state = self.notary.state();
+        let age = state.latest.map_or(-1.0, |(at, _)| {
+            at.elapsed().unwrap_or_default().as_secs_f64()
+        });
+        self.checkpoint_age.set(age);
+        self.unsigned.set(state.unsigned_for.as_secs_f64());
+        self.forged.set(state.forged as i64);
+        state
+    }
 }
 
 /// Serves until `shutdown` completes, over TLS when `tls` is given.
@@ -120,6 +173,9 @@ async fn metrics(State(observed): State<Arc<Observed>>) -> impl IntoResponse {
     if let Some(gateway) = &observed.gateway {
         gateway.refresh(&observed.producer);
     }
+    if let Some(notary) = &observed.notary {
+        notary.refresh();
+    }
     let mut text = String::new();
     match prometheus_client::encoding::text::encode(&mut text, &observed.registry) {
         Ok(()) => (
@@ -136,6 +192,22 @@ async fn metrics(State(observed): State<Arc<Observed>>) -> impl IntoResponse {
 }
 
 async fn ready(State(observed): State<Arc<Observed>>) -> impl IntoResponse {
+    if let Some(notary) = &observed.notary {
+        let state = notary.refresh();
+        if state.unsigned_for > notary.max_age {
+            let why = state
+                .problem
+                .unwrap_or_else(|| "no checkpoint published".into());
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "not ready: the notary has not signed the audit trail for {}s (--checkpoint-max-age {}s): {why}\n",
+                    state.unsigned_for.as_secs(),
+                    notary.max_age.as_secs()
+                ),
+            );
+        }
+    }
     match tokio::time::timeout(READY_WITHIN, observed.store.sync()).await {
         Ok(Ok(_)) => (StatusCode::OK, "ready\n".to_string()),
         Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")),

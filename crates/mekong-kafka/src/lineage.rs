@@ -2,6 +2,10 @@
 //! routed, delivered, retried, dead-lettered, replayed), kept in an embedded redb database by record
 //! id, and record ids by partition key (a dossier's `MaHoSo`). It is only an index: deleted or
 //! lost, it is read again from the topic, which is the record of truth.
+//!
+//! With an audit key it also keeps the Merkle leaves of the trail (every event sealed by the hub,
+//! in offset order, as the notary counts them), from which it proves a record's events against a
+//! signed checkpoint.
 
 use std::path::Path;
 use std::sync::{Arc, mpsc};
@@ -16,6 +20,13 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use mekong_core::cloudevents;
+use mekong_core::evidence::{
+    AuditKey, Checkpoint, Hash, ProvenEvent, SEAL_HEADER, SealCheck, encode_hash, event_leaf,
+    inclusion_proof,
+};
+use rdkafka::message::{BorrowedMessage, Headers};
+
 use crate::Backbone;
 use crate::follower::{EndRequest, Follower};
 
@@ -23,9 +34,15 @@ use crate::follower::{EndRequest, Follower};
 const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");
 /// Record ids by partition key.
 const KEYS: MultimapTableDefinition<&str, &str> = MultimapTableDefinition::new("keys");
-/// The next audit offset to read.
+/// The next audit offset to read; the leaves kept, and the offset the first was read at.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const NEXT: &str = "next_offset";
+const LEAF_COUNT: &str = "leaves";
+const FIRST: &str = "first_offset";
+/// Leaf hashes by leaf index.
+const LEAVES: TableDefinition<u64, &[u8]> = TableDefinition::new("leaves");
+/// An indexed event's leaf: by audit offset, its leaf index and CloudEvents id.
+const LEAF_OF: TableDefinition<u64, (u64, &str)> = TableDefinition::new("leaf_of");
 
 #[derive(Debug, thiserror::Error)]
 pub enum LineageError {
@@ -35,6 +52,8 @@ pub enum LineageError {
     Kafka(#[from] KafkaError),
     #[error("the lineage index has not read the audit trail up to now within {0:?}")]
     Behind(Duration),
+    #[error("{0}")]
+    Unprovable(String),
 }
 
 fn store<E: std::fmt::Display>(e: E) -> LineageError {
@@ -58,6 +77,8 @@ impl Lineage {
             let next = {
                 txn.open_table(EVENTS).map_err(store)?;
                 txn.open_multimap_table(KEYS).map_err(store)?;
+                txn.open_table(LEAVES).map_err(store)?;
+                txn.open_table(LEAF_OF).map_err(store)?;
                 let meta = txn.open_table(META).map_err(store)?;
                 meta.get(NEXT).map_err(store)?.map_or(0, |v| v.value())
             };
@@ -72,6 +93,7 @@ impl Lineage {
             .set("group.id", "mekong.lineage.reader")
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
+            .set("auto.offset.reset", "earliest")
             .set("fetch.wait.max.ms", "100")
             .create()?;
         let mut assignment = TopicPartitionList::new();
@@ -79,8 +101,9 @@ impl Lineage {
         consumer.assign(&assignment)?;
         let (position_tx, position) = watch::channel(next as i64);
         let (follower_db, topic) = (Arc::clone(&db), topic.to_owned());
+        let keys: Vec<AuditKey> = backbone.audit_key().into_iter().cloned().collect();
         let follower = Follower::spawn("mekong-lineage", move |ends| {
-            follow(consumer, &topic, follower_db, position_tx, ends)
+            follow(consumer, &topic, &keys, follower_db, position_tx, ends)
         });
         Ok(Lineage {
             db,
@@ -129,6 +152,74 @@ impl Lineage {
         Ok(found)
     }
 
+    /// The events of one record that the tree of `checkpoint` holds, each with its inclusion
+    /// proof, and how many of its events came after it (or are not sealed).
+    pub fn proven_events(
+        &self,
+        record_id: &str,
+        checkpoint: &Checkpoint,
+    ) -> Result<(Vec<ProvenEvent>, usize), LineageError> {
+        let txn = self.db.begin_read().map_err(store)?;
+        let meta = txn.open_table(META).map_err(store)?;
+        let count = meta
+            .get(LEAF_COUNT)
+            .map_err(store)?
+            .map_or(0, |v| v.value());
+        let first = meta.get(FIRST).map_err(store)?.map(|v| v.value() as i64);
+        if count < checkpoint.size {
+            return Err(LineageError::Unprovable(format!(
+                "the lineage index holds {count} leaves, the checkpoint {}: is this instance given the audit key?",
+                checkpoint.size
+            )));
+        }
+        if checkpoint.size > 0 && first != Some(checkpoint.first_offset) {
+            return Err(LineageError::Unprovable(format!(
+                "the checkpoint's tree starts at audit offset {}, this index at {first:?}: rebuild the index (delete --lineage-dir)",
+                checkpoint.first_offset
+            )));
+        }
+        let events = txn.open_table(EVENTS).map_err(store)?;
+        let leaf_of = txn.open_table(LEAF_OF).map_err(store)?;
+        let mut found = Vec::new();
+        let mut uncovered = 0;
+        for entry in events
+            .range((record_id, 0)..=(record_id, u64::MAX))
+            .map_err(store)?
+        {
+            let (at, value) = entry.map_err(store)?;
+            let offset = at.value().1;
+            match leaf_of.get(offset).map_err(store)? {
+                Some(leaf) if leaf.value().0 < checkpoint.size => {
+                    let (index, id) = leaf.value();
+                    found.push(ProvenEvent {
+                        partition: 0,
+                        offset: offset as i64,
+                        leaf_index: index,
+                        id: id.to_owned(),
+                        event: String::from_utf8_lossy(value.value()).into_owned(),
+                        inclusion: Vec::new(),
+                    });
+                }
+                _ => uncovered += 1,
+            }
+        }
+        if !found.is_empty() {
+            let table = txn.open_table(LEAVES).map_err(store)?;
+            let mut leaves: Vec<Hash> = Vec::with_capacity(checkpoint.size as usize);
+            for entry in table.range(0..checkpoint.size).map_err(store)? {
+                let (_, hash) = entry.map_err(store)?;
+                leaves.push(hash.value().try_into().map_err(store)?);
+            }
+            for event in &mut found {
+                event.inclusion = inclusion_proof(event.leaf_index as usize, &leaves)
+                    .iter()
+                    .map(encode_hash)
+                    .collect();
+            }
+        }
+        Ok((found, uncovered))
+    }
+
     /// The ids of the records with this partition key, oldest first.
     pub fn records_with_key(&self, key: &str) -> Result<Vec<String>, LineageError> {
         let txn = self.db.begin_read().map_err(store)?;
@@ -158,6 +249,7 @@ impl Lineage {
 fn follow(
     consumer: BaseConsumer,
     topic: &str,
+    keys: &[AuditKey],
     db: Arc<Database>,
     position_tx: watch::Sender<i64>,
     syncs: mpsc::Receiver<EndRequest>,
@@ -186,9 +278,7 @@ fn follow(
             })) {
                 Some(Ok(m)) => {
                     last = Some(m.offset());
-                    if let Some(indexed) = m.payload().and_then(|p| Indexed::read(m.offset(), p)) {
-                        batch.push(indexed);
-                    }
+                    batch.push(Indexed::read(&m, keys));
                 }
                 Some(Err(e)) => {
                     warn!(error = %e, "reading the audit trail for the lineage index");
@@ -218,25 +308,43 @@ fn follow(
     }
 }
 
-/// An audit event about a record, as the index keeps it.
+/// An audit event as the index keeps it: by record, when it is about one, and as a leaf, when
+/// it is sealed by the hub.
 struct Indexed {
     offset: i64,
-    record_id: String,
-    key: Option<String>,
+    record: Option<(String, Option<String>)>,
     json: Vec<u8>,
+    leaf: Option<(String, Hash)>,
 }
 
 impl Indexed {
-    /// Events without a record id (changes to resources) are not indexed; neither is what does not
-    /// read as an audit event.
-    fn read(offset: i64, payload: &[u8]) -> Option<Indexed> {
-        let event = mekong_core::AuditEvent::from_json(payload).ok()?;
-        Some(Indexed {
-            offset,
-            record_id: event.record_id()?.to_owned(),
-            key: event.key().map(str::to_owned),
+    /// Changes to resources are leaves, not records; what does not read as an audit event is
+    /// neither.
+    fn read(m: &BorrowedMessage<'_>, keys: &[AuditKey]) -> Indexed {
+        let payload = m.payload().unwrap_or_default();
+        let header = |name: &str| {
+            m.headers()
+                .and_then(|h| h.iter().find(|h| h.key == name)?.value)
+        };
+        let id = String::from_utf8_lossy(header(cloudevents::ID).unwrap_or_default()).into_owned();
+        let leaf = match AuditKey::check(keys, &id, payload, header(SEAL_HEADER)) {
+            SealCheck::Sealed(_) => Some((id.clone(), event_leaf(&id, payload))),
+            _ => None,
+        };
+        let record = mekong_core::AuditEvent::from_json(payload)
+            .ok()
+            .and_then(|event| {
+                Some((
+                    event.record_id()?.to_owned(),
+                    event.key().map(str::to_owned),
+                ))
+            });
+        Indexed {
+            offset: m.offset(),
+            record,
             json: payload.to_vec(),
-        })
+            leaf,
+        }
     }
 }
 
@@ -247,16 +355,36 @@ fn index(db: &Database, batch: &[Indexed], next: i64) -> Result<(), LineageError
     {
         let mut events = txn.open_table(EVENTS).map_err(store)?;
         let mut keys = txn.open_multimap_table(KEYS).map_err(store)?;
+        let mut leaves = txn.open_table(LEAVES).map_err(store)?;
+        let mut leaf_of = txn.open_table(LEAF_OF).map_err(store)?;
+        let mut meta = txn.open_table(META).map_err(store)?;
+        let mut count = meta
+            .get(LEAF_COUNT)
+            .map_err(store)?
+            .map_or(0, |v| v.value());
         for e in batch {
+            if let Some((id, hash)) = &e.leaf {
+                if count == 0 {
+                    meta.insert(FIRST, e.offset as u64).map_err(store)?;
+                }
+                leaves.insert(count, hash.as_slice()).map_err(store)?;
+                leaf_of
+                    .insert(e.offset as u64, (count, id.as_str()))
+                    .map_err(store)?;
+                count += 1;
+            }
+            let Some((record_id, key)) = &e.record else {
+                continue;
+            };
             events
-                .insert((e.record_id.as_str(), e.offset as u64), e.json.as_slice())
+                .insert((record_id.as_str(), e.offset as u64), e.json.as_slice())
                 .map_err(store)?;
-            if let Some(key) = &e.key {
-                keys.insert(key.as_str(), e.record_id.as_str())
+            if let Some(key) = key {
+                keys.insert(key.as_str(), record_id.as_str())
                     .map_err(store)?;
             }
         }
-        let mut meta = txn.open_table(META).map_err(store)?;
+        meta.insert(LEAF_COUNT, count).map_err(store)?;
         meta.insert(NEXT, next as u64).map_err(store)?;
     }
     txn.commit().map_err(store)

@@ -98,7 +98,7 @@ pub enum NotaryError {
 impl Notary {
     pub fn start(
         backbone: Arc<Backbone>,
-        key: SigningKey,
+        key: Arc<SigningKey>,
         settings: NotarySettings,
     ) -> Result<Notary, NotaryError> {
         let consumer: BaseConsumer = backbone
@@ -271,8 +271,8 @@ impl Tree {
             .create()?;
         producer.init_transactions(Duration::from_secs(30))?;
         let (frontier, first_offset, next_offset) =
-            match latest_checkpoint(backbone, partition, trusted)? {
-                Some((checkpoint, frontier)) => {
+            match latest_checkpoint(backbone, partition, Some(trusted))? {
+                Some((checkpoint, frontier, _)) => {
                     (frontier, checkpoint.first_offset, checkpoint.next_offset)
                 }
                 None => {
@@ -416,13 +416,14 @@ pub fn read_checkpoints(backbone: &Backbone, from: i64) -> Result<Vec<(i64, Vec<
     }
 }
 
-/// The last checkpoint of an audit partition signed by a trusted key, and its tree ready to grow.
-/// Read from the end of `_mekong.checkpoints` backwards, a growing window at a time.
+/// The last checkpoint of an audit partition (signed by a trusted key, when keys are given), and
+/// its tree ready to grow. Read from the end of `_mekong.checkpoints` backwards, a growing window
+/// at a time.
 pub fn latest_checkpoint(
     backbone: &Backbone,
     partition: i32,
-    trusted: &[PublicKey],
-) -> Result<Option<(Checkpoint, Frontier)>, NotaryError> {
+    trusted: Option<&[PublicKey]>,
+) -> Result<Option<(Checkpoint, Frontier, String)>, NotaryError> {
     let consumer: BaseConsumer = backbone.client_config().create()?;
     let (low, high) = match consumer.fetch_watermarks(CHECKPOINT_TOPIC, 0, Duration::from_secs(10))
     {
@@ -455,12 +456,15 @@ pub fn latest_checkpoint(
                 offset,
                 problem,
             };
-            let (checkpoint, _) =
-                Checkpoint::open(&record.note, trusted).map_err(|e| problem(e.to_string()))?;
+            let checkpoint = match trusted {
+                Some(trusted) => Checkpoint::open(&record.note, trusted).map(|(c, _)| c),
+                None => Checkpoint::read_unverified(&record.note),
+            }
+            .map_err(|e| problem(e.to_string()))?;
             let frontier = record
                 .frontier(&checkpoint)
                 .ok_or_else(|| problem("its peaks do not make its tree head".into()))?;
-            return Ok(Some((checkpoint, frontier)));
+            return Ok(Some((checkpoint, frontier, record.note)));
         }
         if from == low {
             return Ok(None);

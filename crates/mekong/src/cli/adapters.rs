@@ -28,6 +28,8 @@ pub struct RunArgs {
     metrics_listen: SocketAddr,
     #[command(flatten)]
     policy: AdapterPolicyArgs,
+    #[command(flatten)]
+    audit: super::evidence::AuditKeyArgs,
 }
 
 impl RunArgs {
@@ -49,6 +51,10 @@ impl RunArgs {
             adapters: Some(self.policy.policy()),
             metrics: Some(self.metrics_listen),
             lineage: LineageConfig::None,
+            evidence: mekong_hub::EvidenceConfig {
+                audit_key: self.audit.key()?,
+                notary: None,
+            },
             ..HubConfig::default()
         })
     }

@@ -54,12 +54,9 @@ pub fn resolve_secrets(backbone: BackboneConfig) -> Result<BackboneConfig, super
     let mut resolved = Vec::with_capacity(options.len());
     for (key, value) in options {
         let refused = |why: String| super::Failure::usage(format!("--kafka-option {key}: {why}"));
-        let value = if let Some(name) = value.strip_prefix("env:") {
-            std::env::var(name)
-                .map_err(|_| refused(format!("the environment variable {name} is not set")))?
-        } else if let Some(path) = value.strip_prefix("file:") {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| refused(format!("cannot read {path}: {e}")))?;
+        let value = if value.starts_with("env:") || value.starts_with("file:") {
+            let text = String::from_utf8(read_secret(&value).map_err(refused)?)
+                .map_err(|_| refused("not UTF-8".into()))?;
             // A secret file's final newline is not part of the secret.
             text.strip_suffix('\n').unwrap_or(&text).to_owned()
         } else {
@@ -71,6 +68,21 @@ pub fn resolve_secrets(backbone: BackboneConfig) -> Result<BackboneConfig, super
         bootstrap,
         options: resolved,
     })
+}
+
+/// A secret named `env:NAME` (the variable's value) or `file:PATH` (the file's bytes).
+pub fn read_secret(reference: &str) -> Result<Vec<u8>, String> {
+    if let Some(name) = reference.strip_prefix("env:") {
+        std::env::var(name)
+            .map(String::into_bytes)
+            .map_err(|_| format!("the environment variable {name} is not set"))
+    } else if let Some(path) = reference.strip_prefix("file:") {
+        std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))
+    } else {
+        Err(format!(
+            "`{reference}`: name the secret as file:PATH or env:NAME, not on the command line"
+        ))
+    }
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {

@@ -11,6 +11,7 @@ pub mod delete;
 pub mod dev_certs;
 pub mod diff;
 pub mod dlq;
+pub mod evidence;
 pub mod get;
 pub mod kafka;
 pub mod limits;
@@ -22,6 +23,7 @@ pub mod tail;
 pub mod test_record;
 pub mod tls;
 pub mod trace;
+pub mod verify;
 
 use std::process::ExitCode;
 
@@ -58,6 +60,15 @@ pub enum Command {
     /// The delivery adapters, apart from the gateway.
     #[command(subcommand)]
     Adapters(adapters::AdaptersCommand),
+    /// The notary that signs checkpoints of the audit trail: make its keys, or run it alone.
+    #[command(subcommand)]
+    Notary(evidence::NotaryCommand),
+    /// The proof of a record (its audit events, their inclusion proofs and the signed checkpoint),
+    /// as a JSON bundle that `mekong verify` checks offline.
+    Proof(evidence::ProofArgs),
+    /// Check a proof bundle offline against trusted notary keys; or, with --log, the whole audit
+    /// trail on Kafka against every checkpoint. Exit 1 on any finding.
+    Verify(Box<verify::VerifyArgs>),
     /// Write a throwaway CA, a hub certificate and one client certificate per example client, to
     /// try mutual TLS on a developer's machine.
     DevCerts(dev_certs::DevCertsArgs),
@@ -79,6 +90,9 @@ pub fn run(command: Command, exporting_spans: bool) -> ExitCode {
         Command::Dlq(command) => block_on(dlq::dlq(command)),
         Command::Trace(args) => block_on(trace::trace(args)),
         Command::DevCerts(args) => dev_certs::run(args),
+        Command::Notary(command) => evidence::notary(command),
+        Command::Proof(args) => block_on(evidence::proof(args)),
+        Command::Verify(args) => verify::verify(*args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

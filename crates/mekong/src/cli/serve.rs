@@ -10,6 +10,7 @@ use mekong_kafka::ProducerSettings;
 use tracing::{info, warn};
 
 use super::Failure;
+use super::evidence::{AuditKeyArgs, NotaryArgs};
 use super::kafka::KafkaArgs;
 use super::limits::{AdapterPolicyArgs, GatewayArgs};
 use super::tls::TlsArgs;
@@ -54,6 +55,10 @@ pub struct ServeArgs {
     /// embedded backbone, which keeps one in a temporary directory.
     #[arg(long)]
     lineage_dir: Option<PathBuf>,
+    #[command(flatten)]
+    audit: AuditKeyArgs,
+    #[command(flatten)]
+    notary: NotaryArgs,
 }
 
 /// Who the audit trail names for changes made by seeding at start.
@@ -109,6 +114,7 @@ impl ServeArgs {
                 (None, true) => LineageConfig::Temporary,
                 (None, false) => LineageConfig::None,
             },
+            evidence: Default::default(),
         }
     }
 
@@ -130,6 +136,7 @@ pub fn run(args: ServeArgs, exporting_spans: bool) -> Result<u8, Failure> {
     let seed = args.read_seed()?;
     let mut config = args.hub_config(seed);
     config.backbone = super::kafka::resolve_secrets(config.backbone)?;
+    config.evidence = args.notary.evidence(&args.audit)?;
     let args_metrics_tls = config.metrics_tls.is_some();
     if let Some(gateway) = config.gateway.as_mut() {
         gateway.config.record_spans = exporting_spans;
