@@ -6,6 +6,7 @@ mod bundle;
 mod merkle;
 mod note;
 mod seal;
+mod trail;
 
 pub use bundle::{
     BUNDLE_FORMAT, Bundle, BundleError, CheckpointRecord, ProvenEvent, Verified, encode_hash,
@@ -17,6 +18,8 @@ pub use merkle::{
 };
 pub use note::{Checkpoint, KeyError, NoteError, PublicKey, SigningKey};
 pub use seal::{AuditKey, AuditKeyError, SEAL_HEADER, SealCheck, event_leaf, leaf_data};
+
+pub use trail::{Trail, TrailReport};
 
 /// The topic the notary writes checkpoints to.
 pub const CHECKPOINT_TOPIC: &str = "_mekong.checkpoints";

@@ -18,6 +18,10 @@ use super::Hash;
 const ED25519_SPKI_PREFIX: [u8; 12] = [
     0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
 ];
+/// The DER prefix of an Ed25519 PKCS#8 v1 private key (RFC 8410); the 32-byte seed follows.
+const ED25519_PKCS8_V1_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
 /// The note format's signature type for Ed25519.
 const ED25519_TYPE: u8 = 0x01;
 const SIGNATURE_PREFIX: &str = "\u{2014} ";
@@ -106,11 +110,16 @@ impl SigningKey {
         })
     }
 
-    /// A new key, as its PKCS#8 PEM.
+    /// A new key, as its PKCS#8 PEM: version 1, the seed alone, as OpenSSL writes and reads it
+    /// (OpenSSL does not read the version 2 documents ring makes).
     pub fn generate_pem() -> String {
         let rng = ring::rand::SystemRandom::new();
-        let der = Ed25519KeyPair::generate_pkcs8(&rng).expect("the system's random numbers");
-        pem("PRIVATE KEY", der.as_ref())
+        let seed: [u8; 32] = ring::rand::generate(&rng)
+            .expect("the system's random numbers")
+            .expose();
+        let mut der = ED25519_PKCS8_V1_PREFIX.to_vec();
+        der.extend_from_slice(&seed);
+        pem("PRIVATE KEY", &der)
     }
 
     pub fn name(&self) -> &str {

@@ -1,17 +1,13 @@
 //! `mekong verify`: a proof bundle checked offline (no hub, no Kafka), or with `--log` the whole
 //! audit trail read from Kafka and checked against every checkpoint.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 use mekong_core::AUDIT_TOPIC;
 use mekong_core::cloudevents as ce;
-use mekong_core::evidence::{
-    AuditKey, Bundle, Checkpoint, CheckpointRecord, Hash, NoteError, SEAL_HEADER, SealCheck,
-    consistency_proof, event_leaf, root, verify_consistency,
-};
+use mekong_core::evidence::{Bundle, PublicKey, SEAL_HEADER, Trail};
 use mekong_kafka::{Backbone, read_checkpoints, read_page};
 
 use super::Failure;
@@ -89,20 +85,8 @@ pub fn verify(args: VerifyArgs) -> Result<u8, Failure> {
     Ok(code)
 }
 
-/// What `--log` found wrong, by audit or checkpoint offset.
-struct Findings(Vec<String>);
-
-impl Findings {
-    fn add(&mut self, finding: String) {
-        println!("FINDING: {finding}");
-        self.0.push(finding);
-    }
-}
-
-fn verify_log(
-    args: &VerifyArgs,
-    trusted: &[mekong_core::evidence::PublicKey],
-) -> Result<u8, Failure> {
+/// Reads audit partition 0 and the checkpoints from Kafka and checks them (blocking).
+fn verify_log(args: &VerifyArgs, trusted: &[PublicKey]) -> Result<u8, Failure> {
     if args.kafka.kafka.is_none() {
         return Err(Failure::usage("verify --log needs --kafka".into()));
     }
@@ -119,35 +103,8 @@ fn verify_log(
     let backbone = Backbone::external(bootstrap, options);
     let unreachable =
         |e: mekong_kafka::KafkaError| Failure::unreachable(format!("reading Kafka: {e}"));
-    let mut findings = Findings(Vec::new());
-
-    // The checkpoints of audit partition 0, in the order they were written.
-    let mut checkpoints: Vec<(i64, Checkpoint)> = Vec::new();
-    for (offset, json) in read_checkpoints(&backbone, 0).map_err(unreachable)? {
-        let record: CheckpointRecord = match serde_json::from_slice(&json) {
-            Ok(r) => r,
-            Err(_) => {
-                findings.add(format!(
-                    "checkpoint offset {offset}: not a checkpoint record"
-                ));
-                continue;
-            }
-        };
-        match Checkpoint::open(&record.note, trusted) {
-            Ok((checkpoint, _)) if record.partition == 0 => checkpoints.push((offset, checkpoint)),
-            Ok(_) => {}
-            Err(NoteError::Untrusted(by)) => findings.add(format!(
-                "checkpoint offset {offset}: signed by a key not trusted ({by})"
-            )),
-            Err(e) => findings.add(format!("checkpoint offset {offset}: {e}")),
-        }
-    }
-
-    // The audit trail: every event sealed by the hub is a leaf, in offset order.
-    let mut leaves: Vec<(i64, Hash)> = Vec::new();
-    let mut ids: HashMap<String, i64> = HashMap::new();
-    let mut low = None;
-    let mut events = 0u64;
+    let keys = [audit_key];
+    let mut trail = Trail::new(&keys, 0);
     let mut next = 0;
     loop {
         let page = read_page(
@@ -159,130 +116,39 @@ fn verify_log(
         )
         .map_err(unreachable)?;
         for event in &page.letters {
-            low.get_or_insert(event.offset);
-            events += 1;
-            let id = event.header(ce::ID).unwrap_or_default();
             let seal = event
                 .headers
                 .iter()
                 .find(|(k, _)| k == SEAL_HEADER)
                 .map(|(_, v)| v.as_slice());
-            match AuditKey::check(std::slice::from_ref(&audit_key), &id, &event.payload, seal) {
-                SealCheck::Sealed(_) => {
-                    if let Some(first) = ids.insert(id.clone(), event.offset) {
-                        findings.add(format!(
-                            "audit offset {}: a second copy of the event at offset {first} (id {id})",
-                            event.offset
-                        ));
-                    }
-                    leaves.push((event.offset, event_leaf(&id, &event.payload)));
-                }
-                SealCheck::Missing => findings.add(format!(
-                    "audit offset {}: forged: not sealed by the hub",
-                    event.offset
-                )),
-                SealCheck::UnknownKey(k) => findings.add(format!(
-                    "audit offset {}: forged: sealed with an audit key not held ({k})",
-                    event.offset
-                )),
-                SealCheck::Broken => findings.add(format!(
-                    "audit offset {}: changed or forged: its seal does not match it",
-                    event.offset
-                )),
-            }
+            let id = event.header(ce::ID).unwrap_or_default();
+            trail.event(event.offset, &id, &event.payload, seal);
         }
         match page.next {
             Some(n) => next = n,
             None => break,
         }
     }
-
-    // Each checkpoint against the events, and against the one before it.
-    let hashes: Vec<Hash> = leaves.iter().map(|(_, h)| *h).collect();
-    let mut previous: Option<&(i64, Checkpoint)> = None;
-    let mut intact = None;
-    for entry in &checkpoints {
-        let (at, checkpoint) = entry;
-        let first = checkpoint.first_offset;
-        if let Some(low) = low.filter(|low| *low > first) {
-            findings.add(format!(
-                "checkpoint offset {at} (tree of {}): events from audit offset {first} to {} were removed (the trail now starts at {low})",
-                checkpoint.size,
-                low - 1
-            ));
-            previous = Some(entry);
-            continue;
-        }
-        let covered = leaves
-            .iter()
-            .filter(|(o, _)| *o >= first && *o < checkpoint.next_offset)
-            .count() as u64;
-        let range = format!(
-            "audit offsets {}..{}",
-            previous.map_or(first, |(_, p)| p.next_offset),
-            checkpoint.next_offset
-        );
-        let start = leaves
-            .iter()
-            .position(|(o, _)| *o >= first)
-            .unwrap_or(leaves.len());
-        if covered != checkpoint.size {
-            findings.add(format!(
-                "checkpoint offset {at}: signs {} events up to audit offset {}, the trail holds {covered}: {} in {range}",
-                checkpoint.size,
-                checkpoint.next_offset,
-                if covered < checkpoint.size { "events removed" } else { "events inserted" }
-            ));
-        } else if root(&hashes[start..start + covered as usize]) != checkpoint.root {
-            findings.add(format!(
-                "checkpoint offset {at}: the events do not make its signed tree head: events changed or reordered in {range}"
-            ));
-        } else {
-            intact = Some(checkpoint);
-        }
-        if let Some((previous_at, p)) = previous {
-            let tree = &hashes[start..];
-            let consistent = p.size <= checkpoint.size
-                && checkpoint.size as usize <= tree.len()
-                && verify_consistency(
-                    p.size,
-                    checkpoint.size,
-                    &p.root,
-                    &checkpoint.root,
-                    &consistency_proof(p.size as usize, &tree[..checkpoint.size as usize]),
-                );
-            if !consistent {
-                findings.add(format!(
-                    "checkpoint offset {at} is not consistent with checkpoint offset {previous_at} (tree of {} then {})",
-                    p.size, checkpoint.size
-                ));
-            }
-        }
-        previous = Some(entry);
+    let checkpoints = read_checkpoints(&backbone, 0).map_err(unreachable)?;
+    let report = trail.finish(&checkpoints, trusted);
+    for finding in &report.findings {
+        println!("FINDING: {finding}");
     }
-    let after = leaves
-        .iter()
-        .filter(|(o, _)| intact.is_none_or(|c| *o >= c.next_offset))
-        .count();
-    match intact {
+    match &report.intact {
         Some(c) => println!(
-            "{events} audit events, {} sealed; {} checkpoints; the signed tree of {} events (to audit offset {}) holds; {after} sealed events since",
-            leaves.len(),
-            checkpoints.len(),
-            c.size,
-            c.next_offset
+            "{} audit events, {} sealed; {} checkpoints; the signed tree of {} events (to audit offset {}) holds; {} sealed events since",
+            report.events, report.sealed, report.checkpoints, c.size, c.next_offset, report.since
         ),
         None => println!(
-            "{events} audit events, {} sealed; {} checkpoints; no checkpoint verified against the trail",
-            leaves.len(),
-            checkpoints.len()
+            "{} audit events, {} sealed; {} checkpoints; no checkpoint verified against the trail",
+            report.events, report.sealed, report.checkpoints
         ),
     }
-    if findings.0.is_empty() {
+    if report.findings.is_empty() {
         println!("no findings");
         Ok(Failure::OK)
     } else {
-        println!("{} finding(s)", findings.0.len());
+        println!("{} finding(s)", report.findings.len());
         Ok(Failure::REFUSED)
     }
 }
