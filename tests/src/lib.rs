@@ -465,6 +465,19 @@ pub async fn audit_events(
     expected: usize,
     wanted: impl Fn(&serde_json::Value) -> bool,
 ) -> Vec<serde_json::Value> {
+    audit_event_records(bootstrap, expected, wanted)
+        .await
+        .iter()
+        .map(|m| serde_json::from_slice(m.payload().unwrap_or_default()).unwrap())
+        .collect()
+}
+
+/// [`audit_events`], as the Kafka records they were read from (headers and offsets too).
+pub async fn audit_event_records(
+    bootstrap: &str,
+    expected: usize,
+    wanted: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<OwnedMessage> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("test-{}", unique()))
@@ -479,10 +492,7 @@ pub async fn audit_events(
         let left = deadline.saturating_duration_since(Instant::now());
         let message = match tokio::time::timeout(left, consumer.recv()).await {
             Ok(m) => m.expect("reading the audit topic").detach(),
-            Err(_) => panic!(
-                "only {} of {expected} audit events arrived: {events:?}",
-                events.len()
-            ),
+            Err(_) => panic!("only {} of {expected} audit events arrived", events.len()),
         };
         let event: serde_json::Value =
             serde_json::from_slice(message.payload().unwrap_or_default()).unwrap();
@@ -495,7 +505,7 @@ pub async fn audit_events(
                 ))
             );
             assert_eq!(header(&message, "ce_source").as_deref(), Some("mekong"));
-            events.push(event);
+            events.push(message);
         }
     }
     events

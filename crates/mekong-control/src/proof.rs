@@ -60,7 +60,7 @@ fn not_found() -> ControlError {
 
 fn not_yet() -> ControlError {
     ControlError::unavailable(
-        "the record's events are not yet covered by a signed checkpoint (is a notary running?); retry",
+        "the record's events are not yet covered by a signed checkpoint (is a notary running?)",
         "no checkpoint covers them",
     )
 }

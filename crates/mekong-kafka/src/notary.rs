@@ -104,6 +104,10 @@ impl Notary {
         let consumer: BaseConsumer = backbone
             .client_config()
             .set("group.id", "mekong.notary")
+            // A notary that crashed holds its partitions until its session times out: keep that
+            // short, checkpoints wait for it.
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "2000")
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("isolation.level", "read_committed")

@@ -18,7 +18,7 @@ use mekong_tests::{authed, citizen_dossier, kafka_bootstrap, record, standard_re
 const RECORDS: usize = 300;
 
 /// Starts the binary and waits for the stdout line starting with `ready`; returns the rest of it.
-fn start(args: &[&str], ready: &str) -> (Process, String) {
+pub(crate) fn start(args: &[&str], ready: &str) -> (Process, String) {
     // The local targets listen on loopback, and the secret files are in the temporary directory:
     // the operator allows both.
     let runs_adapters = args.first() == Some(&"serve") || args.starts_with(&["adapters", "run"]);
@@ -40,7 +40,12 @@ fn start(args: &[&str], ready: &str) -> (Process, String) {
 /// A directory holding the standard resources and a webhook adapter `hook-<s>` from `t-city-<s>` to
 /// `hook`, authenticated by `auth` (`hmacSecret` or `bearerToken`) read from a file beside them, with
 /// `extra` adapter fields.
-fn resources_with_hook(s: &str, hook: &Target, auth: &str, extra: &str) -> std::path::PathBuf {
+pub(crate) fn resources_with_hook(
+    s: &str,
+    hook: &Target,
+    auth: &str,
+    extra: &str,
+) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("mekong-hook-{s}"));
     std::fs::create_dir_all(&dir).unwrap();
     let secret = dir.join("secret");
@@ -165,7 +170,7 @@ async fn an_adapter_killed_mid_delivery_and_restarted_delivers_every_record() {
 }
 
 /// Runs `mekong ARGS --server <listen> --token admin-key` and returns (exit code, stdout, stderr).
-fn admin(listen: &str, args: &[&str]) -> (i32, String, String) {
+pub(crate) fn admin(listen: &str, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_mekong"))
         .args(args)
         .args(["--server", listen, "--token", "admin-key"])

@@ -5,6 +5,7 @@
 mod cli;
 mod delivery;
 mod deployment;
+mod evidence;
 mod floods;
 mod kafka_security;
 mod observability;
