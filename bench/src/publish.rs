@@ -40,8 +40,14 @@ impl Workload {
     }
 }
 
-/// The baseline: what the gateway asks of Kafka for one record, done directly.
-pub(crate) async fn baseline(work: Arc<Workload>, watched: Watched) -> anyhow::Result<Stats> {
+/// The baseline: what the gateway asks of Kafka for one record, done directly; `with_event` adds
+/// the write of an audit event of the size of `record.accepted`, awaited with the copies (what the
+/// gateway awaits since every OK needs its evidence).
+pub(crate) async fn baseline(
+    work: Arc<Workload>,
+    watched: Watched,
+    with_event: bool,
+) -> anyhow::Result<Stats> {
     let args = Arc::clone(&work.args);
     // The gateway's producer settings (crates/mekong-kafka/src/producer.rs, defaults of `serve`).
     let producer: FutureProducer = ClientConfig::new()
@@ -101,6 +107,16 @@ pub(crate) async fn baseline(work: Arc<Workload>, watched: Watched) -> anyhow::R
                     Err((e, _)) => return Err(format!("send: {e}")),
                 }
             }
+            if with_event {
+                let event = accepted_event(&id, &key, &time, &args.topics);
+                let record = FutureRecord::to(mekong_core::AUDIT_TOPIC)
+                    .key(id.as_bytes())
+                    .payload(event.as_bytes());
+                match producer.send_result(record) {
+                    Ok(d) => deliveries.push(d),
+                    Err((e, _)) => return Err(format!("send: {e}")),
+                }
+            }
             for result in futures::future::join_all(deliveries).await {
                 match result {
                     Ok(Ok(_)) => {}
@@ -119,6 +135,23 @@ pub(crate) async fn baseline(work: Arc<Workload>, watched: Watched) -> anyhow::R
         op,
     )
     .await)
+}
+
+/// An event of the size and shape of the gateway's `record.accepted` (ids, key, one digest per copy).
+fn accepted_event(id: &str, key: &str, time: &str, topics: &[String]) -> String {
+    let copies: Vec<String> = topics
+        .iter()
+        .map(|t| {
+            format!(
+                r#"{{"topic":"{t}","partition":-1,"offset":-1,"routes":["bench"],"sha256":"{}"}}"#,
+                "0".repeat(64)
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"event":"record.accepted","time":"{time}","recordId":"{id}","recordType":"dossier.sync","source":"bench","authenticated":{{"by":"apiKey","keyId":"bench"}},"key":"{key}","schemaVersion":1,"copies":[{}]}}"#,
+        copies.join(",")
+    )
 }
 
 pub(crate) async fn connect(addr: &str) -> anyhow::Result<Channel> {
