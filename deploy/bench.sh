@@ -43,6 +43,9 @@ log "starting a private Kafka broker in $tmp/kafka"
 addr="$("$KAFKA_SH" start "$tmp/kafka")"
 log "broker at $addr"
 
+# The gateway seals its audit events and runs a notary, as a city deployment does.
+target/release/mekong notary keygen "$tmp/keys" >&2
+
 rc=0
 # Relative paths (we are in the repository root): the report names the sample as in the repo.
 target/release/mekong-bench \
@@ -51,6 +54,7 @@ target/release/mekong-bench \
   --resources examples/hcmc \
   --sample examples/hcmc/samples/dossier-sync.json \
   --gateway-log "$tmp/gateway.log" \
+  --evidence-dir "$tmp/keys" \
   --broker-pid "$(cat "$tmp/kafka/broker.pid")" \
   --kafka-version "${MEKONG_KAFKA_VERSION:-4.4.0}" \
   "$@" || rc=$?

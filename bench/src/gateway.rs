@@ -38,6 +38,13 @@ pub(crate) async fn start_gateway(args: &Args) -> anyhow::Result<GatewayProcess>
                 .flat_map(|kv| ["--kafka-option", kv.as_str()]),
         )
         .envs(args.gateway_env.iter().filter_map(|kv| kv.split_once('=')));
+    if let Some(dir) = &args.evidence_dir {
+        command
+            .arg("--audit-key")
+            .arg(format!("file:{}", dir.join("audit.key").display()))
+            .arg("--signing-key")
+            .arg(format!("file:{}", dir.join("signing.key").display()));
+    }
     start(command, args, "the gateway").await
 }
 

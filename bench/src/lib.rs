@@ -62,6 +62,10 @@ pub struct Args {
     /// Resource directory for the gateway.
     #[arg(long, default_value = "examples/hcmc")]
     pub resources: PathBuf,
+    /// Keys of `mekong notary keygen`: the gateway seals its audit events with DIR/audit.key and
+    /// runs a notary with DIR/signing.key, as a city deployment does (deploy/bench.sh makes them).
+    #[arg(long, value_name = "DIR")]
+    pub evidence_dir: Option<PathBuf>,
     /// Sample payload (JSON); each record is this with a distinct key field.
     #[arg(long, default_value = "examples/hcmc/samples/dossier-sync.json")]
     pub sample: PathBuf,
