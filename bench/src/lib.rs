@@ -62,6 +62,9 @@ pub struct Args {
     /// Resource directory for the gateway.
     #[arg(long, default_value = "examples/hcmc")]
     pub resources: PathBuf,
+    /// Where the `baseline-audit` scenario writes its events (the gateway writes `_mekong.audit`).
+    #[arg(long, default_value = mekong_core::AUDIT_TOPIC)]
+    pub baseline_audit_topic: String,
     /// Keys of `mekong notary keygen`: the gateway seals its audit events with DIR/audit.key and
     /// runs a notary with DIR/signing.key, as a city deployment does (deploy/bench.sh makes them).
     #[arg(long, value_name = "DIR")]

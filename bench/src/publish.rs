@@ -109,7 +109,7 @@ pub(crate) async fn baseline(
             }
             if with_event {
                 let event = accepted_event(&id, &key, &time, &args.topics);
-                let record = FutureRecord::to(mekong_core::AUDIT_TOPIC)
+                let record = FutureRecord::to(&args.baseline_audit_topic)
                     .key(id.as_bytes())
                     .payload(event.as_bytes());
                 match producer.send_result(record) {

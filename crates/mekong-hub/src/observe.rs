@@ -57,7 +57,7 @@ impl Notarised {
         );
         registry.register(
             "notary_unsigned_seconds",
-            "How long audit events this notary read have waited for a checkpoint (0 when every one is signed, or another notary signs)",
+            "How long the oldest audit event this notary read has waited for a checkpoint (0 when every one is signed, or another notary signs)",
             self.unsigned.clone(),
         );
         registry.register(

@@ -58,8 +58,8 @@ impl Default for NotarySettings {
 pub struct NotaryState {
     /// Audit partitions this notary signs.
     pub partitions: Vec<i32>,
-    /// How long since every event it had read was covered by a signed checkpoint (zero while it
-    /// signs no partition: another notary does).
+    /// How long the oldest event it read has waited for a checkpoint, or a partition it was given
+    /// for its tree (zero when every event read is signed, or it signs no partition).
     pub unsigned_for: Duration,
     /// The latest checkpoint it published: when, and its tree size.
     pub latest: Option<(SystemTime, u64)>,
@@ -71,7 +71,8 @@ pub struct NotaryState {
 
 struct Shared {
     partitions: Vec<i32>,
-    head_signed: Instant,
+    /// Since when the oldest event read has waited for a checkpoint (or a partition for its tree).
+    unsigned_since: Option<Instant>,
     latest: Option<(SystemTime, u64)>,
     forged: u64,
     problem: Option<String>,
@@ -111,11 +112,13 @@ impl Notary {
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("isolation.level", "read_committed")
+            // It reads as fast as it hashes: no need for librdkafka's 64 MB of prefetch.
+            .set("queued.max.messages.kbytes", "8192")
             .create()?;
         consumer.subscribe(&[AUDIT_TOPIC])?;
         let shared = Arc::new(Mutex::new(Shared {
             partitions: Vec::new(),
-            head_signed: Instant::now(),
+            unsigned_since: None,
             latest: None,
             forged: 0,
             problem: None,
@@ -132,11 +135,9 @@ impl Notary {
         let shared = self.shared.lock().expect("notary lock");
         NotaryState {
             partitions: shared.partitions.clone(),
-            unsigned_for: if shared.partitions.is_empty() && shared.problem.is_none() {
-                Duration::ZERO
-            } else {
-                shared.head_signed.elapsed()
-            },
+            unsigned_for: shared
+                .unsigned_since
+                .map_or(Duration::ZERO, |t| t.elapsed()),
             latest: shared.latest,
             forged: shared.forged,
             problem: shared.problem.clone(),
@@ -161,11 +162,14 @@ fn run(
     trusted.extend(settings.previous_keys.iter().cloned());
     let mut trees: HashMap<i32, Tree> = HashMap::new();
     let mut retry_at = Instant::now();
+    // Since when an assigned partition has had no tree (it could not be resumed).
+    let mut stuck_since: Option<Instant> = None;
     loop {
         if let Err(mpsc::TryRecvError::Disconnected) = stop.try_recv() {
             return;
         }
-        let message = consumer.poll(Duration::from_millis(100));
+        // The partitions first, then the next event: an event fetched before a tree was started
+        // is not read into it (the tree's seek fetches it again).
         let assigned: Vec<i32> = consumer
             .assignment()
             .map(|list| {
@@ -198,6 +202,7 @@ fn run(
                 }
             }
         }
+        let message = consumer.poll(Duration::from_millis(100));
         let mut forged = 0;
         match message {
             Some(Ok(m)) => {
@@ -235,14 +240,21 @@ fn run(
             shared.latest = signed;
         }
         let all_resumed = assigned.iter().all(|p| trees.contains_key(p));
-        if all_resumed && trees.values().all(|t| t.pending == 0) {
-            shared.head_signed = Instant::now();
-        }
         if all_resumed {
+            stuck_since = None;
             shared.problem = None;
-        } else if problem.is_some() {
-            shared.problem = problem;
+        } else {
+            stuck_since.get_or_insert_with(Instant::now);
+            if problem.is_some() {
+                shared.problem = problem;
+            }
         }
+        let pending_since = trees
+            .values()
+            .filter(|t| t.pending > 0)
+            .map(|t| t.oldest_pending)
+            .min();
+        shared.unsigned_since = pending_since.into_iter().chain(stuck_since).min();
     }
 }
 

@@ -171,11 +171,17 @@ async fn an_adapter_killed_mid_delivery_and_restarted_delivers_every_record() {
 
 /// Runs `mekong ARGS --server <listen> --token admin-key` and returns (exit code, stdout, stderr).
 pub(crate) fn admin(listen: &str, args: &[&str]) -> (i32, String, String) {
+    mekong(&[args, &["--server", listen, "--token", "admin-key"]].concat())
+}
+
+/// Runs `mekong ARGS`, none of its settings taken from the environment, and returns (exit code,
+/// stdout, stderr).
+pub(crate) fn mekong(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_mekong"))
         .args(args)
-        .args(["--server", listen, "--token", "admin-key"])
         .env_remove("MEKONG_SERVER")
         .env_remove("MEKONG_TOKEN")
+        .env_remove("MEKONG_KAFKA")
         .output()
         .unwrap();
     (

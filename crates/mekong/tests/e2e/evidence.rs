@@ -7,7 +7,6 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,21 +22,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
 
-use super::delivery::{admin, resources_with_hook, start};
-
-/// Runs `mekong ARGS` (no server) and returns (exit code, stdout, stderr).
-fn mekong(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mekong"))
-        .args(args)
-        .env_remove("MEKONG_KAFKA")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use super::delivery::{admin, mekong, resources_with_hook, start};
 
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
