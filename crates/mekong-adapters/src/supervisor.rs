@@ -1,5 +1,6 @@
 //! Runs an engine for every adapter in the catalog, and follows the catalog: an adapter added is
-//! started, one removed is stopped, one changed is restarted with its new settings. An engine that
+//! started, one removed (or paused by an administrator) is stopped, one changed is restarted with
+//! its new settings. A stopped engine leaves its consumer group: records wait in Kafka. An engine that
 //! cannot start (a secret that cannot be read) is tried again every little while, and says why.
 
 use std::collections::HashMap;
@@ -11,7 +12,7 @@ use mekong_core::{AdapterSpec, Catalog};
 use mekong_kafka::{Backbone, Producer};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::error;
+use tracing::{error, info};
 
 use crate::engine::{self, EngineSettings};
 
@@ -42,9 +43,10 @@ pub async fn supervise(
             _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
             _ = check.tick() => {}
         }
+        let catalog = catalog.load();
         let wanted: HashMap<String, mekong_core::Adapter> = catalog
-            .load()
             .adapters()
+            .filter(|a| !a.spec.paused)
             .map(|a| (a.spec.name.clone(), a.clone()))
             .collect();
         // Stop what was removed or changed, and forget engines that ended.
@@ -54,6 +56,12 @@ pub async fn supervise(
             let changed = wanted.get(&name).is_none_or(|a| a.spec != current.spec);
             let ended = current.task.is_finished();
             if changed || (ended && current.started.elapsed() >= RESTART_AFTER) {
+                if catalog
+                    .adapters()
+                    .any(|a| a.spec.name == name && a.spec.paused)
+                {
+                    info!(adapter = %name, "adapter paused by an administrator: its records wait in Kafka");
+                }
                 let gone = running.remove(&name).expect("listed above");
                 let _ = gone.stop.send(true);
                 match gone.task.await {

@@ -1,4 +1,4 @@
-//! Changing resources through the store: apply, delete, and the seeding of a store from files at
+//! Changing resources through the store: apply, delete, pausing an adapter, and the seeding of a store from files at
 //! start, each judged against the state every instance shares, written all or nothing with its
 //! audit events, and read back before it returns (read-your-writes).
 
@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use mekong_core::{
-    Actor, AuditEvent, Key, Outcome, Plan, Proposal, Stored, Verdict, parse_documents,
+    Actor, AdapterSpec, AuditEvent, Document, Key, Kind, Outcome, Plan, Proposal, Resource, Stored,
+    Verdict, parse_documents,
 };
 use mekong_kafka::{Backbone, Store, StoreError, TopicSettings, View, ensure_topics};
 use tracing::{info, warn};
@@ -87,6 +88,47 @@ impl Changes {
         let transaction = self.store.begin().await?;
         let plan = proposal(&transaction.view.state);
         self.finish(transaction, plan, "apply", actor, &now).await
+    }
+
+    /// Pauses (or resumes) an adapter as `actor`: its stored resource with `paused` set, judged and
+    /// audited like any change (action `pause` or `resume`), so every instance follows it. `None`
+    /// when there is no such adapter; a plan without changes when it already is so.
+    pub async fn set_adapter_paused(
+        &self,
+        name: &str,
+        paused: bool,
+        actor: &Actor,
+    ) -> Result<Option<Applied>, StoreError> {
+        let transaction = self.store.begin().await?;
+        let key = Key::new(Kind::Adapter, name.to_owned());
+        let Some(stored) = transaction.view.state.get(&key) else {
+            return Ok(None);
+        };
+        let Resource::Adapter(spec) = &stored.resource else {
+            unreachable!("an Adapter key holds an adapter");
+        };
+        let action = if paused { "pause" } else { "resume" };
+        let resource = Resource::Adapter(AdapterSpec {
+            paused,
+            ..spec.clone()
+        });
+        let expected = BTreeMap::from([(key.to_string(), stored.version)]);
+        let now = now();
+        let plan = transaction.view.state.plan_apply(Proposal {
+            documents: vec![Document {
+                source: format!("mekong adapters {action}"),
+                index: 1,
+                line: 0,
+                resource,
+            }],
+            parse_errors: Vec::new(),
+            expected_versions: &expected,
+            actor: &actor.name,
+            now: &now,
+        });
+        self.finish(transaction, plan, action, actor, &now)
+            .await
+            .map(Some)
     }
 
     /// Deletes one resource as `actor`.

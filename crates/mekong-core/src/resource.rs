@@ -196,6 +196,10 @@ pub struct AdapterSpec {
     /// dvcqg: `error_code` values meaning the session is no longer valid: log in again and retry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub session_error_codes: Vec<String>,
+    /// Paused by an administrator (`mekong adapters pause`): no instance delivers; records wait in
+    /// Kafka until it is resumed. An `apply` of the adapter sets it as its text says.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
 }
 
 fn default_timeout() -> String {

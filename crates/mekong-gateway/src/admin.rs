@@ -355,6 +355,26 @@ impl AdminService for Admin {
         Ok(Response::new(pb::TraceResponse { records }))
     }
 
+    async fn set_adapter_paused(
+        &self,
+        request: Request<pb::SetAdapterPausedRequest>,
+    ) -> Result<Response<pb::SetAdapterPausedResponse>, Status> {
+        let actor = self.admin(&request)?;
+        let request = request.into_inner();
+        let outcome = self
+            .changes
+            .set_adapter_paused(&request.name, request.paused, &actor)
+            .await
+            .map_err(store_status)?
+            .ok_or_else(|| Status::not_found(format!("there is no adapter `{}`", request.name)))?;
+        refused(&outcome.plan)?;
+        let key = Key::new(Kind::Adapter, request.name);
+        Ok(Response::new(pb::SetAdapterPausedResponse {
+            changed: outcome.applied,
+            version: outcome.view.state.get(&key).map_or(0, |s| s.version),
+        }))
+    }
+
     async fn proof(
         &self,
         request: Request<pb::ProofRequest>,

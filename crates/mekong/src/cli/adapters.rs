@@ -1,6 +1,7 @@
 //! `mekong adapters run`: the delivery adapters alone, without the gateway, so they scale apart from
 //! it. They follow the resource store like a gateway does and share each adapter's consumer group
-//! with every other process running it.
+//! with every other process running it. `mekong adapters pause|resume NAME`: an administrator stops
+//! and restarts an adapter's deliveries on every instance (a maintenance window at the portal).
 
 use std::net::SocketAddr;
 
@@ -17,6 +18,18 @@ use super::serve::DEFAULT_METRICS_LISTEN;
 pub enum AdaptersCommand {
     /// Run every adapter of the resource store until SIGTERM or Ctrl-C.
     Run(RunArgs),
+    /// Pause an adapter on every instance: it delivers nothing, its records wait in Kafka.
+    Pause(PauseArgs),
+    /// Resume a paused adapter: it delivers what waited, in order.
+    Resume(PauseArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PauseArgs {
+    /// The adapter's name.
+    name: String,
+    #[command(flatten)]
+    remote: super::remote::Remote,
 }
 
 #[derive(Args, Debug)]
@@ -61,7 +74,11 @@ impl RunArgs {
 }
 
 pub fn run(command: AdaptersCommand) -> Result<u8, Failure> {
-    let AdaptersCommand::Run(args) = command;
+    let args = match command {
+        AdaptersCommand::Run(args) => args,
+        AdaptersCommand::Pause(args) => return super::block_on(set_paused(args, true)),
+        AdaptersCommand::Resume(args) => return super::block_on(set_paused(args, false)),
+    };
     let config = args.hub_config()?;
     super::block_on_multi_thread(async move {
         let hub = config.start().await.map_err(Failure::hub)?;
@@ -80,6 +97,27 @@ pub fn run(command: AdaptersCommand) -> Result<u8, Failure> {
             .map_err(Failure::hub)?;
         Ok(Failure::OK)
     })
+}
+
+async fn set_paused(args: PauseArgs, paused: bool) -> Result<u8, Failure> {
+    let answer = super::remote::admin_client(&args.remote)
+        .await?
+        .set_adapter_paused(mekong_proto::v1::SetAdapterPausedRequest {
+            name: args.name.clone(),
+            paused,
+        })
+        .await
+        .map_err(super::remote::refused)?
+        .into_inner();
+    let state = if paused { "paused" } else { "resumed" };
+    if answer.changed {
+        println!("adapter {} {state} (version {})", args.name, answer.version);
+    } else if paused {
+        println!("adapter {} was already paused", args.name);
+    } else {
+        println!("adapter {} was not paused", args.name);
+    }
+    Ok(Failure::OK)
 }
 
 #[cfg(test)]

@@ -596,3 +596,117 @@ async fn an_adapter_whose_buffer_stays_full_pauses_and_resumes_losing_nothing() 
     assert_eq!(metric(&hub, &lag).await, None);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adapter_paused_by_an_admin_delivers_nothing_on_any_instance_until_resumed() {
+    let hook = Target::webhook().await;
+    let s = unique();
+    let dir = resources_with_hook(&s, &hook, "bearerToken", "");
+    let kafka = kafka_bootstrap();
+    let store = format!("_mekong.resources.pause-{s}");
+    let common = [
+        "--kafka",
+        &kafka,
+        "--resources-topic",
+        &store,
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ];
+    let serve = [
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--resources",
+            dir.to_str().unwrap(),
+        ],
+        &common[..],
+    ]
+    .concat();
+    let (gateway, listen) = start(&serve, "listening on ");
+    // A second instance runs the same adapter: the pause reaches it through the resource store.
+    let (adapters, _) = start(
+        &[&["adapters", "run"][..], &common[..]].concat(),
+        "adapters running: ",
+    );
+    let adapter = format!("hook-{s}");
+    let client = IngestServiceClient::connect(format!("http://{listen}"))
+        .await
+        .unwrap();
+    let publish = |key: String| {
+        let mut client = client.clone();
+        async move {
+            client
+                .publish(authed(
+                    "q1-key",
+                    record("dossier.sync", &citizen_dossier(&key)),
+                ))
+                .await
+                .unwrap();
+        }
+    };
+    publish(format!("BEFORE-{s}")).await;
+    hook.wait_for("delivered before the pause", Duration::from_secs(60), |r| {
+        r.iter().any(|x| x.key == format!("BEFORE-{s}"))
+    })
+    .await;
+
+    let (code, out, err) = admin(&listen, &["adapters", "pause", &adapter]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, format!("adapter {adapter} paused (version 2)\n"));
+    let (code, out, _) = admin(&listen, &["adapters", "pause", &adapter]);
+    assert_eq!(
+        (code, out),
+        (0, format!("adapter {adapter} was already paused\n"))
+    );
+    for process in [&gateway, &adapters] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !process.log().contains("adapter paused by an administrator") {
+            assert!(std::time::Instant::now() < deadline, "{}", process.log());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    for n in 0..5 {
+        publish(format!("DURING-{n}-{s}")).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let during = |r: &[mekong_tests::targets::Received]| {
+        r.iter().filter(|x| x.key.starts_with("DURING-")).count()
+    };
+    assert_eq!(
+        during(&hook.received()),
+        0,
+        "nothing delivered while paused"
+    );
+    let (_, yaml, _) = admin(&listen, &["get", "adapter", &adapter, "-o", "yaml"]);
+    assert!(yaml.contains("paused: true"), "{yaml}");
+    let events = mekong_tests::audit_events(&kafka, 1, |e| {
+        e["event"] == "resource.changed" && e["name"] == adapter.as_str() && e["action"] == "pause"
+    })
+    .await;
+    assert_eq!(events[0]["actor"], "ops");
+    assert_eq!(
+        (
+            events[0]["oldVersion"].as_u64(),
+            events[0]["newVersion"].as_u64()
+        ),
+        (Some(1), Some(2))
+    );
+
+    let (code, out, err) = admin(&listen, &["adapters", "resume", &adapter]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, format!("adapter {adapter} resumed (version 3)\n"));
+    hook.wait_for("what waited, delivered", Duration::from_secs(60), |r| {
+        during(r) == 5
+    })
+    .await;
+    let (code, _, err) = admin(&listen, &["adapters", "pause", "no-such-adapter"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("there is no adapter `no-such-adapter`"),
+        "{err}"
+    );
+    drop(adapters);
+    drop(gateway);
+    let _ = std::fs::remove_dir_all(&dir);
+}
