@@ -11,6 +11,7 @@ pub mod pki;
 pub mod process;
 pub mod subscriber;
 pub mod targets;
+pub mod tsa;
 
 use mekong_core::{Catalog, parse_documents};
 use mekong_gateway::GatewayConfig;

@@ -29,7 +29,7 @@ pub async fn proof(
         e => ControlError::unavailable("the lineage index cannot answer", e),
     };
     lineage.sync(SYNC).await.map_err(index)?;
-    let Some((checkpoint, _, note)) = latest else {
+    let Some((checkpoint, _, record)) = latest else {
         if lineage.events(record_id).map_err(index)?.is_empty() {
             return Err(not_found());
         }
@@ -48,7 +48,8 @@ pub async fn proof(
     let bundle = Bundle {
         format: BUNDLE_FORMAT.into(),
         record_id: record_id.to_owned(),
-        checkpoint: note,
+        checkpoint: record.note,
+        timestamp: record.timestamp,
         events,
     };
     Ok((bundle, uncovered))

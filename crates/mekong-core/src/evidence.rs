@@ -6,11 +6,12 @@ mod bundle;
 mod merkle;
 mod note;
 mod seal;
+mod timestamp;
 mod trail;
 
 pub use bundle::{
-    BUNDLE_FORMAT, Bundle, BundleError, CheckpointRecord, ProvenEvent, Verified, encode_hash,
-    origin,
+    BUNDLE_FORMAT, Bundle, BundleError, CheckpointRecord, ProvenEvent, Verified, encode_bytes,
+    encode_hash, origin,
 };
 pub use merkle::{
     Frontier, Hash, consistency_proof, empty_root, inclusion_proof, leaf_hash, node_hash, root,
@@ -19,6 +20,10 @@ pub use merkle::{
 pub use note::{Checkpoint, KeyError, NoteError, PublicKey, SigningKey};
 pub use seal::{AuditKey, AuditKeyError, SEAL_HEADER, SealCheck, event_leaf, leaf_data};
 
+pub use timestamp::{
+    Stamp, TimestampError, certificates_from_pem, timestamp_request, token_from_response,
+    verify_token,
+};
 pub use trail::{Trail, TrailReport};
 
 /// The topic the notary writes checkpoints to.

@@ -23,8 +23,8 @@ use mekong_gateway::tls::{TlsConfig, TlsError, TlsReload, TlsSettings};
 use mekong_gateway::{Gateway, GatewayConfig, GatewayMetrics};
 use mekong_kafka::{
     Backbone, KafkaError, KafkaOptions, Lineage, LineageError, Notary, NotaryError, NotarySettings,
-    Producer, ProducerSettings, Store, StoreError, StoreSettings, TopicSettings, ensure_topics,
-    message_bytes_for,
+    Producer, ProducerSettings, Stamper, Store, StoreError, StoreSettings, TopicSettings,
+    ensure_topics, message_bytes_for,
 };
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -125,6 +125,35 @@ pub struct NotaryConfig {
     pub settings: NotarySettings,
     /// `/readyz` fails when events have waited longer than this for a checkpoint.
     pub max_age: Duration,
+    /// An RFC 3161 time-stamping authority each checkpoint is sent to (its token is stored with it).
+    pub tsa_url: Option<String>,
+}
+
+/// Asks the time-stamping authority at `url` (RFC 3161 over HTTP) to stamp a note, from the
+/// notary's thread, on this runtime.
+fn stamper(url: String) -> Result<Stamper, HubError> {
+    let runtime = tokio::runtime::Handle::current();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| HubError::Tsa(e.to_string()))?;
+    Ok(Stamper(Arc::new(move |note: &str| {
+        let request = mekong_core::evidence::timestamp_request(note.as_bytes());
+        let response = runtime
+            .block_on(async {
+                client
+                    .post(&url)
+                    .header("content-type", "application/timestamp-query")
+                    .body(request)
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .bytes()
+                    .await
+            })
+            .map_err(|e| format!("{url}: {e}"))?;
+        mekong_core::evidence::token_from_response(&response).map_err(|e| format!("{url}: {e}"))
+    })))
 }
 
 impl Default for HubConfig {
@@ -186,6 +215,8 @@ pub enum HubError {
     Tls(#[source] TlsError),
     #[error("cannot start the notary")]
     Notary(#[source] NotaryError),
+    #[error("cannot reach a time-stamping authority: {0}")]
+    Tsa(String),
 }
 
 impl HubError {
@@ -354,15 +385,21 @@ impl HubConfig {
         let notary = match self.evidence.notary {
             Some(NotaryConfig {
                 key,
-                settings,
+                mut settings,
                 max_age,
-            }) => Some((
-                Arc::new(
-                    Notary::start(Arc::clone(&backbone), key, settings)
-                        .map_err(HubError::Notary)?,
-                ),
-                max_age,
-            )),
+                tsa_url,
+            }) => {
+                if let Some(url) = tsa_url {
+                    settings.stamper = Some(stamper(url)?);
+                }
+                Some((
+                    Arc::new(
+                        Notary::start(Arc::clone(&backbone), key, settings)
+                            .map_err(HubError::Notary)?,
+                    ),
+                    max_age,
+                ))
+            }
             None => None,
         };
 

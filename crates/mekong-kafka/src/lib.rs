@@ -20,7 +20,7 @@ pub use backbone::{Backbone, KafkaOptions};
 pub use deadletters::{DeadLetter, Page, read_page};
 pub use lineage::{Lineage, LineageError};
 pub use notary::{
-    Notary, NotaryError, NotarySettings, NotaryState, latest_checkpoint, read_checkpoints,
+    Notary, NotaryError, NotarySettings, NotaryState, Stamper, latest_checkpoint, read_checkpoints,
 };
 pub use producer::{
     ProduceError, Producer, ProducerSettings, WriteError, WrittenCopy, message_bytes_for,

@@ -40,6 +40,21 @@ pub struct NotarySettings {
     pub log: String,
     /// Keys of earlier notaries (rotation): their checkpoints are resumed from.
     pub previous_keys: Vec<PublicKey>,
+    /// Time-stamps each checkpoint at an RFC 3161 authority.
+    pub stamper: Option<Stamper>,
+}
+
+/// Time-stamps a checkpoint's signed note: the DER token of an RFC 3161 authority, or why not.
+#[derive(Clone)]
+pub struct Stamper(pub Arc<StampFn>);
+
+/// A note in, a token (or why not) out.
+pub type StampFn = dyn Fn(&str) -> Result<Vec<u8>, String> + Send + Sync;
+
+impl std::fmt::Debug for Stamper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stamper")
+    }
 }
 
 impl Default for NotarySettings {
@@ -49,6 +64,7 @@ impl Default for NotarySettings {
             interval: Duration::from_secs(10),
             log: "mekong/_mekong.audit".into(),
             previous_keys: Vec::new(),
+            stamper: None,
         }
     }
 }
@@ -364,7 +380,18 @@ impl Tree {
             first_offset: self.first_offset,
             next_offset: self.next_offset,
         };
-        let record = CheckpointRecord::new(self.partition, checkpoint.sign(key), &self.frontier);
+        let mut record =
+            CheckpointRecord::new(self.partition, checkpoint.sign(key), &self.frontier);
+        if let Some(stamper) = &settings.stamper {
+            // A checkpoint the authority cannot stamp is still published: the trail's integrity
+            // does not wait for the TSA; the gap is logged and `verify --tsa-ca` names it.
+            match (stamper.0)(&record.note) {
+                Ok(token) => record.timestamp = Some(mekong_core::evidence::encode_bytes(&token)),
+                Err(e) => {
+                    warn!(partition = self.partition, size = checkpoint.size, error = %e, "the time-stamping authority did not stamp the checkpoint")
+                }
+            }
+        }
         let json = serde_json::to_vec(&record).expect("checkpoints serialise");
         let partition_key = self.partition.to_string();
         let result = (|| {
@@ -439,7 +466,7 @@ pub fn latest_checkpoint(
     backbone: &Backbone,
     partition: i32,
     trusted: Option<&[PublicKey]>,
-) -> Result<Option<(Checkpoint, Frontier, String)>, NotaryError> {
+) -> Result<Option<(Checkpoint, Frontier, CheckpointRecord)>, NotaryError> {
     let consumer: BaseConsumer = backbone.client_config().create()?;
     let (low, high) = match consumer.fetch_watermarks(CHECKPOINT_TOPIC, 0, Duration::from_secs(10))
     {
@@ -480,7 +507,7 @@ pub fn latest_checkpoint(
             let frontier = record
                 .frontier(&checkpoint)
                 .ok_or_else(|| problem("its peaks do not make its tree head".into()))?;
-            return Ok(Some((checkpoint, frontier, record.note)));
+            return Ok(Some((checkpoint, frontier, record)));
         }
         if from == low {
             return Ok(None);

@@ -22,6 +22,9 @@ pub struct Bundle {
     pub record_id: String,
     /// The signed checkpoint (C2SP signed note) every event is proven against.
     pub checkpoint: String,
+    /// The checkpoint's RFC 3161 time-stamp token (base64 DER), when the notary has a TSA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
     pub events: Vec<ProvenEvent>,
 }
 
@@ -134,6 +137,21 @@ impl Bundle {
     }
 }
 
+impl Bundle {
+    /// Checks the checkpoint's time stamp against the TSA certificates trusted (DER).
+    pub fn verify_timestamp(
+        &self,
+        trusted: &[Vec<u8>],
+    ) -> Result<super::timestamp::Stamp, super::timestamp::TimestampError> {
+        let token = self
+            .timestamp
+            .as_deref()
+            .and_then(|t| B64.decode(t).ok())
+            .ok_or(super::timestamp::TimestampError::Missing)?;
+        super::timestamp::verify_token(&token, self.checkpoint.as_bytes(), trusted)
+    }
+}
+
 impl Verified {
     /// The copies the record was accepted with (from its `record.accepted` event).
     pub fn accepted_copies(&self) -> Option<&[PlacedCopy]> {
@@ -161,6 +179,9 @@ pub struct CheckpointRecord {
     pub note: String,
     /// The heads of the tree's perfect subtrees, largest first (base64).
     pub peaks: Vec<String>,
+    /// The note's RFC 3161 time-stamp token (base64 DER), when the notary has a TSA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
 }
 
 impl CheckpointRecord {
@@ -169,7 +190,13 @@ impl CheckpointRecord {
             partition,
             note,
             peaks: frontier.peaks().iter().map(|p| B64.encode(p)).collect(),
+            timestamp: None,
         }
+    }
+
+    /// The time-stamp token's DER, if it has one (and it is base64).
+    pub fn timestamp_token(&self) -> Option<Vec<u8>> {
+        B64.decode(self.timestamp.as_deref()?).ok()
     }
 
     /// The tree the checkpoint signs, ready to grow; `None` when the peaks do not make its head.
@@ -186,6 +213,11 @@ impl CheckpointRecord {
 /// Base64 of a hash, as bundles and checkpoints write them.
 pub fn encode_hash(hash: &Hash) -> String {
     B64.encode(hash)
+}
+
+/// Base64 of bytes (a time-stamp token), as bundles and checkpoints write them.
+pub fn encode_bytes(bytes: &[u8]) -> String {
+    B64.encode(bytes)
 }
 
 #[cfg(test)]
@@ -246,6 +278,7 @@ mod tests {
             format: BUNDLE_FORMAT.into(),
             record_id: "r2".into(),
             checkpoint: checkpoint.sign(key),
+            timestamp: None,
             events: vec![ProvenEvent {
                 partition: 0,
                 offset: 1,

@@ -8,6 +8,7 @@ use super::bundle::CheckpointRecord;
 use super::merkle::{Hash, consistency_proof, root, verify_consistency};
 use super::note::{Checkpoint, NoteError, PublicKey};
 use super::seal::{AuditKey, SealCheck, event_leaf};
+use super::timestamp::{TimestampError, verify_token};
 
 /// The events of one audit partition, read in offset order.
 pub struct Trail<'k> {
@@ -77,8 +78,14 @@ impl<'k> Trail<'k> {
         }
     }
 
-    /// Checks the checkpoint records (offset on the checkpoint topic, JSON), in the order written.
-    pub fn finish(mut self, checkpoints: &[(i64, Vec<u8>)], trusted: &[PublicKey]) -> TrailReport {
+    /// Checks the checkpoint records (offset on the checkpoint topic, JSON), in the order written;
+    /// with `tsa`, each must carry a time stamp by an authority those certificates (DER) trust.
+    pub fn finish(
+        mut self,
+        checkpoints: &[(i64, Vec<u8>)],
+        trusted: &[PublicKey],
+        tsa: Option<&[Vec<u8>]>,
+    ) -> TrailReport {
         let mut signed: Vec<(i64, Checkpoint)> = Vec::new();
         for (at, json) in checkpoints {
             let Ok(record) = serde_json::from_slice::<CheckpointRecord>(json) else {
@@ -90,7 +97,19 @@ impl<'k> Trail<'k> {
                 continue;
             }
             match Checkpoint::open(&record.note, trusted) {
-                Ok((checkpoint, _)) => signed.push((*at, checkpoint)),
+                Ok((checkpoint, _)) => {
+                    if let Some(tsa) = tsa {
+                        let stamped = record
+                            .timestamp_token()
+                            .ok_or(TimestampError::Missing)
+                            .and_then(|token| verify_token(&token, record.note.as_bytes(), tsa));
+                        if let Err(e) = stamped {
+                            self.findings
+                                .push(format!("checkpoint offset {at}: its time stamp: {e}"));
+                        }
+                    }
+                    signed.push((*at, checkpoint))
+                }
                 Err(NoteError::Untrusted(by)) => self.findings.push(format!(
                     "checkpoint offset {at}: signed by a key not trusted ({by})"
                 )),
@@ -248,7 +267,7 @@ mod tests {
             for (offset, id, value, seal) in &self.events {
                 trail.event(*offset, id, value, seal.as_deref());
             }
-            trail.finish(&self.checkpoints, &[self.notary.public()])
+            trail.finish(&self.checkpoints, &[self.notary.public()], None)
         }
     }
 

@@ -65,6 +65,10 @@ pub struct NotaryArgs {
     /// Public key of an earlier notary key (rotation; repeatable): its checkpoints are resumed from.
     #[arg(long, value_name = "KEY.pub")]
     pub previous_key: Vec<PathBuf>,
+    /// An RFC 3161 time-stamping authority (HTTP): each checkpoint is stamped there and its token
+    /// kept with it, for `verify --tsa-ca`.
+    #[arg(long, value_name = "URL")]
+    pub tsa_url: Option<String>,
 }
 
 impl NotaryArgs {
@@ -95,8 +99,10 @@ impl NotaryArgs {
                         interval: self.checkpoint_interval.into(),
                         log: self.checkpoint_origin.clone(),
                         previous_keys: read_public_keys(&self.previous_key, "--previous-key")?,
+                        stamper: None,
                     },
                     max_age: self.checkpoint_max_age.into(),
+                    tsa_url: self.tsa_url.clone(),
                 })
             }
         };

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use mekong_core::AUDIT_TOPIC;
 use mekong_core::cloudevents as ce;
-use mekong_core::evidence::{Bundle, PublicKey, SEAL_HEADER, Trail};
+use mekong_core::evidence::{Bundle, PublicKey, SEAL_HEADER, Trail, certificates_from_pem};
 use mekong_kafka::{Backbone, read_checkpoints, read_page};
 
 use super::Failure;
@@ -29,6 +29,10 @@ pub struct VerifyArgs {
     /// Check the whole audit trail on Kafka instead (needs --kafka and --audit-key).
     #[arg(long)]
     log: bool,
+    /// Certificates (PEM) of the time-stamping authorities trusted, or of their CAs (repeatable):
+    /// checkpoints must then carry a valid RFC 3161 time stamp.
+    #[arg(long, value_name = "FILE")]
+    tsa_ca: Vec<PathBuf>,
     #[command(flatten)]
     kafka: KafkaArgs,
     #[command(flatten)]
@@ -37,8 +41,22 @@ pub struct VerifyArgs {
 
 pub fn verify(args: VerifyArgs) -> Result<u8, Failure> {
     let trusted = read_public_keys(&args.trust, "--trust")?;
+    let mut tsa = Vec::new();
+    for path in &args.tsa_ca {
+        let pem = std::fs::read(path)
+            .map_err(|e| Failure::usage(format!("--tsa-ca {}: {e}", path.display())))?;
+        let certificates = certificates_from_pem(&pem);
+        if certificates.is_empty() {
+            return Err(Failure::usage(format!(
+                "--tsa-ca {}: no PEM certificate in it",
+                path.display()
+            )));
+        }
+        tsa.extend(certificates);
+    }
+    let tsa = (!args.tsa_ca.is_empty()).then_some(tsa);
     if args.log {
-        return verify_log(&args, &trusted);
+        return verify_log(&args, &trusted, tsa.as_deref());
     }
     let path = args
         .bundle
@@ -61,6 +79,22 @@ pub fn verify(args: VerifyArgs) -> Result<u8, Failure> {
     );
     for event in &verified.events {
         println!("  {:<24}  {}", event.time(), event.name());
+    }
+    match (&tsa, &bundle.timestamp) {
+        (Some(tsa), _) => {
+            let stamp = bundle.verify_timestamp(tsa).map_err(|e| {
+                Failure::other(format!(
+                    "{}: the checkpoint's time stamp does not verify: {e}",
+                    path.display()
+                ))
+            })?;
+            println!(
+                "checkpoint time-stamped at {} by {}",
+                stamp.time, stamp.authority
+            );
+        }
+        (None, Some(_)) => println!("checkpoint carries a time stamp (not checked: no --tsa-ca)"),
+        (None, None) => {}
     }
     let mut code = Failure::OK;
     for copy in &args.copy {
@@ -86,7 +120,11 @@ pub fn verify(args: VerifyArgs) -> Result<u8, Failure> {
 }
 
 /// Reads audit partition 0 and the checkpoints from Kafka and checks them (blocking).
-fn verify_log(args: &VerifyArgs, trusted: &[PublicKey]) -> Result<u8, Failure> {
+fn verify_log(
+    args: &VerifyArgs,
+    trusted: &[PublicKey],
+    tsa: Option<&[Vec<u8>]>,
+) -> Result<u8, Failure> {
     if args.kafka.kafka.is_none() {
         return Err(Failure::usage("verify --log needs --kafka".into()));
     }
@@ -130,7 +168,7 @@ fn verify_log(args: &VerifyArgs, trusted: &[PublicKey]) -> Result<u8, Failure> {
         }
     }
     let checkpoints = read_checkpoints(&backbone, 0).map_err(unreachable)?;
-    let report = trail.finish(&checkpoints, trusted);
+    let report = trail.finish(&checkpoints, trusted, tsa);
     for finding in &report.findings {
         println!("FINDING: {finding}");
     }

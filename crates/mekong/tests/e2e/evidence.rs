@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use mekong_proto::v1::ingest_service_client::IngestServiceClient;
 use mekong_tests::process::Process;
 use mekong_tests::targets::{Reply, Target};
+use mekong_tests::tsa::Tsa;
 use mekong_tests::{PrivateBroker, authed, citizen_dossier, record, unique};
 use rdkafka::ClientConfig;
 use rdkafka::Message;
@@ -130,6 +131,7 @@ async fn every_exchange_is_provable_offline_and_every_change_to_the_trail_is_nam
     let audit_key = format!("file:{}", keys.join("audit.key").display());
     let signing_key = format!("file:{}", keys.join("signing.key").display());
 
+    let tsa = Tsa::start().await;
     let hook = Target::webhook().await;
     let refused = format!("DL-{s}");
     hook.script(&refused, [Reply::Status(422, None)]);
@@ -153,6 +155,8 @@ async fn every_exchange_is_provable_offline_and_every_change_to_the_trail_is_nam
         &signing_key,
         "--checkpoint-interval",
         "300ms",
+        "--tsa-url",
+        &tsa.url,
     ]
     .map(str::to_owned)
     .to_vec();
@@ -187,6 +191,38 @@ async fn every_exchange_is_provable_offline_and_every_change_to_the_trail_is_nam
     assert!(
         out.starts_with(&format!("record {delivered}: 3 event(s) proven")),
         "{out}"
+    );
+    assert!(
+        out.contains("checkpoint carries a time stamp (not checked: no --tsa-ca)"),
+        "{out}"
+    );
+    // Its checkpoint is anchored in time by the authority, and by no other.
+    let (code, out, err) = mekong(&[
+        "verify",
+        path(&bundle_file),
+        "--trust",
+        path(&trust),
+        "--tsa-ca",
+        path(&tsa.ca),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("checkpoint time-stamped at 20") && out.contains(" by CN=Mekong test TSA"),
+        "{out}"
+    );
+    let other_tsa = Tsa::start().await;
+    let (code, _, err) = mekong(&[
+        "verify",
+        path(&bundle_file),
+        "--trust",
+        path(&trust),
+        "--tsa-ca",
+        path(&other_tsa.ca),
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("the checkpoint's time stamp does not verify: the signing certificate `CN=Mekong test TSA` is not trusted"),
+        "{err}"
     );
     let copy = mekong_tests::read_records(
         &bootstrap,
@@ -349,6 +385,8 @@ async fn every_exchange_is_provable_offline_and_every_change_to_the_trail_is_nam
         "300ms",
         "--metrics-listen",
         "127.0.0.1:0",
+        "--tsa-url",
+        &tsa.url,
     ];
     let second = Process::start(env!("CARGO_BIN_EXE_mekong"), &notary_args, "metrics on ");
     let accepted: HashSet<String> = mekong_tests::audit_events(&bootstrap, answered.len(), |e| {
@@ -370,9 +408,9 @@ async fn every_exchange_is_provable_offline_and_every_change_to_the_trail_is_nam
         assert_eq!(code, 0, "{out}{err}");
     }
 
-    // The whole trail holds, across the restart and the two notaries.
-    let verify_log = || {
-        mekong(&[
+    // The whole trail holds, across the restart and the two notaries, every checkpoint stamped.
+    let verify_log = |extra: &[&str]| {
+        let mut args = vec![
             "verify",
             "--log",
             "--kafka",
@@ -381,11 +419,29 @@ async fn every_exchange_is_provable_offline_and_every_change_to_the_trail_is_nam
             path(&trust),
             "--audit-key",
             &audit_key,
-        ])
+        ];
+        args.extend(extra);
+        mekong(&args)
     };
-    let (code, out, err) = verify_log();
+    let tsa_ca = ["--tsa-ca", path(&tsa.ca)];
+    let (code, out, err) = verify_log(&tsa_ca);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.ends_with("no findings\n"), "{out}");
+    assert!(tsa.stamped() > 0);
+
+    // The authority down: checkpoints go on unstamped, and verify names them.
+    tsa.set_down(true);
+    publish(&listen, &format!("UNSTAMPED-{s}")).await;
+    let unstamped = "the time-stamping authority did not stamp the checkpoint";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(hub.log() + &second.log()).contains(unstamped) {
+        assert!(Instant::now() < deadline, "{}", hub.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tsa.set_down(false);
+    let (code, out, _) = verify_log(&tsa_ca);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(": its time stamp: no time stamp"), "{out}");
 
     // Forged and changed events and an untrusted checkpoint, written with a plain producer.
     let kafka = producer(&bootstrap);
@@ -429,7 +485,7 @@ async fn every_exchange_is_provable_offline_and_every_change_to_the_trail_is_nam
         )
         .await
     };
-    let (code, out, _) = verify_log();
+    let (code, out, _) = verify_log(&[]);
     assert_eq!(code, 1, "{out}");
     for finding in [
         format!("FINDING: audit offset {forged}: forged: not sealed by the hub"),
@@ -483,7 +539,7 @@ async fn every_exchange_is_provable_offline_and_every_change_to_the_trail_is_nam
         .delete_records(&cut, &AdminOptions::new())
         .await
         .unwrap();
-    let (code, out, _) = verify_log();
+    let (code, out, _) = verify_log(&[]);
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains("events from audit offset 0 to 2 were removed (the trail now starts at 3)"),
