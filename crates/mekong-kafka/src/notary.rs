@@ -218,18 +218,25 @@ fn run(
                 }
             }
         }
-        let message = consumer.poll(Duration::from_millis(100));
+        // Up to a batch of events, waiting only for the first.
         let mut forged = 0;
-        match message {
-            Some(Ok(m)) => {
-                if let Some(tree) = trees.get_mut(&m.partition())
-                    && !tree.read(&m, &keys)
-                {
-                    forged += 1;
+        let mut wait = Duration::from_millis(100);
+        for _ in 0..1000 {
+            match consumer.poll(wait) {
+                Some(Ok(m)) => {
+                    if let Some(tree) = trees.get_mut(&m.partition())
+                        && !tree.read(&m, &keys)
+                    {
+                        forged += 1;
+                    }
                 }
+                Some(Err(e)) => {
+                    warn!(error = %e, "the notary reading the audit trail");
+                    break;
+                }
+                None => break,
             }
-            Some(Err(e)) => warn!(error = %e, "the notary reading the audit trail"),
-            None => {}
+            wait = Duration::ZERO;
         }
         let mut signed = None;
         let mut lost = Vec::new();
