@@ -261,7 +261,7 @@ impl Ingest {
         // OK without the evidence of it. It names each copy by topic and digest; where they
         // landed is known only once Kafka answers, and follows in `record.placed`.
         let copies = prepared.copies.len();
-        let mut accepted = RecordEvent {
+        let accepted = RecordEvent {
             time: now(),
             record_id: record_id.to_string(),
             record_type: request.record_type.clone(),
@@ -275,11 +275,11 @@ impl Ingest {
             violations: Vec::new(),
         };
         let mut records = prepared.copies;
-        records.push(
-            self.inner
-                .producer
-                .audit_record(&AuditEvent::RecordAccepted(accepted.clone())),
-        );
+        let event = AuditEvent::RecordAccepted(accepted);
+        records.push(self.inner.producer.audit_record(&event));
+        let AuditEvent::RecordAccepted(mut accepted) = event else {
+            unreachable!("built as record.accepted above")
+        };
         let placement = |index: usize, w: WrittenCopy| Placement {
             topic: w.topic,
             partition: w.partition,
@@ -297,7 +297,7 @@ impl Ingest {
                 for (copy, placed) in accepted.copies.iter_mut().zip(&placements) {
                     (copy.partition, copy.offset) = (placed.partition, placed.offset);
                 }
-                self.lineage(AuditEvent::RecordPlaced(accepted.clone()));
+                self.lineage(AuditEvent::RecordPlaced(accepted));
                 debug!("record written");
                 Ok(PublishResponse {
                     record_id: record_id.to_string(),
