@@ -13,8 +13,11 @@ pub enum RejectionKind {
     PermissionDenied,
     /// No such record type (NOT_FOUND).
     NotFound,
-    /// The record itself is wrong: not JSON, schema violations, bad attributes (INVALID_ARGUMENT).
+    /// The request is wrong: not JSON, bad attributes, an unreadable key (INVALID_ARGUMENT).
     InvalidArgument,
+    /// The record is JSON but does not match its type's schema (INVALID_ARGUMENT too; over HTTP,
+    /// 422 where a malformed one is 400).
+    SchemaViolation,
     /// Over a size limit (RESOURCE_EXHAUSTED).
     ResourceExhausted,
     /// The record is valid but the hub is not set up to take it, e.g. no route matches it

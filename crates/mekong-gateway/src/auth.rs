@@ -6,7 +6,9 @@
 //! RPC cannot forget the check: it has no other way to learn who calls.
 //!
 //! `grpc.health.v1.Health` is public; server reflection is public, authenticated or off
-//! ([`Reflection`]).
+//! ([`Reflection`]). Over HTTP, `/v1/openapi.json` is public (credentials, when sent, must be
+//! valid: the document then lists what that caller may publish) and refusals are problem
+//! documents.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -112,11 +114,19 @@ pub(crate) enum Need {
     Role(Role),
     /// A subscriber, or an admin (who may read internal topics).
     Reader,
+    /// Public, but credentials that are presented must be valid: the answer depends on the caller.
+    Optional,
 }
 
 impl Need {
-    /// What the call to `path` (`/package.Service/Method`) needs.
+    /// What the call to `path` (`/package.Service/Method`, or a path of the HTTP API) needs.
     fn of(path: &str, reflection: Reflection) -> Need {
+        if path == "/v1/openapi.json" {
+            return Need::Optional;
+        }
+        if path.starts_with("/v1/records") {
+            return Need::Role(Role::Publisher);
+        }
         let service = path
             .strip_prefix('/')
             .and_then(|p| p.split_once('/'))
@@ -137,7 +147,7 @@ impl Need {
 
     pub(crate) fn check(self, client: &Client) -> Result<(), Status> {
         let (held, what) = match self {
-            Need::Nothing | Need::Credentials => return Ok(()),
+            Need::Nothing | Need::Credentials | Need::Optional => return Ok(()),
             Need::Role(Role::Publisher) => (client.has_role(Role::Publisher), "publisher"),
             Need::Role(Role::Subscriber) => (client.has_role(Role::Subscriber), "subscriber"),
             Need::Role(Role::Admin) => (client.has_role(Role::Admin), "admin"),
@@ -201,6 +211,9 @@ impl AuthLayer {
         let key = presented_key(request.headers())?.map(hash_api_key);
         let connection = request.extensions().get::<ConnectionInfo>();
         let certificate = connection.and_then(|c| c.certificate.clone());
+        if need == Need::Optional && key.is_none() && certificate.is_none() {
+            return Ok(());
+        }
         let catalog = self.catalog.load();
         let (client, authenticated) = catalog
             .authenticate_call(Presented {
@@ -262,7 +275,10 @@ where
         match self.layer.admit(&mut request) {
             Ok(()) => Either::Left(self.inner.call(request)),
             // Answered from the headers: the body is dropped unread.
-            Err(status) => Either::Right(ready(Ok(status.into_http()))),
+            Err(status) if crate::http::is_grpc(&request) => {
+                Either::Right(ready(Ok(status.into_http())))
+            }
+            Err(status) => Either::Right(ready(Ok(crate::http::refusal(&status)))),
         }
     }
 }
@@ -294,6 +310,17 @@ mod tests {
         assert_eq!(Need::of("/mekong.v1.NewService/Do", r), Need::Credentials);
         assert_eq!(Need::of("/", r), Need::Credentials);
         assert_eq!(Need::of("", r), Need::Credentials);
+        // The HTTP API: publishing needs the role, the contract is public (and fits its reader).
+        assert_eq!(
+            Need::of("/v1/records/dossier.sync", r),
+            Need::Role(Role::Publisher)
+        );
+        assert_eq!(
+            Need::of("/v1/records:batch", r),
+            Need::Role(Role::Publisher)
+        );
+        assert_eq!(Need::of("/v1/openapi.json", r), Need::Optional);
+        assert_eq!(Need::of("/v1/other", r), Need::Credentials);
     }
 
     #[test]

@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
+use tonic_types::StatusExt;
 use tracing::{Instrument, Level, Span, debug, info_span, warn};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
@@ -554,6 +555,10 @@ impl Ingest {
                 outcome: Some(publish_result::Outcome::Error(RecordError {
                     code: status.code() as i32,
                     message: status.message().to_owned(),
+                    reason: status
+                        .get_details_error_info()
+                        .map(|info| info.reason)
+                        .unwrap_or_default(),
                     ..Default::default()
                 })),
             })
@@ -659,9 +664,16 @@ impl IngestService for Ingest {
 }
 
 fn batch_too_large(what: String) -> Status {
-    Status::resource_exhausted(format!(
-        "batch too large: {what}; split it into smaller batches"
-    ))
+    let details = tonic_types::ErrorDetails::with_error_info(
+        crate::status::reason::BATCH_TOO_LARGE,
+        crate::status::reason::DOMAIN,
+        std::collections::HashMap::new(),
+    );
+    Status::with_error_details(
+        tonic::Code::ResourceExhausted,
+        format!("batch too large: {what}; split it into smaller batches"),
+        details,
+    )
 }
 
 fn now() -> String {

@@ -1,4 +1,5 @@
-//! The gRPC face of Mekong: the ingest, subscribe and admin services, the layer that authenticates
+//! The gRPC face of Mekong (and the HTTP API beside it on the same listener): the ingest,
+//! subscribe and admin services, the layer that authenticates
 //! every call before its body is read, the bounds on connections, streams and messages, the
 //! mapping of domain errors onto gRPC statuses, the idempotency window, health and reflection.
 //!
@@ -6,6 +7,7 @@
 
 mod admin;
 mod auth;
+mod http;
 mod idempotency;
 mod ingest;
 mod judge;
@@ -22,6 +24,7 @@ use std::time::Duration;
 
 pub use admin::Admin;
 pub use auth::{Caller, Reflection};
+pub use http::HttpSettings;
 pub use idempotency::WindowSettings;
 pub use ingest::Ingest;
 pub use judge::JudgeSettings;
@@ -58,6 +61,8 @@ pub struct GatewayConfig {
     pub quotas: QuotaDefaults,
     pub reflection: Reflection,
     pub connections: ConnectionSettings,
+    /// The HTTP API beside gRPC on the same listener.
+    pub http: HttpSettings,
     /// How long a shutdown waits for calls and streams to end before closing their connections.
     pub shutdown_grace: Duration,
     /// Whether each record is published in a span of its own, for exported traces. Off, a record
@@ -80,6 +85,7 @@ impl Default for GatewayConfig {
             quotas: QuotaDefaults::default(),
             reflection: Reflection::default(),
             connections: ConnectionSettings::default(),
+            http: HttpSettings::default(),
             shutdown_grace: Duration::from_secs(20),
             record_spans: false,
         }

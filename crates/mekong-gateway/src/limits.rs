@@ -89,6 +89,10 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        // The HTTP API's bodies are not gRPC frames: its handlers bound them.
+        if !crate::http::is_grpc(&request) {
+            return self.inner.call(request);
+        }
         let limit = self.limits.of(request.uri().path());
         self.inner
             .call(request.map(|body| Body::new(Framed::new(body, limit))))

@@ -97,6 +97,11 @@ impl Throttled {
         if let Some(wait) = self.retry_after {
             details.set_retry_info(Some(wait));
         }
+        details.set_error_info(
+            crate::status::reason::QUOTA_EXCEEDED,
+            crate::status::reason::DOMAIN,
+            std::collections::HashMap::from([("limit".to_string(), self.limit.to_string())]),
+        );
         Status::with_error_details(Code::ResourceExhausted, self.description, details)
     }
 }

@@ -1,5 +1,5 @@
 //! Wiring: the ingest, subscribe and admin services, standard health and (optionally) reflection,
-//! behind the authentication and message-size layers, on one listener with bounded connections
+//! and the HTTP API beside them, behind the authentication and message-size layers, on one listener with bounded connections
 //! and streams; and a shutdown that ends within its grace period.
 
 use std::future::Future;
@@ -15,6 +15,7 @@ use mekong_proto::v1::subscribe_service_server::SubscribeServiceServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tonic::service::{Routes, RoutesBuilder};
 use tonic::transport::Server;
 use tower::ServiceBuilder;
 use tracing::{info, warn};
@@ -79,7 +80,7 @@ pub async fn serve(
         streams.clone(),
     ))
     .max_decoding_message_size(limits.subscribe);
-    let ingest = IngestServiceServer::new(Ingest::new(
+    let ingest = Ingest::new(
         Arc::clone(&gateway.catalog),
         changes,
         stop_streams,
@@ -87,9 +88,16 @@ pub async fn serve(
         config,
         gateway.metrics.clone(),
         streams.clone(),
-    ))
-    // The layer holds each method to its own limit; this is the largest of them.
-    .max_decoding_message_size(limits.record.max(limits.batch));
+    );
+    let api = crate::http::Api {
+        ingest: ingest.clone(),
+        catalog: Arc::clone(&gateway.catalog),
+        config,
+        http: config.http,
+    };
+    let ingest = IngestServiceServer::new(ingest)
+        // The layer holds each method to its own limit; this is the largest of them.
+        .max_decoding_message_size(limits.record.max(limits.batch));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<IngestServiceServer<Ingest>>().await;
@@ -148,7 +156,25 @@ pub async fn serve(
         .layer(AuthLayer::new(gateway.catalog, config.reflection))
         .layer(MessageLimitLayer(limits))
         .into_inner();
+    // gRPC services by path, and the HTTP API beside them.
+    let mut grpc = RoutesBuilder::default();
+    grpc.add_service(health_service)
+        .add_service(ingest)
+        .add_service(subscribe)
+        .add_service(admin);
+    if let Some(reflection) = reflection {
+        grpc.add_service(reflection);
+    }
+    let routes = Routes::from(
+        grpc.routes()
+            .into_axum_router()
+            .merge(crate::http::routes(api))
+            .fallback(crate::http::not_found)
+            .method_not_allowed_fallback(crate::http::method_not_allowed),
+    );
     let server = Server::builder()
+        // The HTTP API takes HTTP/1.1 as well; gRPC calls are HTTP/2 whatever this says.
+        .accept_http1(true)
         .max_concurrent_streams(connections.max_streams)
         .http2_keepalive_interval(Some(connections.keepalive_interval))
         .http2_keepalive_timeout(Some(connections.keepalive_timeout))
@@ -159,11 +185,7 @@ pub async fn serve(
         .max_connection_age(connections.max_age)
         .max_connection_age_grace(connections.max_age_grace)
         .layer(layers)
-        .add_service(health_service)
-        .add_optional_service(reflection)
-        .add_service(ingest)
-        .add_service(subscribe)
-        .add_service(admin)
+        .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown);
     let mut server = pin!(server);
     let grace = async {

@@ -21,9 +21,53 @@ pub fn code_of(kind: RejectionKind) -> Code {
         RejectionKind::Unauthenticated => Code::Unauthenticated,
         RejectionKind::PermissionDenied => Code::PermissionDenied,
         RejectionKind::NotFound => Code::NotFound,
-        RejectionKind::InvalidArgument => Code::InvalidArgument,
+        RejectionKind::InvalidArgument | RejectionKind::SchemaViolation => Code::InvalidArgument,
         RejectionKind::ResourceExhausted => Code::ResourceExhausted,
         RejectionKind::FailedPrecondition => Code::FailedPrecondition,
+    }
+}
+
+/// Why a call or record was refused, as a machine reads it: the `reason` of the google.rpc
+/// ErrorInfo a status carries, of a `RecordError`, and of an HTTP problem document. The HTTP
+/// status of a refusal follows from its code and reason (`http::problem`).
+pub mod reason {
+    /// The ErrorInfo domain.
+    pub const DOMAIN: &str = "mekong";
+    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    pub const PERMISSION_DENIED: &str = "PERMISSION_DENIED";
+    pub const UNKNOWN_RECORD_TYPE: &str = "UNKNOWN_RECORD_TYPE";
+    /// Not JSON, bad attributes, an unreadable key, a schema version that does not exist.
+    pub const INVALID_RECORD: &str = "INVALID_RECORD";
+    pub const SCHEMA_VIOLATION: &str = "SCHEMA_VIOLATION";
+    pub const RECORD_TOO_LARGE: &str = "RECORD_TOO_LARGE";
+    pub const BATCH_TOO_LARGE: &str = "BATCH_TOO_LARGE";
+    /// A copy (after routing) is larger than Kafka takes.
+    pub const COPY_TOO_LARGE: &str = "COPY_TOO_LARGE";
+    pub const NO_ROUTE: &str = "NO_ROUTE";
+    pub const IDEMPOTENCY_KEY_REUSED: &str = "IDEMPOTENCY_KEY_REUSED";
+    pub const RULE_TOO_SLOW: &str = "RULE_TOO_SLOW";
+    pub const QUOTA_EXCEEDED: &str = "QUOTA_EXCEEDED";
+    pub const HUB_BUSY: &str = "HUB_BUSY";
+    /// The producer's queue is full: Kafka is slower than the records come.
+    pub const KAFKA_BUSY: &str = "KAFKA_BUSY";
+    pub const KAFKA_UNAVAILABLE: &str = "KAFKA_UNAVAILABLE";
+    /// Kafka answered, and refused the write.
+    pub const KAFKA_REFUSED: &str = "KAFKA_REFUSED";
+    /// Any of the Kafka failures, after some of the record's copies did land (named in `landed`).
+    pub const PARTIAL_WRITE: &str = "PARTIAL_WRITE";
+    pub const INTERNAL: &str = "INTERNAL";
+}
+
+/// The reason of each kind of refusal.
+fn reason_of(kind: RejectionKind) -> &'static str {
+    match kind {
+        RejectionKind::Unauthenticated => reason::UNAUTHENTICATED,
+        RejectionKind::PermissionDenied => reason::PERMISSION_DENIED,
+        RejectionKind::NotFound => reason::UNKNOWN_RECORD_TYPE,
+        RejectionKind::InvalidArgument => reason::INVALID_RECORD,
+        RejectionKind::SchemaViolation => reason::SCHEMA_VIOLATION,
+        RejectionKind::ResourceExhausted => reason::RECORD_TOO_LARGE,
+        RejectionKind::FailedPrecondition => reason::NO_ROUTE,
     }
 }
 
@@ -78,6 +122,8 @@ pub(crate) enum PublishError {
 /// A refusal, ready for the wire.
 struct Parts {
     code: Code,
+    /// The refusal's [`Reason`], for machines (and the HTTP status).
+    reason: &'static str,
     message: String,
     /// (field, description for the caller, description without values).
     violations: Vec<(String, String, String)>,
@@ -87,8 +133,9 @@ struct Parts {
 
 impl PublishError {
     fn parts(&self) -> Parts {
-        let plain = |code, message: String| Parts {
+        let plain = |code, reason, message: String| Parts {
             code,
+            reason,
             message,
             violations: Vec::new(),
             retry: None,
@@ -101,16 +148,31 @@ impl PublishError {
                     .iter()
                     .map(|v| (v.field.clone(), v.description.clone(), v.masked.clone()))
                     .collect(),
-                ..plain(code_of(r.kind), r.message.clone())
+                ..plain(code_of(r.kind), reason_of(r.kind), r.message.clone())
             },
             PublishError::Produce { error, landed } => {
-                let (code, retry) = match error {
-                    ProduceError::QueueFull => (Code::ResourceExhausted, Some(QUEUE_FULL_RETRY)),
-                    ProduceError::Unavailable(_) => (Code::Unavailable, None),
-                    ProduceError::TooLarge { .. } => (Code::ResourceExhausted, None),
-                    ProduceError::Refused { .. } => (Code::FailedPrecondition, None),
+                let (code, reason, retry) = match error {
+                    ProduceError::QueueFull => (
+                        Code::ResourceExhausted,
+                        reason::KAFKA_BUSY,
+                        Some(QUEUE_FULL_RETRY),
+                    ),
+                    ProduceError::Unavailable(_) => {
+                        (Code::Unavailable, reason::KAFKA_UNAVAILABLE, None)
+                    }
+                    ProduceError::TooLarge { .. } => {
+                        (Code::ResourceExhausted, reason::COPY_TOO_LARGE, None)
+                    }
+                    ProduceError::Refused { .. } => {
+                        (Code::FailedPrecondition, reason::KAFKA_REFUSED, None)
+                    }
                 };
                 let mut message = error.to_string();
+                let reason = if landed.is_empty() {
+                    reason
+                } else {
+                    reason::PARTIAL_WRITE
+                };
                 if !landed.is_empty() {
                     message.push_str(&format!(
                         "; {} of the record's copies landed before (see `landed`), retrying with \
@@ -121,18 +183,28 @@ impl PublishError {
                 Parts {
                     retry,
                     landed: landed.clone(),
-                    ..plain(code, message)
+                    ..plain(code, reason, message)
                 }
             }
-            PublishError::Caller(status) => plain(status.code(), status.message().to_owned()),
+            PublishError::Caller(status) => plain(
+                status.code(),
+                if status.code() == Code::PermissionDenied {
+                    reason::PERMISSION_DENIED
+                } else {
+                    reason::UNAUTHENTICATED
+                },
+                status.message().to_owned(),
+            ),
             PublishError::KeyReused => plain(
                 Code::FailedPrecondition,
+                reason::IDEMPOTENCY_KEY_REUSED,
                 "idempotency key already used for another record (a different type, key, \
                  attributes or payload); use a new key for a new record"
                     .into(),
             ),
             PublishError::TooSlow { limit, rule } => plain(
                 Code::InvalidArgument,
+                reason::RULE_TOO_SLOW,
                 format!(
                     "judging this record took longer than {limit:?}, in {rule}; it was not accepted. \
                      Ask the hub's administrators to simplify that rule"
@@ -142,11 +214,13 @@ impl PublishError {
                 retry: Some(BUSY_RETRY),
                 ..plain(
                     Code::ResourceExhausted,
+                    reason::HUB_BUSY,
                     "the hub is busy judging other records; retry shortly".into(),
                 )
             },
             PublishError::Internal => plain(
                 Code::Internal,
+                reason::INTERNAL,
                 "the hub failed to judge this record; the administrators are told".into(),
             ),
         }
@@ -205,6 +279,9 @@ impl PublishError {
         if parts.retry.is_some() {
             details.set_retry_info(parts.retry);
         }
+        // The reason, and after a partial write the copies that landed (`topic/partition/offset`,
+        // comma-separated).
+        let mut metadata = std::collections::HashMap::new();
         if !parts.landed.is_empty() {
             let landed = parts
                 .landed
@@ -212,12 +289,9 @@ impl PublishError {
                 .map(|p| format!("{}/{}/{}", p.topic, p.partition, p.offset))
                 .collect::<Vec<_>>()
                 .join(",");
-            details.set_error_info(
-                "PARTIAL_WRITE",
-                "mekong",
-                std::collections::HashMap::from([("landed".to_string(), landed)]),
-            );
+            metadata.insert("landed".to_string(), landed);
         }
+        details.set_error_info(parts.reason, reason::DOMAIN, metadata);
         Status::with_error_details(parts.code, parts.message, details)
     }
 
@@ -233,6 +307,7 @@ impl PublishError {
                 .collect(),
             retry_after_ms: parts.retry.map_or(0, |d| d.as_millis() as u64),
             landed: parts.landed,
+            reason: parts.reason.to_owned(),
         }
     }
 }

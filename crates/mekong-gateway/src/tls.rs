@@ -113,14 +113,9 @@ impl Drop for Registration {
 }
 
 impl TlsConfig {
-    /// Reads and checks every file for the gRPC listener (HTTP/2 only); the start fails naming
-    /// the file and the problem.
+    /// Reads and checks every file for a listener (HTTP/2 for gRPC, HTTP/1.1 beside it for the
+    /// HTTP API, probes and scrapers); the start fails naming the file and the problem.
     pub fn load(settings: TlsSettings) -> Result<Arc<TlsConfig>, TlsError> {
-        TlsConfig::load_for(settings, &[b"h2"])
-    }
-
-    /// As [`TlsConfig::load`], for an HTTP listener that also speaks HTTP/1.1 (probes, scrapers).
-    pub fn load_http(settings: TlsSettings) -> Result<Arc<TlsConfig>, TlsError> {
         TlsConfig::load_for(settings, &[b"h2", b"http/1.1"])
     }
 

@@ -275,7 +275,7 @@ impl HubConfig {
             None => None,
         };
         let metrics_tls = match self.metrics_tls.clone() {
-            Some(settings) => Some(TlsConfig::load_http(settings).map_err(HubError::Tls)?),
+            Some(settings) => Some(TlsConfig::load(settings).map_err(HubError::Tls)?),
             None => None,
         };
         let backbone = Arc::new(

@@ -117,14 +117,17 @@ impl Catalog {
             } else {
                 String::new()
             };
-            return Err(Rejection::invalid(
-                format!(
-                    "record does not match the schema of `{type_name}`, version {schema_version} ({n} violation{}{listed})",
-                    if n == 1 { "" } else { "s" }
-                ),
-                violations,
-            )
-            .with_key(known_key));
+            return Err(Rejection {
+                kind: RejectionKind::SchemaViolation,
+                ..Rejection::invalid(
+                    format!(
+                        "record does not match the schema of `{type_name}`, version {schema_version} ({n} violation{}{listed})",
+                        if n == 1 { "" } else { "s" }
+                    ),
+                    violations,
+                )
+                .with_key(known_key)
+            });
         }
         let key = key?;
         let key_field = || match (explicit, &record_type.key) {

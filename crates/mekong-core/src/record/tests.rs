@@ -160,7 +160,7 @@ fn rejections_say_what_is_wrong() {
         br#"{"LoaiDoiTuong":"x","Email":"nope"}"#,
         Limits::default(),
     );
-    assert_eq!(bad.kind, RejectionKind::InvalidArgument);
+    assert_eq!(bad.kind, RejectionKind::SchemaViolation);
     let mut fields: Vec<_> = bad.violations.iter().map(|v| v.field.as_str()).collect();
     fields.sort();
     assert_eq!(fields, ["/Email", "/LoaiDoiTuong", "/MaHoSo"]);

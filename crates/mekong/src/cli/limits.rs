@@ -10,7 +10,8 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use mekong_adapters::{AdapterPolicy, DEFAULT_SECRETS_ENV_PREFIX};
 use mekong_gateway::{
-    ConnectionSettings, GatewayConfig, JudgeSettings, QuotaDefaults, Reflection, WindowSettings,
+    ConnectionSettings, GatewayConfig, HttpSettings, JudgeSettings, QuotaDefaults, Reflection,
+    WindowSettings,
 };
 
 fn defaults() -> GatewayConfig {
@@ -132,6 +133,10 @@ pub struct GatewayArgs {
     /// How long an aged connection may finish its calls before it is closed.
     #[arg(long, default_value_t = shown(connection_defaults().max_age_grace))]
     max_connection_age_grace: humantime::Duration,
+    /// How long the body of an HTTP API request may take to arrive (slow senders, endless chunked
+    /// bodies); it is refused with 408 after that.
+    #[arg(long, default_value_t = shown(defaults().http.read_timeout))]
+    http_read_timeout: humantime::Duration,
     /// How long a shutdown (SIGTERM, Ctrl-C) waits for calls and streams to end before it closes
     /// their connections, flushes and exits.
     #[arg(long, default_value_t = shown(defaults().shutdown_grace))]
@@ -174,6 +179,9 @@ impl GatewayArgs {
                 keepalive_timeout: self.keepalive_timeout.into(),
                 max_age: self.max_connection_age.into(),
                 max_age_grace: self.max_connection_age_grace.into(),
+            },
+            http: HttpSettings {
+                read_timeout: self.http_read_timeout.into(),
             },
             shutdown_grace: self.shutdown_grace.into(),
             // Not a flag: on when spans are exported (--otlp-endpoint).
