@@ -12,16 +12,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The Python environment of the interop test (tests/tests/e2e/interop.rs reads records with
-# confluent-kafka and the CloudEvents SDK): a venv with tests/python/requirements.txt, made again
-# when that file changes or the venv no longer works (e.g. python3 was upgraded).
+# The Python environment of the Python-driven tests (interop.rs reads records with confluent-kafka
+# and the CloudEvents SDK; http.rs sends CloudEvents with the SDK and runs schemathesis): a venv
+# with tests/python/requirements.txt, made again when that file changes or the venv no longer
+# works (e.g. python3 was upgraded).
 pyenv="${MEKONG_PYENV:-$HOME/.cache/mekong/pyenv}"
 requirements=tests/python/requirements.txt
 mkdir -p "$(dirname "$pyenv")"
 exec 8>"$pyenv.lock"
 flock 8  # two test runs at once must not both build it
 if ! cmp -s "$requirements" "$pyenv/requirements.txt" \
-  || ! "$pyenv/bin/python" -c 'import confluent_kafka, cloudevents.v1.kafka' 2>/dev/null; then
+  || ! "$pyenv/bin/python" -c 'import confluent_kafka, cloudevents.v1.kafka, schemathesis' 2>/dev/null; then
   if [[ -e "$pyenv" && ! -e "$pyenv/pyvenv.cfg" && -n "$(ls -A "$pyenv")" ]]; then
     echo "MEKONG_PYENV=$pyenv is a non-empty folder but no venv: not touching it" >&2
     exit 1

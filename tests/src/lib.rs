@@ -66,6 +66,17 @@ pub fn unique() -> String {
     uuid::Uuid::now_v7().simple().to_string()[20..].to_string()
 }
 
+/// The Python of the environment ./deploy/test.sh makes (tests/python/requirements.txt:
+/// confluent-kafka, the CloudEvents SDK, schemathesis).
+pub fn test_python() -> String {
+    std::env::var("MEKONG_TEST_PYTHON").unwrap_or_else(|_| {
+        refuse(
+            "MEKONG_TEST_PYTHON is not set: run ./deploy/test.sh, which makes the Python \
+             environment of tests/python/requirements.txt and sets it",
+        )
+    })
+}
+
 /// The resources most tests use; `{s}` is replaced by a suffix unique to the test.
 /// Clients: `q1` (key `q1-key`, may publish dossier.* and tax.*), `reader` (key `reader-key`,
 /// subscriber only), `ops` (key `admin-key`, admin only). `tax.filed` has no route.
@@ -283,6 +294,11 @@ impl TestHub {
         (hub, suffix)
     }
 
+    /// The URL of `path` on the gateway's listener, where the HTTP API is served beside gRPC.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
     /// A new connection to the gateway, for any of its services.
     pub async fn channel(&self) -> Channel {
         Channel::from_shared(format!("http://{}", self.addr))
@@ -456,6 +472,31 @@ pub async fn read_records(
         }
     }
     records
+}
+
+/// The record at `offset` of `topic`'s `partition` (committed records only), read with a consumer
+/// of its own; fails the test if it does not arrive within 30 s.
+pub async fn read_at(bootstrap: &str, topic: &str, partition: i32, offset: i64) -> OwnedMessage {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("test-{}", unique()))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset))
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    match tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await {
+        Ok(Ok(m)) => {
+            assert_eq!(m.offset(), offset, "{topic}[{partition}]");
+            m.detach()
+        }
+        Ok(Err(e)) => panic!("reading {topic}[{partition}]@{offset}: {e}"),
+        Err(_) => panic!("no record at {topic}[{partition}]@{offset} within 30 s"),
+    }
 }
 
 /// Audit events from `_mekong.audit` (read from the start, committed only) that `wanted` picks, in

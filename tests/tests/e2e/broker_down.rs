@@ -139,6 +139,20 @@ async fn a_killed_broker_gives_unavailable_in_time_and_never_a_false_ok() {
         "{attempts:?}"
     );
 
+    // Over HTTP the same refusal is a 503 problem that says when to come back.
+    let response = reqwest::Client::new()
+        .post(hub.url("/v1/records/dossier.sync"))
+        .bearer_auth("q1-key")
+        .header("content-type", "application/json")
+        .body(citizen_dossier("H29-http-down"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key("retry-after"));
+    let problem: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(problem["reason"], "KAFKA_UNAVAILABLE", "{problem}");
+
     let mut unavailable = 0;
     for caller in callers {
         unavailable += caller.await.expect("caller task");

@@ -14,16 +14,6 @@ use serde_json::Value;
 
 const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 
-/// The Python with confluent-kafka and cloudevents that ./deploy/test.sh prepared.
-fn test_python() -> String {
-    std::env::var("MEKONG_TEST_PYTHON").unwrap_or_else(|_| {
-        mekong_tests::refuse(
-            "MEKONG_TEST_PYTHON is not set: run ./deploy/test.sh, which makes the Python \
-             environment of tests/python/requirements.txt and sets it",
-        )
-    })
-}
-
 /// What read_cloudevent.py made of the record at `topic`'s placement in `response`.
 fn read_with_python(
     python: &str,

@@ -6,6 +6,7 @@ mod adapters;
 mod admin;
 mod broker_down;
 mod hostile;
+mod http;
 mod interop;
 mod publish;
 mod quota;
