@@ -127,6 +127,9 @@ impl Need {
         if path.starts_with("/v1/records") {
             return Need::Role(Role::Publisher);
         }
+        if path.starts_with("/v1/topics/") {
+            return Need::Reader;
+        }
         let service = path
             .strip_prefix('/')
             .and_then(|p| p.split_once('/'))
@@ -320,6 +323,7 @@ mod tests {
             Need::Role(Role::Publisher)
         );
         assert_eq!(Need::of("/v1/openapi.json", r), Need::Optional);
+        assert_eq!(Need::of("/v1/topics/t/events", r), Need::Reader);
         assert_eq!(Need::of("/v1/other", r), Need::Credentials);
     }
 

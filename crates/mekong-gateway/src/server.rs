@@ -70,7 +70,7 @@ pub async fn serve(
         gateway.lineage,
     ))
     .max_decoding_message_size(limits.admin);
-    let subscribe = SubscribeServiceServer::new(Subscribe::new(
+    let subscribe = Subscribe::new(
         Arc::clone(&gateway.catalog),
         changes.clone(),
         gateway.backbone,
@@ -78,8 +78,7 @@ pub async fn serve(
         gateway.metrics.clone(),
         config.max_subscriptions,
         streams.clone(),
-    ))
-    .max_decoding_message_size(limits.subscribe);
+    );
     let ingest = Ingest::new(
         Arc::clone(&gateway.catalog),
         changes,
@@ -91,10 +90,14 @@ pub async fn serve(
     );
     let api = crate::http::Api {
         ingest: ingest.clone(),
+        subscribe: subscribe.clone(),
+        readers: Arc::default(),
         catalog: Arc::clone(&gateway.catalog),
         config,
         http: config.http,
     };
+    let subscribe =
+        SubscribeServiceServer::new(subscribe).max_decoding_message_size(limits.subscribe);
     let ingest = IngestServiceServer::new(ingest)
         // The layer holds each method to its own limit; this is the largest of them.
         .max_decoding_message_size(limits.record.max(limits.batch));

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use mekong_core::{Catalog, Client, CloudEvent, check_group_name, excerpt, subscription_group};
 use mekong_kafka::{
     Backbone, Received, StartPosition, Subscriber, SubscriptionSettings, View, topic_exists,
@@ -171,6 +171,19 @@ fn may_read(caller: &Caller, catalog: &Catalog, topic: &str) -> Result<(), Statu
 
 type RecordStream = Pin<Box<dyn Stream<Item = Result<DeliveredRecord, Status>> + Send>>;
 
+/// What a reader says while its records flow, whichever API it reads through.
+pub(crate) enum Control {
+    /// These records are done.
+    Ack(Vec<Cursor>),
+    /// Every record of the topic delivered up to these (partition, offset) is done.
+    Through(Vec<(i32, i64)>),
+    /// Something that has no place after the subscription.
+    Unexpected,
+}
+
+/// A reader's messages after its subscription.
+pub(crate) type Inbound = Pin<Box<dyn Stream<Item = Result<Control, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl SubscribeService for Subscribe {
     type ConsumeStream = RecordStream;
@@ -191,6 +204,30 @@ impl SubscribeService for Subscribe {
                 ));
             }
         };
+        let inbound = inbound.map(|message| {
+            message.map(|m| match m.request {
+                Some(consume_request::Request::Ack(ack)) => Control::Ack(ack.cursors),
+                _ => Control::Unexpected,
+            })
+        });
+        let records = self
+            .open(caller, subscription, Box::pin(inbound), HashMap::new())
+            .await?;
+        Ok(Response::new(Box::pin(records)))
+    }
+}
+
+impl Subscribe {
+    /// Starts a subscription for `caller`: its records, until the reader goes, loses its right to
+    /// read, or the hub stops (then a last error says why). Records of a partition in `skip` up to
+    /// its offset were taken already (a reader resuming): they are acknowledged, not delivered.
+    pub(crate) async fn open(
+        &self,
+        caller: Caller,
+        subscription: Subscription,
+        inbound: Inbound,
+        skip: HashMap<i32, i64>,
+    ) -> Result<ReceiverStream<Result<DeliveredRecord, Status>>, Status> {
         let (mut settings, place) = self.admit(&caller, &subscription).await?;
         let (lag, clear_lag) = self.metrics.lag_of(&settings.group_id);
         settings.lag = Some(lag);
@@ -210,6 +247,7 @@ impl SubscribeService for Subscribe {
             out: tx,
             max_in_flight,
             types: subscription.record_types,
+            skip,
             shutdown: self.shutdown.clone(),
             changes: self.changes.clone(),
             catalog: Arc::clone(&self.catalog),
@@ -228,7 +266,7 @@ impl SubscribeService for Subscribe {
             }
             .instrument(span),
         );
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(ReceiverStream::new(rx))
     }
 }
 
@@ -290,10 +328,12 @@ impl Subscribe {
 /// One running subscription stream.
 struct Session {
     subscriber: Subscriber,
-    inbound: Streaming<ConsumeRequest>,
+    inbound: Inbound,
     out: mpsc::Sender<Result<DeliveredRecord, Status>>,
     max_in_flight: usize,
     types: Vec<String>,
+    /// Per partition, the last offset the reader took before (it resumed).
+    skip: HashMap<i32, i64>,
     shutdown: watch::Receiver<bool>,
     changes: watch::Receiver<Arc<View>>,
     catalog: Arc<ArcSwap<Catalog>>,
@@ -308,17 +348,22 @@ impl Session {
         loop {
             let room = self.subscriber.in_flight() < self.max_in_flight;
             tokio::select! {
-                request = self.inbound.message() => match request {
-                    Ok(Some(ConsumeRequest { request: Some(consume_request::Request::Ack(ack)) })) => {
-                        let cursors = ack.cursors.into_iter().map(|c| (c.topic, c.partition, c.offset));
+                request = self.inbound.next() => match request {
+                    Some(Ok(Control::Ack(cursors))) => {
+                        let cursors = cursors.into_iter().map(|c| (c.topic, c.partition, c.offset));
                         self.subscriber.ack(cursors);
                     }
-                    Ok(Some(_)) => {
+                    Some(Ok(Control::Through(positions))) => {
+                        for (partition, offset) in positions {
+                            self.subscriber.ack_through(&self.topic, partition, offset);
+                        }
+                    }
+                    Some(Ok(Control::Unexpected)) => {
                         let _ = self.out.send(Err(Status::invalid_argument("after the Subscription, send only Acks"))).await;
                         break;
                     }
                     // The client closed its side or went away.
-                    Ok(None) | Err(_) => break,
+                    None | Some(Err(_)) => break,
                 },
                 received = self.subscriber.next(), if room => match received {
                     Ok(record) => {
@@ -356,8 +401,8 @@ impl Session {
         let _ = tokio::task::spawn_blocking(move || subscriber.close()).await;
     }
 
-    /// Sends one record to the client; records of unwanted types count as acknowledged. False when
-    /// the client is gone.
+    /// Sends one record to the client; records of unwanted types, and those the client took before
+    /// it resumed, count as acknowledged. False when the client is gone.
     async fn deliver(&mut self, record: Received) -> bool {
         let event = CloudEvent::from_headers(
             record
@@ -370,7 +415,11 @@ impl Session {
             partition: record.partition,
             offset: record.offset,
         };
-        if !self.types.is_empty() && !self.types.contains(&event.record_type) {
+        let taken = self
+            .skip
+            .get(&cursor.partition)
+            .is_some_and(|last| cursor.offset <= *last);
+        if taken || (!self.types.is_empty() && !self.types.contains(&event.record_type)) {
             self.subscriber
                 .ack([(cursor.topic, cursor.partition, cursor.offset)]);
             return true;

@@ -56,6 +56,12 @@ struct PartitionState {
 }
 
 impl PartitionState {
+    /// Acknowledges every record delivered up to and including `offset`; how many.
+    fn ack_through(&mut self, offset: i64) -> usize {
+        let later = self.unacked.split_off(&offset.saturating_add(1));
+        std::mem::replace(&mut self.unacked, later).len()
+    }
+
     /// The position that may be committed: the first unacknowledged record, or past everything.
     fn position(&self) -> Option<i64> {
         self.unacked.first().copied().or(self.next)
@@ -353,6 +359,17 @@ impl Subscriber {
         acked
     }
 
+    /// Acknowledges every record of `partition` delivered up to and including `offset`: a reader
+    /// that takes records in order says how far it got (the HTTP API's `Last-Event-ID`). Returns
+    /// how many were acknowledged.
+    pub fn ack_through(&self, topic: &str, partition: i32, offset: i64) -> usize {
+        let mut tracker = self.tracker.lock().expect("tracker lock");
+        tracker
+            .partitions
+            .get_mut(&(topic.to_owned(), partition))
+            .map_or(0, |state| state.ack_through(offset))
+    }
+
     /// Commits, asynchronously, the positions that moved since the last commit.
     pub fn commit_acknowledged(&self) {
         let mut tracker = self.tracker.lock().expect("tracker lock");
@@ -431,5 +448,17 @@ mod tests {
             "all acknowledged: past the last"
         );
         assert_eq!(tracker.in_flight(), 0);
+    }
+
+    #[test]
+    fn acknowledging_through_an_offset_takes_every_record_up_to_it() {
+        let mut state = PartitionState::default();
+        state.unacked.extend([3, 5, 8, 9]);
+        state.next = Some(10);
+        assert_eq!(state.ack_through(8), 3);
+        assert_eq!(state.position(), Some(9));
+        assert_eq!(state.ack_through(8), 0, "once only");
+        assert_eq!(state.ack_through(i64::MAX), 1);
+        assert_eq!(state.position(), Some(10));
     }
 }

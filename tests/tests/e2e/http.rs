@@ -790,3 +790,204 @@ async fn schemathesis_finds_no_server_error_and_no_answer_the_document_does_not_
     assert!(stdout.contains("passed"), "{stdout}");
     hub.shutdown().await;
 }
+
+/// An open event stream, read event by event.
+struct EventStream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+/// One server-sent event: its id, its name (`message` unless said) and its data.
+#[derive(Debug)]
+struct Sent {
+    id: String,
+    event: String,
+    data: Value,
+}
+
+impl EventStream {
+    async fn open(hub: &TestHub, path: &str, key: &str, last: Option<&str>) -> EventStream {
+        let mut request = reqwest::Client::new().get(hub.url(path)).bearer_auth(key);
+        if let Some(last) = last {
+            request = request.header("last-event-id", last);
+        }
+        let response = request.send().await.expect("an answer");
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        EventStream {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event, or None if none comes within `within`.
+    async fn next(&mut self, within: Duration) -> Option<Sent> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let (mut id, mut event, mut data) = (String::new(), "message".to_owned(), None);
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id: ") {
+                        id = v.to_owned();
+                    } else if let Some(v) = line.strip_prefix("event: ") {
+                        event = v.to_owned();
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        data = Some(serde_json::from_str(v).expect("JSON data"));
+                    }
+                }
+                match data {
+                    Some(data) => return Some(Sent { id, event, data }),
+                    None => continue, // a keep-alive comment
+                }
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match tokio::time::timeout(left, self.response.chunk()).await {
+                Ok(Ok(Some(bytes))) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                Ok(Ok(None)) => return None,
+                Ok(Err(e)) => panic!("the event stream broke: {e}"),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// The next `n` events' MaHoSo and the last one's id.
+    async fn take(&mut self, n: usize) -> (Vec<String>, String) {
+        let mut keys = Vec::new();
+        let mut last = String::new();
+        for _ in 0..n {
+            let sent = self
+                .next(Duration::from_secs(30))
+                .await
+                .unwrap_or_else(|| panic!("only {} of {n} events came: {keys:?}", keys.len()));
+            assert_eq!(sent.event, "message", "{sent:?}");
+            assert_eq!(sent.data["specversion"], "1.0");
+            assert_eq!(sent.data["type"], "dossier.sync");
+            keys.push(sent.data["data"]["MaHoSo"].as_str().unwrap().to_owned());
+            last = sent.id;
+        }
+        (keys, last)
+    }
+}
+
+#[tokio::test]
+async fn a_topic_followed_over_server_sent_events_resumes_at_least_once() {
+    let (hub, s) = hub().await;
+    let http = reqwest::Client::new();
+    let publish = |id: String| {
+        let (http, url) = (http.clone(), hub.url("/v1/records/dossier.sync"));
+        async move {
+            let (status, _, body) = post(
+                &http,
+                &url,
+                Some("q1-key"),
+                "application/json",
+                &[],
+                citizen_dossier(&id),
+            )
+            .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+        }
+    };
+    // One partition's worth of order is enough to check: the keys all hash somewhere, and each
+    // stream below sees every record once per delivery.
+    let sent: Vec<String> = (0..5).map(|n| format!("H29-SSE-{n}")).collect();
+    for id in &sent {
+        publish(id.clone()).await;
+    }
+    let path = format!("/v1/topics/t-city-{s}/events?group=g1");
+
+    // Every record; nothing acknowledged: after the connection drops they come again.
+    let mut stream = EventStream::open(&hub, &path, "reader-key", None).await;
+    let (mut first, _) = stream.take(5).await;
+    first.sort();
+    assert_eq!(first, sent);
+    drop(stream);
+    let mut stream = EventStream::open(&hub, &path, "reader-key", None).await;
+    let (mut again, _) = stream.take(5).await;
+    again.sort();
+    assert_eq!(again, sent, "unacknowledged records are sent again");
+    drop(stream);
+
+    // Resuming from an event id: what came up to it is done, the rest comes.
+    let mut stream = EventStream::open(&hub, &path, "reader-key", None).await;
+    let (head, after_three) = stream.take(3).await;
+    drop(stream);
+    let mut stream = EventStream::open(&hub, &path, "reader-key", Some(&after_three)).await;
+    let (tail, last) = stream.take(2).await;
+    let mut all: Vec<String> = head.into_iter().chain(tail).collect();
+    all.sort();
+    assert_eq!(all, sent, "each record once across the resume");
+    assert!(
+        stream.next(Duration::from_secs(2)).await.is_none(),
+        "nothing more"
+    );
+
+    // Acknowledged while open: done for the group, even when the reader comes back without an id.
+    let ack = http
+        .post(hub.url(&format!("/v1/topics/t-city-{s}/acks?group=g1")))
+        .bearer_auth("reader-key")
+        .header("content-type", "application/json")
+        .body(json!({ "last_event_id": last }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ack.status(), StatusCode::NO_CONTENT);
+    drop(stream);
+    let mut stream = EventStream::open(&hub, &path, "reader-key", None).await;
+    assert!(
+        stream.next(Duration::from_secs(3)).await.is_none(),
+        "all were acknowledged"
+    );
+    publish("H29-SSE-new".into()).await;
+    let (new, _) = stream.take(1).await;
+    assert_eq!(new, ["H29-SSE-new"]);
+    drop(stream);
+
+    // An acknowledgement with no stream open here says so.
+    let orphan = http
+        .post(hub.url(&format!("/v1/topics/t-city-{s}/acks?group=nobody")))
+        .bearer_auth("reader-key")
+        .header("content-type", "application/json")
+        .body(r#"{"last_event_id": "0-1"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(orphan.status(), StatusCode::CONFLICT);
+
+    // The access rules of Consume: a publisher, a topic the reader may not read, one that is not.
+    for (path, key, status) in [
+        (format!("/v1/topics/t-city-{s}/events"), "q1-key", 403),
+        (
+            format!("/v1/topics/t-national-{s}/events"),
+            "reader-key",
+            403,
+        ),
+        (
+            "/v1/topics/nothing-here/events".to_owned(),
+            "reader-key",
+            403,
+        ),
+    ] {
+        let response = http
+            .get(hub.url(&path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+    }
+    let response = http
+        .get(hub.url(&format!("/v1/topics/t-city-{s}/events")))
+        .bearer_auth("reader-key")
+        .header("last-event-id", "yesterday")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    hub.shutdown().await;
+}

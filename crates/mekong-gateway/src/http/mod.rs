@@ -4,8 +4,10 @@
 //! statuses) back into JSON (or problem documents).
 //!
 //! - `POST /v1/records/{record_type}`, `POST /v1/records`, `POST /v1/records:batch` (`records`)
+//! - `GET /v1/topics/{topic}/events`, `POST /v1/topics/{topic}/acks` (`events`)
 //! - `GET /v1/openapi.json` (`openapi`)
 
+mod events;
 mod openapi;
 mod problem;
 mod records;
@@ -24,7 +26,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use mekong_core::Catalog;
 
 use crate::auth::Caller;
-use crate::{GatewayConfig, Ingest};
+use crate::{GatewayConfig, Ingest, Subscribe};
 pub(crate) use problem::Problem;
 
 /// How the HTTP API treats requests.
@@ -48,6 +50,8 @@ impl Default for HttpSettings {
 #[derive(Clone)]
 pub(crate) struct Api {
     pub(crate) ingest: Ingest,
+    pub(crate) subscribe: Subscribe,
+    pub(crate) readers: Arc<events::Readers>,
     pub(crate) catalog: Arc<ArcSwap<Catalog>>,
     pub(crate) config: GatewayConfig,
     pub(crate) http: HttpSettings,
@@ -59,6 +63,8 @@ pub(crate) fn routes(api: Api) -> Router {
         .route("/v1/records/{record_type}", post(records::publish_typed))
         .route("/v1/records", post(records::publish_event))
         .route("/v1/records:batch", post(records::publish_batch))
+        .route("/v1/topics/{topic}/events", get(events::follow))
+        .route("/v1/topics/{topic}/acks", post(events::acknowledge))
         .route("/v1/openapi.json", get(openapi::document))
         .with_state(api)
 }

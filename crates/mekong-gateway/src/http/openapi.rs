@@ -107,6 +107,57 @@ pub(crate) fn build(catalog: &Catalog, client: Option<&Client>, config: &Gateway
             "responses": batch_responses(),
         }}),
     );
+    let topic =
+        json!({ "name": "topic", "in": "path", "required": true, "schema": { "type": "string" } });
+    let group = json!({ "name": "group", "in": "query", "required": false,
+        "description": "The consumer group (per client); default `default`", "schema": { "type": "string" } });
+    paths.insert(
+        "/v1/topics/{topic}/events".into(),
+        json!({ "get": {
+            "operationId": "follow_topic",
+            "summary": "A topic as Server-Sent Events, at least once: each event is a record as a CloudEvent in JSON; its id is the position reached",
+            "tags": ["topics"],
+            "parameters": [
+                topic, group,
+                { "name": "start", "in": "query", "required": false, "schema": { "enum": ["earliest", "latest"] } },
+                { "name": "types", "in": "query", "required": false, "description": "Only these record types, comma-separated", "schema": { "type": "string" } },
+                { "name": "max_in_flight", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0, "maximum": u32::MAX } },
+                { "name": "ack", "in": "query", "required": false, "description": "`auto`: a record is done once written", "schema": { "enum": ["auto"] } },
+                { "name": "last-event-id", "in": "header", "required": false, "description": "Resume: every record up to this event id is done", "schema": { "type": "string" } },
+            ],
+            "responses": {
+                "200": { "description": "The events", "content": { "text/event-stream": { "schema": { "type": "string" } } } },
+                "400": { "$ref": "#/components/responses/Problem" },
+                "401": { "$ref": "#/components/responses/Problem" },
+                "403": { "$ref": "#/components/responses/Problem" },
+                "404": { "$ref": "#/components/responses/Problem" },
+                "429": { "$ref": "#/components/responses/Problem" },
+                "503": { "$ref": "#/components/responses/Problem" },
+            },
+        }}),
+    );
+    paths.insert(
+        "/v1/topics/{topic}/acks".into(),
+        json!({ "post": {
+            "operationId": "acknowledge_events",
+            "summary": "Every record up to an event id is done, for the open event streams of the group on this instance",
+            "tags": ["topics"],
+            "parameters": [topic, group],
+            "requestBody": { "required": true, "content": { JSON: { "schema": {
+                "type": "object", "required": ["last_event_id"], "additionalProperties": false,
+                "properties": { "last_event_id": { "type": "string" } },
+            }}}},
+            "responses": {
+                "204": { "description": "Passed to the open streams" },
+                "400": { "$ref": "#/components/responses/Problem" },
+                "401": { "$ref": "#/components/responses/Problem" },
+                "403": { "$ref": "#/components/responses/Problem" },
+                "408": { "$ref": "#/components/responses/Problem" },
+                "409": { "$ref": "#/components/responses/Problem" },
+                "413": { "$ref": "#/components/responses/Problem" },
+            },
+        }}),
+    );
     paths.insert(
         "/v1/openapi.json".into(),
         json!({ "get": {
