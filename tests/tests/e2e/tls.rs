@@ -532,3 +532,86 @@ async fn with_client_auth_required_a_key_alone_does_not_open_a_connection() {
         "the district's certificate"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_api_is_behind_the_same_tls_and_knows_clients_by_their_certificates() {
+    let s = unique();
+    let c = certificates();
+    let crl = c.pki.crl(&[&c.revoked]);
+    let hub = TestHub::start_tls(
+        &kafka_bootstrap(),
+        &resources(&s, &c.reader),
+        settings(&c, crl),
+    )
+    .await;
+    let url = format!(
+        "https://localhost:{}/v1/records/dossier.sync",
+        hub.addr.port()
+    );
+    let ca = reqwest::Certificate::from_pem(c.pki.ca_pem().as_bytes()).unwrap();
+    let client = |identity: Option<&Issued>, http2: bool| {
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca.clone())
+            .resolve("localhost", hub.addr);
+        if let Some(issued) = identity {
+            let pem = format!("{}{}", issued.cert_pem(), issued.key_pem());
+            builder = builder.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
+        }
+        if !http2 {
+            builder = builder.http1_only();
+        }
+        builder.build().unwrap()
+    };
+    let post = |client: reqwest::Client, key: Option<&'static str>| {
+        let url = url.clone();
+        async move {
+            let mut request = client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(citizen_dossier("H29-TLS-HTTP"));
+            if let Some(key) = key {
+                request = request.bearer_auth(key);
+            }
+            let response = request.send().await.expect("an answer over TLS");
+            let version = response.version();
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap();
+            (status, version, body)
+        }
+    };
+    // The district's certificate alone is enough, over HTTP/1.1 and HTTP/2 (ALPN offers both).
+    for http2 in [false, true] {
+        let (status, version, body) = post(client(Some(&c.q1), http2), None).await;
+        assert_eq!(status, 201, "{body}");
+        let expected = if http2 {
+            reqwest::Version::HTTP_2
+        } else {
+            reqwest::Version::HTTP_11
+        };
+        assert_eq!(version, expected);
+    }
+    // A key over TLS without a certificate; none at all; a stranger's; the reader's (no right).
+    assert_eq!(post(client(None, false), Some("q1-key")).await.0, 201);
+    let (status, _, body) = post(client(None, false), None).await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (401, Some("UNAUTHENTICATED"))
+    );
+    assert_eq!(post(client(Some(&c.stranger), false), None).await.0, 401);
+    let (status, _, body) = post(client(Some(&c.reader), false), None).await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (403, Some("PERMISSION_DENIED"))
+    );
+    // A revoked certificate does not get a connection at all.
+    let revoked = client(Some(&c.revoked), false)
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await;
+    assert!(revoked.is_err(), "{revoked:?}");
+    hub.shutdown().await;
+}
