@@ -9,6 +9,8 @@
 //!   baseline-audit the same plus one write of an audit event the size of `record.accepted`,
 //!                  awaited with the copies: what the gateway asks of Kafka for an OK;
 //!   Publish        unary calls with N requests in flight over a few HTTP/2 connections;
+//!   HTTP           POST /v1/records/{type} (the HTTP API), N in flight over HTTP/1.1 keep-alive
+//!                  connections: the same Publish behind JSON and problem documents;
 //!   PublishStream  bidirectional streams, results correlated by request_id, in flight bounded;
 //!   Consume        after those, a raw rdkafka consumer (the consume baseline) and one
 //!                  SubscribeService.Consume stream each read the same N records of a topic the
@@ -41,7 +43,7 @@ use consume::consume_scenarios;
 use gateway::{peak_rss_mb, start_bare, start_gateway, stop_gateway};
 use measure::Watched;
 use payload::{NEXT, Template};
-use publish::{Workload, authed, baseline, connect, status_text, stream, unary};
+use publish::{Workload, authed, baseline, connect, http, status_text, stream, unary};
 use report::Row;
 
 #[derive(Parser, Debug)]
@@ -111,6 +113,9 @@ pub struct Args {
     /// Unary Publish scenarios: requests in flight.
     #[arg(long, value_delimiter = ',', default_value = "64,256")]
     pub unary_in_flight: Vec<usize>,
+    /// HTTP API scenario: requests in flight (each on its own keep-alive connection).
+    #[arg(long, default_value_t = 64)]
+    pub http_in_flight: usize,
     /// HTTP/2 connections the unary calls are spread over.
     #[arg(long, default_value_t = 4)]
     pub connections: usize,
@@ -120,12 +125,12 @@ pub struct Args {
     /// Records in flight over all PublishStream calls.
     #[arg(long, default_value_t = 1024)]
     pub stream_in_flight: usize,
-    /// Scenarios to run: bare, baseline, baseline-audit, unary, stream, consume (ratios need the
-    /// baseline, and the unary ones the bare server too).
+    /// Scenarios to run: bare, baseline, baseline-audit, unary, http, stream, consume (ratios
+    /// need the baseline, and the unary ones the bare server too).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "bare,baseline,baseline-audit,unary,stream,consume"
+        default_value = "bare,baseline,baseline-audit,unary,http,stream,consume"
     )]
     pub scenarios: Vec<String>,
     /// Consume: the topic read (one of the `topics`, so the publish scenarios fill it).
@@ -288,6 +293,22 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
         );
         rows.push(Row {
             name: format!("Publish (unary), {} connections", channels.len()),
+            in_flight: in_flight.to_string(),
+            stats,
+        });
+    }
+
+    if args.scenarios.iter().any(|s| s == "http") {
+        let in_flight = args.http_in_flight;
+        progress!("HTTP POST /v1/records: {in_flight} in flight");
+        let stats = http(Arc::clone(&work), &gateway.addr, in_flight, watched_gateway).await;
+        progress!(
+            "HTTP@{in_flight}: {:.0} records/s, {} errors",
+            stats.rate(),
+            stats.error_count()
+        );
+        rows.push(Row {
+            name: "HTTP POST /v1/records/{type}, HTTP/1.1 keep-alive".into(),
             in_flight: in_flight.to_string(),
             stats,
         });

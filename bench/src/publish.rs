@@ -1,4 +1,4 @@
-//! The publish scenarios: the raw producer baseline, unary Publish, PublishStream.
+//! The publish scenarios: the raw producer baseline, unary Publish, HTTP POST, PublishStream.
 
 use crate::Args;
 use crate::measure::{Stats, Watched, Window, closed_loop, join_stats, watch_cpu};
@@ -207,6 +207,56 @@ pub(crate) async fn unary(
                 Ok(response) => check_response(response.get_ref(), copies),
                 Err(status) => Err(status_text(&status)),
             }
+        }
+    };
+    closed_loop(in_flight, warmup, duration, watched, op).await
+}
+
+/// `POST /v1/records/{type}` on the gateway's listener: the HTTP API's path to the same Publish,
+/// `in_flight` requests at once over a pool of HTTP/1.1 keep-alive connections (how a PHP or Java
+/// system calls it).
+pub(crate) async fn http(
+    work: Arc<Workload>,
+    addr: &str,
+    in_flight: usize,
+    watched: Watched,
+) -> Stats {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(in_flight)
+        .build()
+        .expect("an HTTP client");
+    let url = format!("http://{addr}/v1/records/{}", work.args.record_type);
+    let auth = format!("Bearer {}", work.args.api_key);
+    let copies = work.args.topics.len();
+    let (warmup, duration) = (work.args.warmup, work.args.duration);
+    let op = move |n: u64| {
+        let (work, client, url, auth) =
+            (Arc::clone(&work), client.clone(), url.clone(), auth.clone());
+        async move {
+            let payload = work.request(n, String::new()).payload;
+            let response = client
+                .post(url)
+                .header("authorization", auth)
+                .header("content-type", "application/json")
+                .body(payload)
+                .send()
+                .await
+                .map_err(|e| format!("HTTP: {e}"))?;
+            let status = response.status();
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| format!("HTTP body: {e}"))?;
+            if status != reqwest::StatusCode::CREATED {
+                return Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body)));
+            }
+            let published: serde_json::Value =
+                serde_json::from_slice(&body).map_err(|e| format!("HTTP answer: {e}"))?;
+            let placed = published["placements"].as_array().map_or(0, Vec::len);
+            if placed != copies {
+                return Err(format!("{placed} placements, expected {copies}"));
+            }
+            Ok(())
         }
     };
     closed_loop(in_flight, warmup, duration, watched, op).await

@@ -215,6 +215,20 @@ pub(crate) fn markdown(
             ));
         }
     }
+    // The HTTP API against unary Publish at the same number in flight: the cost of JSON answers,
+    // problem documents and HTTP/1.1 over the same path.
+    if let Some(http) = rows.iter().find(|r| r.name.starts_with("HTTP POST")) {
+        let unary = rate_of("Publish (", Some(&http.in_flight));
+        let cpu = cpu_per_record("HTTP POST", None);
+        if let (Some(unary), Some(cpu)) = (unary, cpu) {
+            line(format!(
+                "| HTTP POST @ {n} in flight ≥ 0.5 × unary Publish @ {n} (CPU per record: {cpu:.0} µs) | {r:.2} × | {} |",
+                met(http.stats.rate() / unary >= 0.5),
+                n = http.in_flight,
+                r = http.stats.rate() / unary,
+            ));
+        }
+    }
     if consume_ratio.is_finite() {
         line(format!(
             "| Consume ≥ 0.5 × raw consumer | {consume_ratio:.2} × | {} |",

@@ -254,6 +254,20 @@ async fn every_refusal_over_http_is_a_problem_document_with_its_status() {
         404,
         "NOT_FOUND",
     );
+    // To a stranger every path but the contract needs credentials: it learns none exists.
+    problem(
+        post(
+            &http,
+            &hub.url("/v1/nothing"),
+            None,
+            "application/json",
+            &[],
+            b"{}".to_vec(),
+        )
+        .await,
+        401,
+        "UNAUTHENTICATED",
+    );
     let get = http.get(&url).bearer_auth("q1-key").send().await.unwrap();
     assert_eq!(get.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(get.headers()["content-type"], "application/problem+json");
