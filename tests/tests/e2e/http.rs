@@ -18,6 +18,20 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const MAX_RECORD: usize = 4096;
+const JSON: &str = "application/json";
+
+/// A request the hub refuses: what it is, path, key, content type, headers, body; the status and
+/// reason it gets.
+type Refusal<'a> = (
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    &'a str,
+    &'a [(&'a str, &'a str)],
+    Vec<u8>,
+    u16,
+    &'a str,
+);
 
 /// A hub with small limits, so the limits can be crossed cheaply.
 async fn hub() -> (TestHub, String) {
@@ -152,181 +166,50 @@ async fn every_refusal_over_http_is_a_problem_document_with_its_status() {
         "IDEMPOTENCY_KEY_REUSED",
     );
 
-    // 400: not JSON; the violation is at the payload as a whole.
-    let broken = problem(
-        post(
-            &http,
-            &url,
-            Some("q1-key"),
-            "application/json",
-            &[],
-            b"{\"MaHoSo\": ".to_vec(),
-        )
-        .await,
-        400,
-        "INVALID_RECORD",
-    );
-    assert_eq!(broken["violations"][0]["field"], "");
-    problem(
-        post(
-            &http,
-            &url,
-            Some("q1-key"),
-            "application/json",
-            &[("mekong-schema-version", "x")],
-            dossier.clone(),
-        )
-        .await,
-        400,
-        "INVALID_RECORD",
-    );
-
-    // 401: no credentials, or a key nobody holds. 403: a reader, or a type q1 may not publish.
-    problem(
-        post(&http, &url, None, "application/json", &[], dossier.clone()).await,
-        401,
-        "UNAUTHENTICATED",
-    );
-    problem(
-        post(
-            &http,
-            &url,
-            Some("nobody"),
-            "application/json",
-            &[],
-            dossier.clone(),
-        )
-        .await,
-        401,
-        "UNAUTHENTICATED",
-    );
-    problem(
-        post(
-            &http,
-            &url,
-            Some("reader-key"),
-            "application/json",
-            &[],
-            dossier.clone(),
-        )
-        .await,
-        403,
-        "PERMISSION_DENIED",
-    );
-    problem(
-        post(
-            &http,
-            &hub.url("/v1/records/payment.completed"),
-            Some("q1-key"),
-            "application/json",
-            &[],
-            b"{}".to_vec(),
-        )
-        .await,
-        403,
-        "PERMISSION_DENIED",
-    );
-
-    // 404: a type that does not exist (q1 may publish dossier.*), a path that does not; 405.
-    problem(
-        post(
-            &http,
-            &hub.url("/v1/records/dossier.nope"),
-            Some("q1-key"),
-            "application/json",
-            &[],
-            b"{}".to_vec(),
-        )
-        .await,
-        404,
-        "UNKNOWN_RECORD_TYPE",
-    );
-    problem(
-        post(
-            &http,
-            &hub.url("/v1/nothing"),
-            Some("q1-key"),
-            "application/json",
-            &[],
-            b"{}".to_vec(),
-        )
-        .await,
-        404,
-        "NOT_FOUND",
-    );
-    // To a stranger every path but the contract needs credentials: it learns none exists.
-    problem(
-        post(
-            &http,
-            &hub.url("/v1/nothing"),
-            None,
-            "application/json",
-            &[],
-            b"{}".to_vec(),
-        )
-        .await,
-        401,
-        "UNAUTHENTICATED",
-    );
+    // Each refusal: (what, path, key, content type, headers, body) -> status and reason.
+    let dossier_path = "/v1/records/dossier.sync";
+    let schema_invalid = br#"{"MaHoSo":"H1","LoaiDoiTuong":7,"NgayTiepNhan":"20261128083000"}"#;
+    #[rustfmt::skip]
+    let refusals: [Refusal; 14] = [
+        ("not JSON", dossier_path, Some("q1-key"), JSON, &[], b"{\"MaHoSo\": ".to_vec(), 400, "INVALID_RECORD"),
+        ("a schema version that is no number", dossier_path, Some("q1-key"), JSON, &[("mekong-schema-version", "x")], dossier.clone(), 400, "INVALID_RECORD"),
+        ("no credentials", dossier_path, None, JSON, &[], dossier.clone(), 401, "UNAUTHENTICATED"),
+        ("a key nobody holds", dossier_path, Some("nobody"), JSON, &[], dossier.clone(), 401, "UNAUTHENTICATED"),
+        ("a reader publishing", dossier_path, Some("reader-key"), JSON, &[], dossier.clone(), 403, "PERMISSION_DENIED"),
+        ("a type q1 may not publish", "/v1/records/payment.completed", Some("q1-key"), JSON, &[], b"{}".to_vec(), 403, "PERMISSION_DENIED"),
+        // q1 may publish dossier.*: it learns this one does not exist.
+        ("an unknown type", "/v1/records/dossier.nope", Some("q1-key"), JSON, &[], b"{}".to_vec(), 404, "UNKNOWN_RECORD_TYPE"),
+        ("an unknown path", "/v1/nothing", Some("q1-key"), JSON, &[], b"{}".to_vec(), 404, "NOT_FOUND"),
+        // To a stranger every path but the contract needs credentials: it learns none exists.
+        ("an unknown path, without credentials", "/v1/nothing", None, JSON, &[], b"{}".to_vec(), 401, "UNAUTHENTICATED"),
+        // Refused from Content-Length, before the body is read.
+        ("a record over the limit", dossier_path, Some("q1-key"), JSON, &[], vec![b' '; MAX_RECORD + 1], 413, "RECORD_TOO_LARGE"),
+        ("plain text", dossier_path, Some("q1-key"), "text/plain", &[], dossier.clone(), 415, "UNSUPPORTED_MEDIA_TYPE"),
+        ("JSON in Latin-1", dossier_path, Some("q1-key"), "application/json; charset=latin1", &[], dossier.clone(), 415, "UNSUPPORTED_MEDIA_TYPE"),
+        ("a schema violation", dossier_path, Some("q1-key"), JSON, &[], schema_invalid.to_vec(), 422, "SCHEMA_VIOLATION"),
+        ("a record no route takes", "/v1/records/tax.filed", Some("q1-key"), JSON, &[], b"{}".to_vec(), 422, "NO_ROUTE"),
+    ];
+    for (what, path, key, content_type, headers, body, status, reason) in refusals {
+        let answer = post(&http, &hub.url(path), key, content_type, headers, body).await;
+        assert_eq!(answer.0.as_u16(), status, "{what}: {}", answer.2);
+        let document = problem(answer, status, reason);
+        match what {
+            // The violation of a payload that is not JSON is at the payload as a whole.
+            "not JSON" => assert_eq!(document["violations"][0]["field"], ""),
+            // The schema's, by JSON pointer, with the gRPC code of the same refusal.
+            "a schema violation" => {
+                assert_eq!(
+                    document["violations"][0]["field"], "/LoaiDoiTuong",
+                    "{document}"
+                );
+                assert_eq!(document["code"], "invalid_argument");
+            }
+            _ => {}
+        }
+    }
     let get = http.get(&url).bearer_auth("q1-key").send().await.unwrap();
     assert_eq!(get.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(get.headers()["content-type"], "application/problem+json");
-
-    // 413 from Content-Length, before the body is read.
-    let big = vec![b' '; MAX_RECORD + 1];
-    problem(
-        post(&http, &url, Some("q1-key"), "application/json", &[], big).await,
-        413,
-        "RECORD_TOO_LARGE",
-    );
-
-    // 415.
-    problem(
-        post(
-            &http,
-            &url,
-            Some("q1-key"),
-            "text/plain",
-            &[],
-            dossier.clone(),
-        )
-        .await,
-        415,
-        "UNSUPPORTED_MEDIA_TYPE",
-    );
-
-    // 422: the schema's violations by JSON pointer, and a record no route takes.
-    let invalid = problem(
-        post(
-            &http,
-            &url,
-            Some("q1-key"),
-            "application/json",
-            &[],
-            br#"{"MaHoSo":"H1","LoaiDoiTuong":7,"NgayTiepNhan":"20261128083000"}"#.to_vec(),
-        )
-        .await,
-        422,
-        "SCHEMA_VIOLATION",
-    );
-    assert_eq!(
-        invalid["violations"][0]["field"], "/LoaiDoiTuong",
-        "{invalid}"
-    );
-    assert_eq!(invalid["code"], "invalid_argument");
-    problem(
-        post(
-            &http,
-            &hub.url("/v1/records/tax.filed"),
-            Some("q1-key"),
-            "application/json",
-            &[],
-            b"{}".to_vec(),
-        )
-        .await,
-        422,
-        "NO_ROUTE",
-    );
 
     // HTTP/2 too.
     let h2 = reqwest::Client::builder()

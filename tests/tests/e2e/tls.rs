@@ -118,6 +118,20 @@ fn settings(c: &Certificates, crl: std::path::PathBuf) -> TlsSettings {
     }
 }
 
+/// A hub over TLS with this test's certificates (the revoked one on its revocation list).
+async fn tls_hub() -> (TestHub, Certificates, String) {
+    let s = unique();
+    let c = certificates();
+    let crl = c.pki.crl(&[&c.revoked]);
+    let hub = TestHub::start_tls(
+        &kafka_bootstrap(),
+        &resources(&s, &c.reader),
+        settings(&c, crl),
+    )
+    .await;
+    (hub, c, s)
+}
+
 /// A kind of credentials: what it is, the certificate and key presented, and what Publish,
 /// Consume and Get answer.
 type Case<'a> = (&'a str, Option<&'a Issued>, Option<&'a str>, [&'a str; 3]);
@@ -200,15 +214,7 @@ async fn three_calls(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_service_answers_every_kind_of_credential_as_its_client_allows() {
-    let s = unique();
-    let c = certificates();
-    let crl = c.pki.crl(&[&c.revoked]);
-    let hub = TestHub::start_tls(
-        &kafka_bootstrap(),
-        &resources(&s, &c.reader),
-        settings(&c, crl),
-    )
-    .await;
+    let (hub, c, s) = tls_hub().await;
     let cases: [Case; 12] = [
         ("no credentials", None, None, ["Unauthenticated"; 3]),
         ("a wrong key", None, Some("nope"), ["Unauthenticated"; 3]),
@@ -535,15 +541,7 @@ async fn with_client_auth_required_a_key_alone_does_not_open_a_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_http_api_is_behind_the_same_tls_and_knows_clients_by_their_certificates() {
-    let s = unique();
-    let c = certificates();
-    let crl = c.pki.crl(&[&c.revoked]);
-    let hub = TestHub::start_tls(
-        &kafka_bootstrap(),
-        &resources(&s, &c.reader),
-        settings(&c, crl),
-    )
-    .await;
+    let (hub, c, _) = tls_hub().await;
     let url = format!(
         "https://localhost:{}/v1/records/dossier.sync",
         hub.addr.port()
