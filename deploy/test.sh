@@ -22,7 +22,7 @@ mkdir -p "$(dirname "$pyenv")"
 exec 8>"$pyenv.lock"
 flock 8  # two test runs at once must not both build it
 if ! cmp -s "$requirements" "$pyenv/requirements.txt" \
-  || ! "$pyenv/bin/python" -c 'import confluent_kafka, cloudevents.v1.kafka, schemathesis' 2>/dev/null; then
+  || ! "$pyenv/bin/python" -c 'import confluent_kafka, cloudevents.v1.kafka, schemathesis, selenium' 2>/dev/null; then
   if [[ -e "$pyenv" && ! -e "$pyenv/pyvenv.cfg" && -n "$(ls -A "$pyenv")" ]]; then
     echo "MEKONG_PYENV=$pyenv is a non-empty folder but no venv: not touching it" >&2
     exit 1
@@ -36,6 +36,20 @@ fi
 exec 8>&-
 MEKONG_TEST_PYTHON="$pyenv/bin/python"
 export MEKONG_TEST_PYTHON
+
+# The browser of the console tests (tests/tests/e2e/console.rs): Debian's chromium and its
+# chromedriver, installed when missing (as root, or through sudo). No browser is downloaded
+# from anywhere else.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  echo "test browser: installing Debian's chromium and chromium-driver" >&2
+  sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo=sudo
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >&2
+fi
+MEKONG_TEST_CHROMIUM="$(command -v chromium)"
+MEKONG_TEST_CHROMEDRIVER="$(command -v chromedriver)"
+export MEKONG_TEST_CHROMIUM MEKONG_TEST_CHROMEDRIVER
 
 # Build first, so the broker is not waiting idle through a cold compile.
 cargo test --workspace --no-run "$@"

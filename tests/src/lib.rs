@@ -169,7 +169,17 @@ pub fn standard_resources(suffix: &str) -> String {
 pub struct TestHub {
     pub addr: std::net::SocketAddr,
     pub bootstrap: String,
+    /// The metrics listener, where the console is, when the hub serves one.
+    pub metrics: Option<std::net::SocketAddr>,
     hub: Option<RunningHub>,
+}
+
+/// What a test hub serves beside its gateway.
+#[derive(Default)]
+struct Extras {
+    tls: Option<TlsSettings>,
+    /// A metrics listener with the console at /console.
+    console: Option<mekong_console::ConsoleConfig>,
 }
 
 impl TestHub {
@@ -214,7 +224,16 @@ impl TestHub {
         producer: ProducerSettings,
         policy: mekong_adapters::AdapterPolicy,
     ) -> TestHub {
-        TestHub::launch(bootstrap, store_topic, yaml, config, producer, policy, None).await
+        TestHub::launch(
+            bootstrap,
+            store_topic,
+            yaml,
+            config,
+            producer,
+            policy,
+            Extras::default(),
+        )
+        .await
     }
 
     /// Serves `yaml` (with a store of its own) over TLS as `tls` says.
@@ -227,7 +246,32 @@ impl TestHub {
             GatewayConfig::default(),
             ProducerSettings::default(),
             test_adapter_policy(),
-            Some(tls),
+            Extras {
+                tls: Some(tls),
+                console: None,
+            },
+        )
+        .await
+    }
+
+    /// Serves `yaml` (with a store of its own) and the console, on a metrics listener of its own.
+    pub async fn start_console(
+        bootstrap: &str,
+        yaml: &str,
+        console: mekong_console::ConsoleConfig,
+    ) -> TestHub {
+        let store_topic = format!("_mekong.resources.test-{}", unique());
+        TestHub::launch(
+            bootstrap,
+            &store_topic,
+            Some(yaml),
+            GatewayConfig::default(),
+            ProducerSettings::default(),
+            test_adapter_policy(),
+            Extras {
+                tls: None,
+                console: Some(console),
+            },
         )
         .await
     }
@@ -239,7 +283,7 @@ impl TestHub {
         config: GatewayConfig,
         producer: ProducerSettings,
         policy: mekong_adapters::AdapterPolicy,
-        tls: Option<TlsSettings>,
+        extras: Extras,
     ) -> TestHub {
         let hub = HubConfig {
             backbone: BackboneConfig::External {
@@ -263,13 +307,16 @@ impl TestHub {
             gateway: Some(GatewayListener {
                 listen: "127.0.0.1:0".parse().expect("an address"),
                 config,
-                tls,
+                tls: extras.tls,
             }),
             adapters: Some(policy),
-            metrics: None,
+            metrics: extras
+                .console
+                .map(|_| "127.0.0.1:0".parse().expect("an address")),
             metrics_tls: None,
             lineage: LineageConfig::None,
             evidence: Default::default(),
+            console: extras.console,
         }
         .start()
         .await
@@ -277,6 +324,7 @@ impl TestHub {
         TestHub {
             addr: hub.grpc_addr().expect("the hub serves gRPC"),
             bootstrap: bootstrap.to_owned(),
+            metrics: hub.metrics_addr(),
             hub: Some(hub),
         }
     }
@@ -382,6 +430,16 @@ pub fn record(record_type: &str, payload: &[u8]) -> PublishRequest {
 /// Where the tests keep adapter secrets (`file:` references), as a mounted secret would be.
 pub fn test_secrets_dir() -> PathBuf {
     std::env::temp_dir().join("mekong-test-secrets")
+}
+
+/// A secret written to a file of its own below [`test_secrets_dir`], as an adapter's `file:` value
+/// (a mounted secret). Each file is new: tests running at once never rewrite one another reads.
+pub fn secret_file(name: &str, value: &str) -> String {
+    let dir = test_secrets_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}-{}", unique()));
+    std::fs::write(&path, format!("{value}\n")).unwrap();
+    format!("file:{}", path.display())
 }
 
 /// What the tests' adapters may do: read secrets from [`test_secrets_dir`] and deliver to the

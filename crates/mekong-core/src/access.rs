@@ -16,6 +16,8 @@ pub enum Role {
     Subscriber,
     /// May manage resources.
     Admin,
+    /// May look at everything in the console (payloads excepted) and change nothing.
+    Auditor,
 }
 
 /// The SHA-256 digest of an API key.

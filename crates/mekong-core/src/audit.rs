@@ -46,6 +46,9 @@ pub enum AuditEvent {
     DeadLettered(DeliveryEvent),
     #[serde(rename = "delivery.replayed")]
     Replayed(DeliveryEvent),
+    /// A person signing in to the console (or refused), or out.
+    #[serde(rename = "console.session")]
+    ConsoleSession(SessionEvent),
 }
 
 impl AuditEvent {
@@ -62,6 +65,7 @@ impl AuditEvent {
             AuditEvent::Retried(_) => "delivery.retried",
             AuditEvent::DeadLettered(_) => "delivery.dead_lettered",
             AuditEvent::Replayed(_) => "delivery.replayed",
+            AuditEvent::ConsoleSession(_) => "console.session",
         }
     }
 
@@ -76,13 +80,16 @@ impl AuditEvent {
             | AuditEvent::Retried(e)
             | AuditEvent::DeadLettered(e)
             | AuditEvent::Replayed(e) => &e.time,
+            AuditEvent::ConsoleSession(e) => &e.time,
         }
     }
 
     /// The record the event is about, for events about records.
     pub fn record_id(&self) -> Option<&str> {
         match self {
-            AuditEvent::ResourceChanged(_) | AuditEvent::ResourceRejected(_) => None,
+            AuditEvent::ResourceChanged(_)
+            | AuditEvent::ResourceRejected(_)
+            | AuditEvent::ConsoleSession(_) => None,
             AuditEvent::RecordAccepted(e)
             | AuditEvent::RecordPlaced(e)
             | AuditEvent::RecordRejected(e)
@@ -97,7 +104,9 @@ impl AuditEvent {
     /// The partition key of the record the event is about, when known.
     pub fn key(&self) -> Option<&str> {
         let key = match self {
-            AuditEvent::ResourceChanged(_) | AuditEvent::ResourceRejected(_) => return None,
+            AuditEvent::ResourceChanged(_)
+            | AuditEvent::ResourceRejected(_)
+            | AuditEvent::ConsoleSession(_) => return None,
             AuditEvent::RecordAccepted(e)
             | AuditEvent::RecordPlaced(e)
             | AuditEvent::RecordRejected(e)
@@ -126,6 +135,7 @@ impl AuditEvent {
             AuditEvent::ResourceChanged(e) | AuditEvent::ResourceRejected(e) => {
                 format!("{}/{}", e.kind, e.name)
             }
+            AuditEvent::ConsoleSession(e) => format!("console/{}", e.client),
             _ => self.record_id().unwrap_or_default().to_owned(),
         };
         let value = self.to_json();
@@ -227,6 +237,27 @@ pub struct ResourceEvent {
     /// Why a rejected change was refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+}
+
+/// A console session begun, refused or ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionEvent {
+    pub time: String,
+    /// The client whose key was presented; empty when the key identified none.
+    pub client: String,
+    /// `signed_in`, `refused` or `signed_out`.
+    pub outcome: String,
+    /// The console role of the session (`admin`, `auditor`), when one began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// The address the request came from.
+    pub address: String,
+    /// Why a sign-in was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authenticated: Option<AuthenticatedBy>,
 }
 
 /// What happened to one delivery of a record by an adapter.

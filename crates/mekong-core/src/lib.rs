@@ -30,7 +30,7 @@ pub use access::{ApiKeyHash, Role, hash_api_key};
 pub use adapter::{Adapter, RetryPolicy, adapter_group, check_secret_ref};
 pub use audit::{
     AUDIT_TOPIC, Actor, AuditEvent, DeliveryEvent, PlacedCopy, RecordEvent, ResourceEvent,
-    audit_headers,
+    SessionEvent, audit_headers,
 };
 pub use catalog::{Catalog, CatalogError, Client, RecordType, Route};
 pub use cloudevents::{CloudEvent, is_traceparent};
@@ -45,7 +45,7 @@ pub use rejection::{Rejection, RejectionKind, Violation, excerpt};
 pub use resource::{
     AdapterSpec, AdapterTlsSpec, AdapterType, AuthSpec, ClientLimits, ClientSpec, Compatibility,
     DestinationSpec, Document, Key, Kind, MatchSpec, RecordTypeSpec, Resource, ResourceError,
-    RetrySpec, RouteSpec, parse_documents,
+    RetrySpec, RouteSpec, parse_documents, yaml_text,
 };
 pub use state::{Change, Outcome, Plan, Proposal, ResourceState, Stored, Verdict};
 pub use topic::{INTERNAL_TOPIC_PREFIX, check_group_name, check_topic_name, subscription_group};

@@ -582,6 +582,31 @@ fn typed<T: DeserializeOwned>(value: Value) -> Result<T, (String, String)> {
     })
 }
 
+/// A JSON value (a resource as stored) as YAML text, as people read resources: members keep their
+/// order, numbers their exact text.
+pub fn yaml_text(value: &Value) -> String {
+    serde_norway::to_string(&to_yaml(value)).expect("YAML values serialize")
+}
+
+fn to_yaml(value: &Value) -> serde_norway::Value {
+    use serde_norway::Value as Y;
+    match value {
+        Value::Null => Y::Null,
+        Value::Bool(b) => Y::Bool(*b),
+        Value::Number(n) => {
+            let text = n.to_string();
+            serde_norway::from_str(&text).unwrap_or(Y::String(text))
+        }
+        Value::String(s) => Y::String(s.clone()),
+        Value::Array(items) => Y::Sequence(items.iter().map(to_yaml).collect()),
+        Value::Object(map) => Y::Mapping(
+            map.iter()
+                .map(|(k, v)| (Y::String(k.clone()), to_yaml(v)))
+                .collect(),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -700,5 +725,17 @@ publish: [dossier.sync]
             "kind: RecordType\nname: x\nschema: {type: object, properties: {a: &s {type: string}, b: *s}}\n",
         );
         assert_eq!((docs.len(), errors.len()), (1, 0));
+    }
+
+    #[test]
+    fn yaml_output_keeps_order_and_exact_numbers() {
+        let value: Value = serde_json::from_str(
+            r#"{"kind":"RecordType","name":"x","schema":{"type":"object","maximum":12345678901234567890,"multipleOf":0.5}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            yaml_text(&value),
+            "kind: RecordType\nname: x\nschema:\n  type: object\n  maximum: 12345678901234567890\n  multipleOf: 0.5\n"
+        );
     }
 }

@@ -154,6 +154,7 @@ impl Need {
             Need::Role(Role::Publisher) => (client.has_role(Role::Publisher), "publisher"),
             Need::Role(Role::Subscriber) => (client.has_role(Role::Subscriber), "subscriber"),
             Need::Role(Role::Admin) => (client.has_role(Role::Admin), "admin"),
+            Need::Role(Role::Auditor) => (client.has_role(Role::Auditor), "auditor"),
             Need::Reader => (
                 client.has_role(Role::Subscriber) || client.has_role(Role::Admin),
                 "subscriber",

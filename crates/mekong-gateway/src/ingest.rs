@@ -392,6 +392,7 @@ impl Ingest {
         };
         match result {
             Ok(response) => {
+                metrics.accepted_all.inc();
                 metrics
                     .accepted
                     .get_or_create(&RecordLabels {
@@ -410,6 +411,7 @@ impl Ingest {
                 metrics.published("accepted", took);
             }
             Err(e) => {
+                metrics.rejected_all.inc();
                 metrics
                     .rejected
                     .get_or_create(&RejectedLabels {

@@ -69,6 +69,10 @@ pub struct GatewayMetrics {
     pub(crate) judge_overruns: Counter,
     pub tls_reload_failures: Counter,
     pub(crate) quota_throttled: Family<QuotaLabels, Counter>,
+    /// Records accepted and refused, all labels together (for the console's overview; not
+    /// exported: the families above are).
+    pub(crate) accepted_all: Counter,
+    pub(crate) rejected_all: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -98,6 +102,8 @@ impl Default for GatewayMetrics {
             judge_overruns: Counter::default(),
             tls_reload_failures: Counter::default(),
             quota_throttled: Family::default(),
+            accepted_all: Counter::default(),
+            rejected_all: Counter::default(),
         }
     }
 }
@@ -219,6 +225,11 @@ impl GatewayMetrics {
             }
         };
         (report, clear)
+    }
+
+    /// Records accepted and refused since the start.
+    pub fn totals(&self) -> (u64, u64) {
+        (self.accepted_all.get(), self.rejected_all.get())
     }
 
     pub(crate) fn published(&self, outcome: &'static str, took: Duration) {

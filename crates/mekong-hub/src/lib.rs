@@ -107,6 +107,9 @@ pub struct HubConfig {
     pub lineage: LineageConfig,
     /// Sealed audit events and, with a signing key, the notary.
     pub evidence: EvidenceConfig,
+    /// The administrators' console at `/console` on the metrics listener (cookies `Secure` when
+    /// that listener serves TLS).
+    pub console: Option<mekong_console::ConsoleConfig>,
 }
 
 /// The evidence of the audit trail (docs/evidence.md).
@@ -170,6 +173,7 @@ impl Default for HubConfig {
             metrics_tls: None,
             lineage: LineageConfig::None,
             evidence: EvidenceConfig::default(),
+            console: None,
         }
     }
 }
@@ -436,6 +440,30 @@ impl HubConfig {
                 if let Some(notary) = &notary {
                     notary.register(&mut registry);
                 }
+                let console = self.console.map(|config| {
+                    let counts = self.gateway.as_ref().map(|_| {
+                        let metrics = gateway_metrics.clone();
+                        Arc::new(move || {
+                            let (accepted, rejected) = metrics.totals();
+                            mekong_console::Counts { accepted, rejected }
+                        })
+                            as Arc<dyn Fn() -> mekong_console::Counts + Send + Sync>
+                    });
+                    mekong_console::router(mekong_console::ConsoleParts {
+                        catalog: Arc::clone(&catalog),
+                        changes: mekong_control::Changes {
+                            store: Arc::clone(&store),
+                            backbone: Arc::clone(&backbone),
+                            topics,
+                        },
+                        producer: producer.clone(),
+                        counts,
+                        config: mekong_console::ConsoleConfig {
+                            secure_cookies: metrics_tls.is_some(),
+                            ..config
+                        },
+                    })
+                });
                 let observed = observe::Observed {
                     registry,
                     gateway: self.gateway.as_ref().map(|_| gateway_metrics.clone()),
@@ -454,6 +482,7 @@ impl HubConfig {
                     listener,
                     metrics_tls.clone(),
                     observed,
+                    console,
                     async move {
                         let _ = stop.wait_for(|s| *s).await;
                     },

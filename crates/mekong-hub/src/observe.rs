@@ -1,15 +1,17 @@
 //! What operators and orchestrators look at over HTTP: `/metrics` (Prometheus text format),
 //! `/healthz` (the process runs) and `/readyz` (it can serve: Kafka answers and the resource store is
-//! read to its end).
+//! read to its end); and the administrators' console under `/console` (`mekong-console`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
+use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::serve::IncomingStream;
 use mekong_gateway::GatewayMetrics;
 use mekong_gateway::tls::TlsConfig;
 use mekong_kafka::{Notary, Producer, Store};
@@ -84,13 +86,32 @@ pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     tls: Option<Arc<TlsConfig>>,
     observed: Observed,
+    console: Option<Router>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .with_state(Arc::new(observed));
+    if let Some(console) = console {
+        // The peer's address reaches the console's handlers: it slows addresses that guess keys.
+        let console = console.layer(axum::middleware::map_request(
+            |mut request: axum::extract::Request| async move {
+                if let Some(ConnectInfo(PeerAddr(addr))) =
+                    request.extensions().get::<ConnectInfo<PeerAddr>>().copied()
+                {
+                    request.extensions_mut().insert(mekong_console::Peer(addr));
+                }
+                request
+            },
+        ));
+        app = app.nest(mekong_console::BASE, console).route(
+            "/console/",
+            get(|| async { axum::response::Redirect::permanent(mekong_console::BASE) }),
+        );
+    }
+    let app = app.into_make_service_with_connect_info::<PeerAddr>();
     match tls {
         None => {
             axum::serve(listener, app)
@@ -107,6 +128,22 @@ pub(crate) async fn serve(
                 .with_graceful_shutdown(shutdown)
                 .await
         }
+    }
+}
+
+/// The peer of a connection to the metrics listener, plain or TLS.
+#[derive(Debug, Clone, Copy)]
+struct PeerAddr(std::net::SocketAddr);
+
+impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, tokio::net::TcpListener>) -> PeerAddr {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> PeerAddr {
+        PeerAddr(*stream.remote_addr())
     }
 }
 

@@ -12,23 +12,13 @@ use mekong_proto::v1::{
 };
 use mekong_tests::targets::{Reply, SESSION_EXPIRED, Target};
 use mekong_tests::{
-    TestHub, authed, citizen_dossier, header, kafka_bootstrap, read_records, record,
+    TestHub, authed, citizen_dossier, header, kafka_bootstrap, read_records, record, secret_file,
     standard_resources, unique,
 };
 use serde_json::{Value, json};
 use tonic::Code;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// Secrets for the adapters, in files (`file:` references), as a mounted secret would be. Each
-/// file is new (a unique name): tests running at once never rewrite a file another one reads.
-fn secret_file(name: &str, value: &str) -> String {
-    let dir = mekong_tests::test_secrets_dir();
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{name}-{}", mekong_tests::unique()));
-    std::fs::write(&path, format!("{value}\n")).unwrap();
-    format!("file:{}", path.display())
-}
 
 /// The standard resources, a dossier.progress type routed to its own topic, and a portal adapter
 /// reading the national dossier topic and the progress topic.

@@ -5,6 +5,7 @@
 mod adapters;
 mod admin;
 mod broker_down;
+mod console;
 mod hostile;
 mod http;
 mod interop;

@@ -43,6 +43,8 @@ pub struct RunArgs {
     policy: AdapterPolicyArgs,
     #[command(flatten)]
     audit: super::evidence::AuditKeyArgs,
+    #[command(flatten)]
+    console: super::console::ConsoleArgs,
 }
 
 impl RunArgs {
@@ -68,6 +70,7 @@ impl RunArgs {
                 audit_key: self.audit.key()?,
                 notary: None,
             },
+            console: self.console.config(),
             ..HubConfig::default()
         })
     }

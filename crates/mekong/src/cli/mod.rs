@@ -7,6 +7,7 @@
 pub mod adapters;
 pub mod apply;
 pub mod check;
+pub mod console;
 pub mod delete;
 pub mod dev_certs;
 pub mod diff;

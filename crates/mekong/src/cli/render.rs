@@ -27,28 +27,8 @@ pub(super) fn yaml_of_json(text: &str) -> String {
         return String::new();
     }
     match serde_json::from_str::<Value>(text) {
-        Ok(value) => serde_norway::to_string(&to_yaml(&value)).unwrap_or_else(|_| text.to_owned()),
+        Ok(value) => mekong_core::yaml_text(&value),
         Err(_) => text.to_owned(),
-    }
-}
-
-/// serde_json values (with exact-number support) as YAML values: numbers keep their text.
-fn to_yaml(value: &Value) -> serde_norway::Value {
-    use serde_norway::Value as Y;
-    match value {
-        Value::Null => Y::Null,
-        Value::Bool(b) => Y::Bool(*b),
-        Value::Number(n) => {
-            let text = n.to_string();
-            serde_norway::from_str(&text).unwrap_or(Y::String(text))
-        }
-        Value::String(s) => Y::String(s.clone()),
-        Value::Array(items) => Y::Sequence(items.iter().map(to_yaml).collect()),
-        Value::Object(map) => Y::Mapping(
-            map.iter()
-                .map(|(k, v)| (Y::String(k.clone()), to_yaml(v)))
-                .collect(),
-        ),
     }
 }
 

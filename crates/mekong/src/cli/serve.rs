@@ -59,6 +59,8 @@ pub struct ServeArgs {
     audit: AuditKeyArgs,
     #[command(flatten)]
     notary: NotaryArgs,
+    #[command(flatten)]
+    console: super::console::ConsoleArgs,
 }
 
 /// Who the audit trail names for changes made by seeding at start.
@@ -115,6 +117,7 @@ impl ServeArgs {
                 (None, false) => LineageConfig::None,
             },
             evidence: Default::default(),
+            console: self.console.config(),
         }
     }
 

@@ -92,6 +92,7 @@ fn describe(event: &AuditEvent) -> String {
             }
             line
         }
+        AuditEvent::ConsoleSession(e) => format!("console {} of {}", e.outcome, e.client),
         AuditEvent::Replayed(e) => format!(
             "adapter {}, by {}",
             e.adapter,

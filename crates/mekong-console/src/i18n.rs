@@ -1,0 +1,196 @@
+//! Every label of the console, in Vietnamese (the default) and English. A label is a variant of
+//! [`L`]: one without both texts does not compile.
+
+/// The language a page is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    #[default]
+    Vi,
+    En,
+}
+
+impl Lang {
+    /// `vi` or `en`, as the cookie and the `lang` attribute say.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Vi => "vi",
+            Lang::En => "en",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Lang> {
+        match code {
+            "vi" => Some(Lang::Vi),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    /// The other one: what the switch offers.
+    pub fn other(self) -> Lang {
+        match self {
+            Lang::Vi => Lang::En,
+            Lang::En => Lang::Vi,
+        }
+    }
+
+    pub fn t(self, label: L) -> &'static str {
+        let (vi, en) = label.texts();
+        match self {
+            Lang::Vi => vi,
+            Lang::En => en,
+        }
+    }
+}
+
+/// The console's labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L {
+    Title,
+    SignIn,
+    SignInHint,
+    ApiKey,
+    SignOut,
+    SignedInAs,
+    WrongKey,
+    NoConsoleRole,
+    TooManyFailures,
+    SessionExpired,
+    Language,
+    Overview,
+    Resources,
+    Adapters,
+    Instance,
+    Ready,
+    NotReady,
+    Kafka,
+    Reachable,
+    Unreachable,
+    RecordsAccepted,
+    RecordsRejected,
+    LastHour,
+    PerMinute,
+    RecordTypes,
+    Routes,
+    Clients,
+    Kind,
+    Name,
+    Description,
+    Version,
+    ChangedBy,
+    ChangedAt,
+    Search,
+    All,
+    Nothing,
+    State,
+    Running,
+    Paused,
+    Pause,
+    Resume,
+    Confirm,
+    ConfirmPause,
+    ConfirmResume,
+    Done,
+    ReadOnly,
+    Refused,
+    Back,
+    AdapterType,
+    Target,
+    NoSuchResource,
+}
+
+impl L {
+    fn texts(self) -> (&'static str, &'static str) {
+        match self {
+            L::Title => ("Bảng điều khiển Mekong", "Mekong console"),
+            L::SignIn => ("Đăng nhập", "Sign in"),
+            L::SignInHint => (
+                "Dán khóa API của tài khoản quản trị hoặc kiểm toán.",
+                "Paste the API key of an admin or auditor client.",
+            ),
+            L::ApiKey => ("Khóa API", "API key"),
+            L::SignOut => ("Đăng xuất", "Sign out"),
+            L::SignedInAs => ("Đăng nhập với", "Signed in as"),
+            L::WrongKey => (
+                "Khóa không đúng: không khách hàng nào giữ khóa này.",
+                "Wrong key: no client holds this key.",
+            ),
+            L::NoConsoleRole => (
+                "Khách hàng này không có vai trò admin hay auditor.",
+                "This client has neither the admin nor the auditor role.",
+            ),
+            L::TooManyFailures => (
+                "Quá nhiều lần đăng nhập sai từ địa chỉ này; hãy thử lại sau",
+                "Too many failed sign-ins from this address; try again in",
+            ),
+            L::SessionExpired => (
+                "Phiên làm việc đã hết hạn; hãy đăng nhập lại.",
+                "Your session has ended; sign in again.",
+            ),
+            L::Language => ("English", "Tiếng Việt"),
+            L::Overview => ("Tổng quan", "Overview"),
+            L::Resources => ("Tài nguyên", "Resources"),
+            L::Adapters => ("Bộ chuyển đổi", "Adapters"),
+            L::Instance => ("Phiên bản chạy này", "This instance"),
+            L::Ready => ("Sẵn sàng", "Ready"),
+            L::NotReady => ("Chưa sẵn sàng", "Not ready"),
+            L::Kafka => ("Kafka", "Kafka"),
+            L::Reachable => ("kết nối được", "reachable"),
+            L::Unreachable => ("không kết nối được", "unreachable"),
+            L::RecordsAccepted => ("Bản ghi được nhận", "Records accepted"),
+            L::RecordsRejected => ("Bản ghi bị từ chối", "Records rejected"),
+            L::LastHour => ("trong giờ qua", "in the last hour"),
+            L::PerMinute => ("mỗi phút", "per minute"),
+            L::RecordTypes => ("Loại bản ghi", "Record types"),
+            L::Routes => ("Tuyến", "Routes"),
+            L::Clients => ("Khách hàng", "Clients"),
+            L::Kind => ("Loại", "Kind"),
+            L::Name => ("Tên", "Name"),
+            L::Description => ("Mô tả", "Description"),
+            L::Version => ("Phiên bản", "Version"),
+            L::ChangedBy => ("Người thay đổi", "Changed by"),
+            L::ChangedAt => ("Thời điểm thay đổi", "Changed at"),
+            L::Search => ("Tìm", "Search"),
+            L::All => ("Tất cả", "All"),
+            L::Nothing => ("Không có gì.", "Nothing."),
+            L::State => ("Trạng thái", "State"),
+            L::Running => ("đang chạy", "running"),
+            L::Paused => ("tạm dừng", "paused"),
+            L::Pause => ("Tạm dừng", "Pause"),
+            L::Resume => ("Tiếp tục", "Resume"),
+            L::Confirm => ("Tôi xác nhận", "I confirm"),
+            L::ConfirmPause => (
+                "Tạm dừng: bản ghi chờ trong Kafka, không mất gì, trên mọi phiên bản.",
+                "Pause: records wait in Kafka, nothing is lost, on every instance.",
+            ),
+            L::ConfirmResume => (
+                "Tiếp tục: bản ghi đang chờ sẽ được gửi theo thứ tự.",
+                "Resume: the waiting records are delivered in order.",
+            ),
+            L::Done => ("Đã xong.", "Done."),
+            L::ReadOnly => (
+                "Vai trò kiểm toán: chỉ xem, không thay đổi.",
+                "Auditor role: you may look, not change.",
+            ),
+            L::Refused => ("Bị từ chối", "Refused"),
+            L::Back => ("Quay lại", "Back"),
+            L::AdapterType => ("Kiểu", "Type"),
+            L::Target => ("Nguồn bản ghi", "Reads"),
+            L::NoSuchResource => ("Không có tài nguyên này.", "No such resource."),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vietnamese_is_the_default_and_each_language_has_its_text() {
+        assert_eq!(Lang::default(), Lang::Vi);
+        assert_eq!(Lang::Vi.t(L::SignIn), "Đăng nhập");
+        assert_eq!(Lang::En.t(L::SignIn), "Sign in");
+        assert_eq!(Lang::parse("en"), Some(Lang::En));
+        assert_eq!(Lang::parse("fr"), None);
+    }
+}

@@ -1,0 +1,167 @@
+//! Adapters: each one's state and what it reads, and, for admins, pausing and resuming it (for a
+//! maintenance window at the national portal): stored as the adapter's `paused`, so every
+//! instance obeys; records wait in Kafka. The change is made as the person's client and audited
+//! as `pause` / `resume`, exactly as `mekong adapters pause` does.
+
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
+use mekong_core::{Actor, AdapterType};
+use mekong_kafka::StoreError;
+use serde::Deserialize;
+use tracing::info;
+
+use super::{encode, may_change, page, refusal, signed_in};
+use crate::i18n::L;
+use crate::session::ConsoleRole;
+use crate::{BASE, Console, lang_of};
+
+#[derive(Deserialize)]
+pub(crate) struct Shown {
+    done: Option<String>,
+}
+
+pub(crate) async fn list(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    Query(shown): Query<Shown>,
+) -> Response {
+    let (_, session) = match signed_in(&console, &headers, &uri) {
+        Ok(signed) => signed,
+        Err(to_sign_in) => return *to_sign_in,
+    };
+    let lang = lang_of(&headers);
+    let catalog = console.parts.catalog.load();
+    let admin = session.role == ConsoleRole::Admin;
+    let body = html! {
+        @if let Some(done) = &shown.done { p.ok #done { (lang.t(L::Done)) " " (done) } }
+        @if !admin { p #read-only { (lang.t(L::ReadOnly)) } }
+        @if catalog.adapters().next().is_none() { p { (lang.t(L::Nothing)) } }
+        @else {
+            table #adapters {
+                tr {
+                    th { (lang.t(L::Name)) } th { (lang.t(L::AdapterType)) } th { (lang.t(L::Target)) }
+                    th { (lang.t(L::State)) }
+                    @if admin { th {} }
+                }
+                @for adapter in catalog.adapters() {
+                    @let spec = &adapter.spec;
+                    @let (action, label, warning) = if spec.paused {
+                        ("resume", L::Resume, L::ConfirmResume)
+                    } else {
+                        ("pause", L::Pause, L::ConfirmPause)
+                    };
+                    tr id={ "adapter-" (spec.name) } {
+                        td { (spec.name) }
+                        td { (match spec.target { AdapterType::Dvcqg => "dvcqg", AdapterType::Webhook => "webhook" }) }
+                        td { (spec.from.join(", ")) }
+                        @if spec.paused { td.paused.state { (lang.t(L::Paused)) } } @else { td.ok.state { (lang.t(L::Running)) } }
+                        @if admin {
+                            td {
+                                form.inline method="post" action={ (BASE) "/adapters/" (encode(&spec.name)) "/" (action) } {
+                                    input type="hidden" name="csrf" value=(session.csrf);
+                                    label title=(lang.t(warning)) {
+                                        input type="checkbox" name="confirm" value="yes" required;
+                                        " " (lang.t(L::Confirm))
+                                    }
+                                    button.action type="submit" { (lang.t(label)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let here = format!("{BASE}/adapters");
+    page(lang, Some(&session), &here, lang.t(L::Adapters), body).into_response()
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Change {
+    csrf: String,
+    confirm: Option<String>,
+}
+
+pub(crate) async fn set_paused(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    Path((name, action)): Path<(String, String)>,
+    Form(change): Form<Change>,
+) -> Response {
+    let session = match may_change(&console, &headers, &uri, &change.csrf) {
+        Ok(session) => session,
+        Err(refused) => return *refused,
+    };
+    let lang = lang_of(&headers);
+    let paused = match action.as_str() {
+        "pause" => true,
+        "resume" => false,
+        _ => {
+            return refusal(
+                lang,
+                Some(&session),
+                StatusCode::NOT_FOUND,
+                lang.t(L::NoSuchResource),
+            );
+        }
+    };
+    if change.confirm.as_deref() != Some("yes") {
+        return refusal(
+            lang,
+            Some(&session),
+            StatusCode::BAD_REQUEST,
+            lang.t(L::Confirm),
+        );
+    }
+    let actor = Actor {
+        name: session.client.clone(),
+        authenticated: Some(session.by.clone()),
+    };
+    match console
+        .parts
+        .changes
+        .set_adapter_paused(&name, paused, &actor)
+        .await
+    {
+        Ok(Some(applied)) if applied.plan.problems.is_empty() => {
+            info!(adapter = %name, %action, client = %session.client, "console: adapter changed");
+            Redirect::to(&format!("{BASE}/adapters?done={}", encode(&name))).into_response()
+        }
+        Ok(Some(applied)) => {
+            let problems: Vec<String> = applied
+                .plan
+                .problems
+                .iter()
+                .map(|p| p.to_string())
+                .collect();
+            refusal(
+                lang,
+                Some(&session),
+                StatusCode::CONFLICT,
+                &problems.join("; "),
+            )
+        }
+        Ok(None) => refusal(
+            lang,
+            Some(&session),
+            StatusCode::NOT_FOUND,
+            lang.t(L::NoSuchResource),
+        ),
+        Err(e @ StoreError::Concurrent) => {
+            refusal(lang, Some(&session), StatusCode::CONFLICT, &e.to_string())
+        }
+        Err(e) => refusal(
+            lang,
+            Some(&session),
+            StatusCode::SERVICE_UNAVAILABLE,
+            &e.to_string(),
+        ),
+    }
+}

@@ -1,0 +1,220 @@
+//! The pages, and what they share: the layout, the signed-in person (or the way to sign-in), the
+//! language switch, the style sheet.
+
+pub(crate) mod adapters;
+pub(crate) mod overview;
+pub(crate) mod resources;
+pub(crate) mod signin;
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{DOCTYPE, Markup, html};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Deserialize;
+
+use crate::i18n::{L, Lang};
+use crate::session::{Session, same_token};
+use crate::{BASE, Console, LANG_COOKIE, SESSION_COOKIE, cookie, lang_of};
+
+/// A page in the console's frame: navigation, who is signed in, the language switch.
+pub(crate) fn page(
+    lang: Lang,
+    session: Option<&Session>,
+    here: &str,
+    title: &str,
+    body: Markup,
+) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang=(lang.code()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · " (lang.t(L::Title)) }
+                link rel="stylesheet" href={ (BASE) "/style.css" };
+            }
+            body {
+                header {
+                    strong.brand { (lang.t(L::Title)) }
+                    @if session.is_some() {
+                        nav {
+                            a href=(BASE) { (lang.t(L::Overview)) }
+                            a href={ (BASE) "/resources" } { (lang.t(L::Resources)) }
+                            a href={ (BASE) "/adapters" } { (lang.t(L::Adapters)) }
+                        }
+                    }
+                    div.who {
+                        @if let Some(s) = session {
+                            span { (lang.t(L::SignedInAs)) " " strong #who { (s.client) } " (" span #role { (s.role.name()) } ")" }
+                            form method="post" action={ (BASE) "/sign-out" } {
+                                input type="hidden" name="csrf" value=(s.csrf);
+                                button #sign-out type="submit" { (lang.t(L::SignOut)) }
+                            }
+                        }
+                        a #lang href={ (BASE) "/lang/" (lang.other().code()) "?next=" (encode(here)) } { (lang.t(L::Language)) }
+                    }
+                }
+                main {
+                    h1 { (title) }
+                    (body)
+                }
+            }
+        }
+    }
+}
+
+/// The signed-in person of a request, checked against the current catalog; otherwise the way to
+/// sign in, back to this page afterwards.
+pub(crate) fn signed_in(
+    console: &Console,
+    headers: &HeaderMap,
+    uri: &Uri,
+) -> Result<(String, Session), Box<Response>> {
+    let token = cookie(headers, SESSION_COOKIE);
+    let session = token
+        .and_then(|t| console.sessions.get(t))
+        .and_then(|s| s.recheck(&console.parts.catalog.load()));
+    match (token, session) {
+        (Some(token), Some(session)) => Ok((token.to_owned(), session)),
+        (token, _) => {
+            if let Some(token) = token {
+                console.sessions.end(token);
+            }
+            let next = uri.path_and_query().map_or(BASE, |p| p.as_str());
+            let expired = if token.is_some() { "&expired=1" } else { "" };
+            Err(Box::new(
+                Redirect::to(&format!("{BASE}/sign-in?next={}{expired}", encode(next)))
+                    .into_response(),
+            ))
+        }
+    }
+}
+
+/// A change's session: signed in, an admin, and the form's CSRF token its own.
+pub(crate) fn may_change(
+    console: &Console,
+    headers: &HeaderMap,
+    uri: &Uri,
+    csrf: &str,
+) -> Result<Session, Box<Response>> {
+    let (_, session) = signed_in(console, headers, uri)?;
+    let lang = lang_of(headers);
+    if !same_token(csrf, &session.csrf) {
+        return Err(Box::new(refusal(
+            lang,
+            Some(&session),
+            StatusCode::FORBIDDEN,
+            "the form is stale or forged (CSRF token); reload the page",
+        )));
+    }
+    if session.role != crate::ConsoleRole::Admin {
+        return Err(Box::new(refusal(
+            lang,
+            Some(&session),
+            StatusCode::FORBIDDEN,
+            lang.t(L::ReadOnly),
+        )));
+    }
+    Ok(session)
+}
+
+/// A page that says why something was not done.
+pub(crate) fn refusal(
+    lang: Lang,
+    session: Option<&Session>,
+    status: StatusCode,
+    why: &str,
+) -> Response {
+    let body = html! {
+        p.error #refusal { (why) }
+        p { a href=(BASE) { (lang.t(L::Back)) } }
+    };
+    (status, page(lang, session, BASE, lang.t(L::Refused), body)).into_response()
+}
+
+/// A path under [`BASE`] to come back to; anything else is the overview.
+pub(crate) fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if (n == BASE
+                || n.starts_with(&format!("{BASE}/"))
+                || n.starts_with(&format!("{BASE}?")))
+                && !n.contains('\\') =>
+        {
+            n.to_owned()
+        }
+        _ => BASE.to_owned(),
+    }
+}
+
+pub(crate) fn encode(text: &str) -> String {
+    utf8_percent_encode(text, NON_ALPHANUMERIC).to_string()
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Next {
+    next: Option<String>,
+}
+
+/// `/lang/{vi|en}?next=...`: the language cookie, then back.
+pub(crate) async fn language(
+    State(console): State<Arc<Console>>,
+    Path(code): Path<String>,
+    Query(next): Query<Next>,
+) -> Response {
+    let lang = Lang::parse(&code).unwrap_or_default();
+    let secure = if console.parts.config.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{LANG_COOKIE}={}; Path={BASE}; Max-Age=31536000; SameSite=Strict; HttpOnly{secure}",
+        lang.code()
+    );
+    let mut response = Redirect::to(&safe_next(next.next.as_deref())).into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+pub(crate) async fn not_found(headers: HeaderMap) -> Response {
+    let lang = lang_of(&headers);
+    refusal(lang, None, StatusCode::NOT_FOUND, lang.t(L::NoSuchResource))
+}
+
+pub(crate) async fn style() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response()
+}
+
+/// The whole style sheet: system fonts only (no font files to fetch).
+const STYLE: &str = r#"
+* { box-sizing: border-box; }
+body { margin: 0; font: 15px/1.5 system-ui, "Segoe UI", Roboto, "Noto Sans", sans-serif; color: #1b2430; background: #f5f7fa; }
+header { display: flex; gap: 2em; align-items: center; padding: .6em 1.5em; background: #0b4f6c; color: #fff; flex-wrap: wrap; }
+header a { color: #fff; }
+header nav a { margin-right: 1.2em; text-decoration: none; font-weight: 600; }
+header .who { margin-left: auto; display: flex; gap: 1em; align-items: center; }
+header form { display: inline; margin: 0; }
+main { padding: 1em 1.5em 3em; max-width: 72em; }
+h1 { font-size: 1.4em; margin: .4em 0 .8em; }
+h2 { font-size: 1.1em; margin-top: 1.6em; }
+table { border-collapse: collapse; width: 100%; background: #fff; }
+th, td { text-align: left; padding: .4em .7em; border-bottom: 1px solid #dde3ea; vertical-align: top; }
+th { background: #e8eef4; }
+pre { background: #fff; border: 1px solid #dde3ea; padding: 1em; overflow: auto; }
+.cards { display: flex; gap: 1em; flex-wrap: wrap; }
+.card { background: #fff; border: 1px solid #dde3ea; padding: .8em 1.2em; min-width: 12em; }
+.card .n { font-size: 1.8em; font-weight: 700; }
+.ok { color: #1d7a3a; font-weight: 600; }
+.bad, .error { color: #b3261e; font-weight: 600; }
+.paused { color: #a05a00; font-weight: 600; }
+button { font: inherit; padding: .3em .9em; cursor: pointer; }
+input[type=password], input[type=search] { font: inherit; padding: .35em; min-width: 22em; }
+form.inline { display: flex; gap: .6em; align-items: center; margin: 0; }
+svg .accepted { fill: #2e8b57; } svg .rejected { fill: #c0392b; }
+"#;

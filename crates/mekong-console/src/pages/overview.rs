@@ -1,0 +1,131 @@
+//! The overview: whether this instance can serve (Kafka answers, the resource store is read), the
+//! records accepted and refused per minute over the last hour (sampled in memory from the
+//! gateway's own counters), what the catalog holds, and each adapter's state.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::{IntoResponse, Response};
+use maud::{Markup, html};
+
+use super::{page, signed_in};
+use crate::i18n::{L, Lang};
+use crate::{BASE, Console, Counts, lang_of};
+
+/// How long the overview waits for the resource store to answer.
+const READY_WITHIN: Duration = Duration::from_secs(3);
+
+async fn render(console: &Console, headers: &HeaderMap, uri: &Uri) -> Response {
+    let (_, session) = match signed_in(console, headers, uri) {
+        Ok(signed) => signed,
+        Err(to_sign_in) => return *to_sign_in,
+    };
+    let lang = lang_of(headers);
+    let ready = matches!(
+        tokio::time::timeout(READY_WITHIN, console.parts.changes.store.sync()).await,
+        Ok(Ok(_))
+    );
+    let catalog = console.parts.catalog.load();
+    let (types, routes, clients) = catalog.counts();
+    let adapters: Vec<(String, bool)> = catalog
+        .adapters()
+        .map(|a| (a.spec.name.clone(), a.spec.paused))
+        .collect();
+    let samples = console.sample();
+    let body = html! {
+        h2 { (lang.t(L::Instance)) }
+        div.cards {
+            div.card {
+                div { (lang.t(L::State)) }
+                @if ready { div.n.ok #ready { (lang.t(L::Ready)) } } @else { div.n.bad #ready { (lang.t(L::NotReady)) } }
+            }
+            div.card {
+                div { (lang.t(L::Kafka)) }
+                @if ready { div.n.ok #kafka { (lang.t(L::Reachable)) } } @else { div.n.bad #kafka { (lang.t(L::Unreachable)) } }
+            }
+            @if let Some(samples) = &samples {
+                @let (first, last) = (samples.first().map(|s| s.1).unwrap_or_default(), samples.last().map(|s| s.1).unwrap_or_default());
+                div.card {
+                    div { (lang.t(L::RecordsAccepted)) }
+                    div.n #accepted-total { (last.accepted) }
+                    div { (last.accepted.saturating_sub(first.accepted)) " " (lang.t(L::LastHour)) }
+                }
+                div.card {
+                    div { (lang.t(L::RecordsRejected)) }
+                    div.n #rejected-total { (last.rejected) }
+                    div { (last.rejected.saturating_sub(first.rejected)) " " (lang.t(L::LastHour)) }
+                }
+            }
+        }
+        @if let Some(samples) = &samples {
+            h2 { (lang.t(L::RecordsAccepted)) " / " (lang.t(L::RecordsRejected)) ", " (lang.t(L::PerMinute)) }
+            (chart(samples))
+        }
+        h2 { (lang.t(L::Resources)) }
+        div.cards {
+            div.card { div { (lang.t(L::RecordTypes)) } div.n #record-types { (types) } }
+            div.card { div { (lang.t(L::Routes)) } div.n #routes { (routes) } }
+            div.card { div { (lang.t(L::Clients)) } div.n #clients { (clients) } }
+            div.card { div { (lang.t(L::Adapters)) } div.n #adapter-count { (adapters.len()) } }
+        }
+        h2 { (lang.t(L::Adapters)) }
+        (adapter_states(lang, &adapters))
+    };
+    page(lang, Some(&session), BASE, lang.t(L::Overview), body).into_response()
+}
+
+pub(crate) async fn show(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+) -> Response {
+    render(&console, &headers, &uri).await
+}
+
+fn adapter_states(lang: Lang, adapters: &[(String, bool)]) -> Markup {
+    html! {
+        @if adapters.is_empty() { p { (lang.t(L::Nothing)) } }
+        @else {
+            table {
+                tr { th { (lang.t(L::Name)) } th { (lang.t(L::State)) } }
+                @for (name, paused) in adapters {
+                    tr {
+                        td { a href={ (BASE) "/adapters" } { (name) } }
+                        @if *paused { td.paused { (lang.t(L::Paused)) } } @else { td.ok { (lang.t(L::Running)) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Records per minute as bars: accepted (below) and refused (above), one pair per minute.
+fn chart(samples: &[(SystemTime, Counts)]) -> Markup {
+    let minutes: Vec<Counts> = samples
+        .windows(2)
+        .map(|w| Counts {
+            accepted: w[1].1.accepted.saturating_sub(w[0].1.accepted),
+            rejected: w[1].1.rejected.saturating_sub(w[0].1.rejected),
+        })
+        .collect();
+    let most = minutes
+        .iter()
+        .map(|m| m.accepted + m.rejected)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let (width, height, bar) = (600u64, 120u64, 10u64);
+    html! {
+        svg #chart width=(width) height=(height) viewBox={ "0 0 " (width) " " (height) } role="img" {
+            @for (i, m) in minutes.iter().enumerate() {
+                @let x = i as u64 * bar;
+                @let a = m.accepted * height / most;
+                @let r = m.rejected * height / most;
+                rect.accepted x=(x) y=(height - a) width=(bar - 2) height=(a) { title { (m.accepted) } }
+                rect.rejected x=(x) y=(height - a - r) width=(bar - 2) height=(r) { title { (m.rejected) } }
+            }
+        }
+    }
+}

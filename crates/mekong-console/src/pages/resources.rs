@@ -1,0 +1,146 @@
+//! Resources: every one by kind, searched by name or description, and one resource's YAML as
+//! stored, with its version and who changed it last. Everything the resources say is text here:
+//! a description with markup in it is shown, never run.
+
+use std::sync::Arc;
+
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use maud::html;
+use mekong_core::{Key, Kind, yaml_text};
+use serde::Deserialize;
+
+use super::{encode, page, refusal, signed_in};
+use crate::i18n::L;
+use crate::{BASE, Console, lang_of};
+
+#[derive(Deserialize)]
+pub(crate) struct Filter {
+    kind: Option<String>,
+    q: Option<String>,
+}
+
+pub(crate) async fn list(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    Query(filter): Query<Filter>,
+) -> Response {
+    let (_, session) = match signed_in(&console, &headers, &uri) {
+        Ok(signed) => signed,
+        Err(to_sign_in) => return *to_sign_in,
+    };
+    let lang = lang_of(&headers);
+    let kind = filter.kind.as_deref().and_then(Kind::parse);
+    let q = filter.q.unwrap_or_default().to_lowercase();
+    let view = match console.parts.changes.store.sync().await {
+        Ok(view) => view,
+        Err(e) => {
+            return refusal(
+                lang,
+                Some(&session),
+                StatusCode::SERVICE_UNAVAILABLE,
+                &e.to_string(),
+            );
+        }
+    };
+    let rows: Vec<_> = view
+        .state
+        .list(kind)
+        .map(|stored| {
+            let value = stored.resource.to_value();
+            let description = value
+                .get("description")
+                .and_then(|d| d.as_str())
+                .unwrap_or_default()
+                .to_owned();
+            (stored, description)
+        })
+        .filter(|(stored, description)| {
+            q.is_empty()
+                || stored.resource.name().to_lowercase().contains(&q)
+                || description.to_lowercase().contains(&q)
+        })
+        .collect();
+    let here = uri.path_and_query().map_or(BASE, |p| p.as_str()).to_owned();
+    let body = html! {
+        form.inline method="get" action={ (BASE) "/resources" } {
+            select name="kind" {
+                option value="" { (lang.t(L::All)) }
+                @for k in Kind::ALL {
+                    option value=(k.as_str()) selected[kind == Some(k)] { (k.as_str()) }
+                }
+            }
+            input #search type="search" name="q" value=(q);
+            button type="submit" { (lang.t(L::Search)) }
+        }
+        @if rows.is_empty() { p { (lang.t(L::Nothing)) } }
+        @else {
+            table #resources {
+                tr {
+                    th { (lang.t(L::Kind)) } th { (lang.t(L::Name)) } th { (lang.t(L::Description)) }
+                    th { (lang.t(L::Version)) } th { (lang.t(L::ChangedBy)) } th { (lang.t(L::ChangedAt)) }
+                }
+                @for (stored, description) in &rows {
+                    @let kind = stored.resource.kind().as_str();
+                    @let name = stored.resource.name();
+                    tr {
+                        td { (kind) }
+                        td { a href={ (BASE) "/resources/" (kind) "/" (encode(name)) } { (name) } }
+                        td.description { (description) }
+                        td { (stored.version) }
+                        td { (stored.changed_by) }
+                        td { (stored.changed_at) }
+                    }
+                }
+            }
+        }
+    };
+    page(lang, Some(&session), &here, lang.t(L::Resources), body).into_response()
+}
+
+pub(crate) async fn one(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    Path((kind, name)): Path<(String, String)>,
+) -> Response {
+    let (_, session) = match signed_in(&console, &headers, &uri) {
+        Ok(signed) => signed,
+        Err(to_sign_in) => return *to_sign_in,
+    };
+    let lang = lang_of(&headers);
+    let view = match console.parts.changes.store.sync().await {
+        Ok(view) => view,
+        Err(e) => {
+            return refusal(
+                lang,
+                Some(&session),
+                StatusCode::SERVICE_UNAVAILABLE,
+                &e.to_string(),
+            );
+        }
+    };
+    let Some(stored) = Kind::parse(&kind).and_then(|k| view.state.get(&Key::new(k, name.clone())))
+    else {
+        return refusal(
+            lang,
+            Some(&session),
+            StatusCode::NOT_FOUND,
+            lang.t(L::NoSuchResource),
+        );
+    };
+    let title = format!("{kind}/{name}");
+    let body = html! {
+        table {
+            tr { th { (lang.t(L::Version)) } td #version { (stored.version) } }
+            tr { th { (lang.t(L::ChangedBy)) } td { (stored.changed_by) } }
+            tr { th { (lang.t(L::ChangedAt)) } td { (stored.changed_at) } }
+        }
+        pre #yaml { code { (yaml_text(&stored.resource.to_value())) } }
+        p { a href={ (BASE) "/resources" } { (lang.t(L::Back)) } }
+    };
+    let here = uri.path().to_owned();
+    page(lang, Some(&session), &here, &title, body).into_response()
+}

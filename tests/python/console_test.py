@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""Drive the administrators' console in a real browser (Debian's chromium, through chromedriver and
+Selenium) the way an administrator and an auditor would.
+
+usage: console_test.py SCENARIO CONSOLE_URL HUB_URL SCREENSHOTS_DIR
+
+SCENARIO is `main` (sign-in, overview with live numbers, language, resources and an XSS attempt,
+pausing and resuming an adapter, sign-out, the auditor) or `expiry` (a session that ends sends the
+person to sign in and back to the page wanted). Environment: MEKONG_TEST_CHROMIUM and
+MEKONG_TEST_CHROMEDRIVER (the binaries); MEKONG_TEST_ADMIN and MEKONG_TEST_ADMIN_KEY (the admin
+client and its key), MEKONG_TEST_ADAPTER (the adapter to pause). Exits non-zero with the failed check on stderr; saves a
+screenshot of every page it checks in SCREENSHOTS_DIR.
+"""
+import json
+import os
+import sys
+import time
+import urllib.request
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+ADMIN = os.environ.get("MEKONG_TEST_ADMIN", "ops")
+ADMIN_KEY = os.environ.get("MEKONG_TEST_ADMIN_KEY", "admin-key")
+AUDITOR_KEY, PUBLISHER_KEY = "auditor-key", "q1-key"
+ADAPTER = os.environ.get("MEKONG_TEST_ADAPTER", "portal-sandbox")
+
+
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = os.environ["MEKONG_TEST_CHROMIUM"]
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-extensions", "--no-first-run",
+                 "--window-size=1280,900", "--lang=vi"):
+        options.add_argument(flag)
+    service = Service(executable_path=os.environ["MEKONG_TEST_CHROMEDRIVER"])
+    driver = webdriver.Chrome(service=service, options=options)
+    driver.set_page_load_timeout(30)
+    return driver
+
+
+class Check:
+    def __init__(self, driver, shots):
+        self.driver, self.shots = driver, shots
+
+    def shot(self, name):
+        self.driver.save_screenshot(os.path.join(self.shots, f"{name}.png"))
+
+    def text(self, css):
+        return self.driver.find_element(By.CSS_SELECTOR, css).text
+
+    def all(self, css):
+        return self.driver.find_elements(By.CSS_SELECTOR, css)
+
+    def wait_text(self, css, expected, what, timeout=15):
+        """Waits for the element's text to be `expected` (a click's page may still be loading)."""
+        deadline = time.monotonic() + timeout
+        got = None
+        while time.monotonic() < deadline:
+            found = self.all(css)
+            got = found[0].text if found else None
+            if got == expected:
+                return
+            time.sleep(0.1)
+        self.equal(got, expected, what)
+
+    def wait_for(self, css, what, timeout=15):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.all(css):
+                return
+            time.sleep(0.1)
+        self.true(False, what)
+
+    def equal(self, got, expected, what):
+        if got != expected:
+            self.shot("failed")
+            sys.exit(f"console_test: {what}: got {got!r}, expected {expected!r} (at {self.driver.current_url})")
+
+    def true(self, ok, what):
+        if not ok:
+            self.shot("failed")
+            sys.exit(f"console_test: {what} (at {self.driver.current_url})")
+
+
+def sign_in(driver, console, key):
+    driver.find_element(By.ID, "key").send_keys(key)
+    driver.find_element(By.ID, "sign-in").click()
+
+
+def post_from_page(driver, url, fields):
+    """A form POST made by the page (with its cookies), as a forged or hand-made form would be;
+    the page's Content-Security-Policy stops scripts from calling fetch."""
+    driver.execute_script(
+        "const f = document.createElement('form'); f.method = 'post'; f.action = arguments[0];"
+        "for (const [k, v] of Object.entries(arguments[1])) {"
+        "  const i = document.createElement('input'); i.type = 'hidden'; i.name = k; i.value = v;"
+        "  f.appendChild(i); }"
+        "document.body.appendChild(f); f.submit();", url, fields)
+
+
+def publish(hub, payload):
+    request = urllib.request.Request(
+        f"{hub}/v1/records/dossier.sync", data=json.dumps(payload).encode(), method="POST",
+        headers={"Authorization": f"Bearer {PUBLISHER_KEY}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 201, response.status
+
+
+def main_scenario(driver, c, console, hub):
+    # Not signed in: the sign-in page, in Vietnamese.
+    driver.get(f"{console}/adapters")
+    c.true("/console/sign-in" in driver.current_url, "sent to sign in")
+    c.equal(driver.find_element(By.TAG_NAME, "html").get_attribute("lang"), "vi", "Vietnamese first")
+    c.equal(c.text("h1"), "Đăng nhập", "the sign-in title")
+    c.shot("sign-in")
+
+    # A wrong key says so, and keeps the page wanted.
+    sign_in(driver, console, "not-a-key")
+    c.wait_for("#sign-in-message", "a refusal is shown")
+    c.true("Khóa không đúng" in c.text("#sign-in-message"), "a wrong key is named")
+    c.shot("sign-in-wrong-key")
+    # A publisher's key is no console key.
+    sign_in(driver, console, PUBLISHER_KEY)
+    c.wait_for("#sign-in-message", "a refusal is shown")
+    c.true("admin" in c.text("#sign-in-message"), "a publisher is refused")
+
+    # The admin lands where it wanted to go.
+    sign_in(driver, console, ADMIN_KEY)
+    c.wait_text("#who", ADMIN, "signed in as the admin client")
+    c.true(driver.current_url.endswith("/console/adapters"), "back to the page wanted")
+    cookies = {k["name"]: k for k in driver.get_cookies()}
+    session = cookies["mekong_console"]
+    c.true(session["httpOnly"] and session["sameSite"] == "Strict", f"the session cookie: {session}")
+
+    # The overview, with live numbers after publishing.
+    driver.get(console)
+    c.equal(c.text("#ready"), "Sẵn sàng", "the instance is ready")
+    before = int(c.text("#accepted-total"))
+    publish(hub, {"MaHoSo": "H29-CONSOLE-1", "LoaiDoiTuong": 1, "NgayTiepNhan": "20261202090000"})
+    driver.refresh()
+    c.equal(int(c.text("#accepted-total")), before + 1, "the accepted count follows the hub")
+    c.shot("overview")
+
+    # English, one click away; and back.
+    driver.find_element(By.ID, "lang").click()
+    c.wait_text("h1", "Overview", "the English title")
+    c.equal(driver.find_element(By.TAG_NAME, "html").get_attribute("lang"), "en", "English")
+    c.shot("overview-en")
+    driver.find_element(By.ID, "lang").click()
+    c.wait_text("h1", "Tổng quan", "Vietnamese again")
+
+    # Resources: markup in a description is text, never run.
+    driver.get(f"{console}/resources?q=xss")
+    description = c.text("td.description")
+    c.true("<script>" in description and "onerror" in description, f"the description as text: {description!r}")
+    c.equal(driver.execute_script("return typeof window.__xss"), "undefined", "no script ran")
+    c.shot("resources")
+    driver.find_element(By.LINK_TEXT, "dossier.xss").click()
+    c.wait_for("#yaml", "the resource's page")
+    c.true("<script>window.__xss=1</script>" in c.text("#yaml"), "the YAML as text")
+    c.equal(driver.execute_script("return typeof window.__xss"), "undefined", "no script ran")
+    c.shot("resource")
+
+    # Pausing an adapter needs the confirmation, then it is paused on every instance.
+    driver.get(f"{console}/adapters")
+    row = f"#adapter-{ADAPTER}"
+    c.equal(c.text(f"{row} .state"), "đang chạy", "the adapter runs")
+    driver.find_element(By.CSS_SELECTOR, f"{row} button.action").click()
+    c.true(driver.current_url.endswith("/console/adapters"), "not sent without the confirmation")
+    driver.find_element(By.CSS_SELECTOR, f"{row} input[name=confirm]").click()
+    driver.find_element(By.CSS_SELECTOR, f"{row} button.action").click()
+    c.wait_for("#done", "the change is done")
+    c.equal(c.text(f"{row} .state"), "tạm dừng", "the adapter is paused")
+    c.shot("adapters-paused")
+    driver.find_element(By.CSS_SELECTOR, f"{row} input[name=confirm]").click()
+    driver.find_element(By.CSS_SELECTOR, f"{row} button.action").click()
+    c.wait_text(f"{row} .state", "đang chạy", "the adapter runs again")
+
+    # A forged form (no CSRF token of this session) changes nothing.
+    post_from_page(driver, f"{console}/adapters/{ADAPTER}/pause", {"csrf": "forged", "confirm": "yes"})
+    c.wait_for("#refusal", "a forged form is refused")
+    c.true("CSRF" in c.text("#refusal"), "and says why")
+    driver.get(f"{console}/adapters")
+    c.wait_text(f"{row} .state", "đang chạy", "a forged form changes nothing")
+
+    # Signing out ends the session.
+    driver.find_element(By.ID, "sign-out").click()
+    c.wait_for("#key", "signed out: the sign-in form")
+    driver.get(f"{console}/adapters")
+    c.true("/console/sign-in" in driver.current_url, "the old session no longer opens pages")
+
+    # The auditor sees and cannot change: no buttons, and the POST itself is refused.
+    sign_in(driver, console, AUDITOR_KEY)
+    c.wait_text("#role", "auditor", "signed in as auditor")
+    driver.get(f"{console}/adapters")
+    c.true(c.all("#read-only"), "told it is read-only")
+    c.equal(len(c.all("button.action")), 0, "no buttons for an auditor")
+    csrf = driver.find_element(By.CSS_SELECTOR, "header form input[name=csrf]").get_attribute("value")
+    post_from_page(driver, f"{console}/adapters/{ADAPTER}/pause", {"csrf": csrf, "confirm": "yes"})
+    c.wait_for("#refusal", "an auditor's change is refused")
+    c.shot("auditor-refused")
+    driver.get(f"{console}/adapters")
+    c.equal(c.text(f"#adapter-{ADAPTER} .state"), "đang chạy", "nothing changed")
+    c.shot("adapters-auditor")
+
+
+def expiry_scenario(driver, c, console, hub):
+    driver.get(console)
+    sign_in(driver, console, ADMIN_KEY)
+    c.wait_text("#who", ADMIN, "signed in")
+    time.sleep(3)  # the hub of this scenario keeps sessions 2 s
+    driver.get(f"{console}/resources")
+    c.true("/console/sign-in" in driver.current_url, "an ended session goes to sign-in")
+    c.true(c.all("#sign-in-message"), "and says why")
+    c.shot("session-expired")
+    sign_in(driver, console, ADMIN_KEY)
+    c.wait_for("#resources", "back to the resources")
+    c.true(driver.current_url.endswith("/console/resources"), "back to the page wanted")
+
+
+def main():
+    if len(sys.argv) != 5:
+        sys.exit(__doc__)
+    scenario, console, hub, shots = sys.argv[1:5]
+    os.makedirs(shots, exist_ok=True)
+    driver = browser()
+    try:
+        c = Check(driver, shots)
+        {"main": main_scenario, "expiry": expiry_scenario}[scenario](driver, c, console, hub)
+    finally:
+        driver.quit()
+    print(f"console_test: {scenario}: every check passed")
+
+
+if __name__ == "__main__":
+    main()

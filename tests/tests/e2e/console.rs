@@ -1,0 +1,172 @@
+//! The administrators' console in a real browser: Debian's chromium driven by Selenium
+//! (tests/python/console_test.py, with the Python of ./deploy/test.sh), against a hub on the real
+//! broker. What the browser cannot see is checked here: the audit trail of the sign-ins and of
+//! the adapter paused and resumed, made as the person's client.
+
+use std::time::Duration;
+
+use mekong_console::ConsoleConfig;
+use mekong_tests::*;
+
+/// The standard resources, an admin and an auditor of this test's own, an adapter to pause, and a record type whose description
+/// tries to run a script.
+fn resources(s: &str) -> String {
+    format!(
+        r#"{standard}
+---
+kind: Client
+name: admin-{s}
+roles: [admin]
+apiKeys: [{{sha256: "{admin}"}}]
+---
+kind: Client
+name: inspector
+roles: [auditor]
+apiKeys: [{{sha256: "{auditor}"}}]
+---
+kind: RecordType
+name: dossier.xss
+description: '<script>window.__xss=1</script><img src=x onerror="window.__xss=2"> xss'
+schema: {{type: object}}
+---
+kind: Adapter
+name: portal-{s}
+type: webhook
+from: ["t-city-{s}"]
+endpoint: http://127.0.0.1:9/nowhere
+auth: {{hmacSecret: "{secret}"}}
+"#,
+        standard = standard_resources(s),
+        auditor = hex::encode(mekong_core::hash_api_key("auditor-key").0),
+        admin = hex::encode(mekong_core::hash_api_key(&format!("admin-{s}-key")).0),
+        secret = secret_file("portal-secret", "shared-secret"),
+    )
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+/// The browser's binaries, which ./deploy/test.sh installs from Debian's packages.
+fn browser_env() -> [(&'static str, String); 2] {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            refuse(&format!(
+                "{name} is not set: run ./deploy/test.sh, which installs chromium and chromium-driver"
+            ))
+        })
+    };
+    [
+        ("MEKONG_TEST_CHROMIUM", var("MEKONG_TEST_CHROMIUM")),
+        ("MEKONG_TEST_CHROMEDRIVER", var("MEKONG_TEST_CHROMEDRIVER")),
+    ]
+}
+
+/// Runs one scenario of console_test.py against `hub`; its screenshots go to
+/// target/console-screenshots/SCENARIO.
+async fn run_browser(scenario: &str, hub: &TestHub, s: &str) {
+    let console = format!(
+        "http://{}/console",
+        hub.metrics.expect("a metrics listener")
+    );
+    let shots = repo_root()
+        .join("target/console-screenshots")
+        .join(scenario);
+    let script = repo_root().join("tests/python/console_test.py");
+    let out = tokio::process::Command::new(test_python())
+        .arg(&script)
+        .args([scenario, &console, &hub.url(""), &shots.to_string_lossy()])
+        .envs(browser_env())
+        .env("MEKONG_TEST_ADAPTER", format!("portal-{s}"))
+        .env("MEKONG_TEST_ADMIN", format!("admin-{s}"))
+        .env("MEKONG_TEST_ADMIN_KEY", format!("admin-{s}-key"))
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "console_test.py {scenario} failed ({}):\nstdout: {}\nstderr: {}\n(screenshots in {})",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        shots.display()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_and_an_auditor_use_the_console_in_a_browser() {
+    let s = unique();
+    let hub =
+        TestHub::start_console(&kafka_bootstrap(), &resources(&s), ConsoleConfig::default()).await;
+    let started = now();
+    run_browser("main", &hub, &s).await;
+
+    // The pause and the resume are audited as changes of the admin's own client, as the CLI's.
+    let changes = audit_events(&hub.bootstrap, 2, |e| {
+        e["event"] == "resource.changed"
+            && e["name"] == format!("portal-{s}").as_str()
+            && e["action"] != "apply"
+    })
+    .await;
+    let actions: Vec<&str> = changes
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["pause", "resume"], "{changes:?}");
+    let admin = format!("admin-{s}");
+    assert!(
+        changes.iter().all(|e| e["actor"] == admin.as_str()),
+        "{changes:?}"
+    );
+    assert_eq!(changes[0]["authenticated"]["by"], "key");
+    assert!(
+        changes[0]["authenticated"]["keyId"].is_string(),
+        "{changes:?}"
+    );
+    // Every sign-in, refused or not, and the sign-out, with where it came from.
+    let sessions = audit_events(&hub.bootstrap, 5, |e| {
+        e["event"] == "console.session"
+            && e["address"] == "127.0.0.1"
+            && e["time"].as_str().is_some_and(|t| t >= started.as_str())
+            && (e["client"] == admin.as_str()
+                || e["client"] == "inspector"
+                || e["outcome"] == "refused")
+    })
+    .await;
+    let outcomes: Vec<(&str, &str)> = sessions
+        .iter()
+        .map(|e| {
+            (
+                e["outcome"].as_str().unwrap(),
+                e["client"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(outcomes.contains(&("refused", "")), "{outcomes:?}");
+    assert!(outcomes.contains(&("refused", "q1")), "{outcomes:?}");
+    assert!(
+        outcomes.contains(&("signed_in", admin.as_str())),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.contains(&("signed_out", admin.as_str())),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.contains(&("signed_in", "inspector")),
+        "{outcomes:?}"
+    );
+    hub.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_session_sends_the_person_to_sign_in_and_back() {
+    let s = unique();
+    let short = ConsoleConfig {
+        session_ttl: Duration::from_secs(2),
+        ..ConsoleConfig::default()
+    };
+    let hub = TestHub::start_console(&kafka_bootstrap(), &resources(&s), short).await;
+    run_browser("expiry", &hub, &s).await;
+    hub.shutdown().await;
+}
