@@ -163,6 +163,25 @@ def main_scenario(driver, c, console, hub):
     c.equal(driver.execute_script("return typeof window.__xss"), "undefined", "no script ran")
     c.shot("resource")
 
+    # The dossier published above was refused by the target for good: a dead letter. Replay it.
+    driver.get(f"{console}/adapters")
+    driver.find_element(By.CSS_SELECTOR, f"#adapter-{ADAPTER} a.dead-letters").click()
+    c.wait_for("#reason", "the dead letters page")
+    deadline = time.monotonic() + 30
+    while not c.all("#dead-letters tr.letter") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        driver.refresh()
+    c.true(c.all("#dead-letters tr.letter"), "the dead letter is listed")
+    c.true("HTTP 400" in c.text("#dead-letters td.reason"), "with its reason")
+    c.shot("dead-letters")
+    driver.find_element(By.CSS_SELECTOR, "#dead-letters input[name=record]").click()
+    driver.find_element(By.CSS_SELECTOR, "input[name=confirm]").click()
+    driver.find_element(By.ID, "replay-selected").click()
+    c.wait_for("#replayed-count", "the replay is done")
+    c.true(c.text("#replayed-count").endswith("1"), "one record replayed")
+    c.true("đã gửi lại" in c.text("#dead-letters td.state"), "and shown as replayed")
+    c.shot("dead-letters-replayed")
+
     # Pausing an adapter needs the confirmation, then it is paused on every instance.
     driver.get(f"{console}/adapters")
     row = f"#adapter-{ADAPTER}"
@@ -184,6 +203,16 @@ def main_scenario(driver, c, console, hub):
     c.true("CSRF" in c.text("#refusal"), "and says why")
     driver.get(f"{console}/adapters")
     c.wait_text(f"{row} .state", "đang chạy", "a forged form changes nothing")
+
+    # The audit log shows what was done, by whom, linked to what it changed.
+    driver.get(f"{console}/audit?kind=resource&actor={ADMIN}")
+    c.wait_for("#audit", "the audit log")
+    actions = [e.text for e in c.all("#audit td.event")]
+    c.true(actions[:2] == ["resume", "pause"], f"the pause and resume, newest first: {actions}")
+    c.shot("audit")
+    driver.get(f"{console}/audit?kind=replay")
+    c.wait_for("#audit", "the replays in the audit log")
+    c.equal(c.text("#audit td.actor"), ADMIN, "the replay's actor")
 
     # Signing out ends the session.
     driver.find_element(By.ID, "sign-out").click()

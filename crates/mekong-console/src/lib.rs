@@ -9,7 +9,7 @@
 //! what an admin sees and changes nothing: the buttons are not drawn and the POSTs are refused.
 //!
 //! Pages (`pages/`): sign-in, the overview, resources (list, search, one resource's YAML), adapters
-//! (state, pause and resume).
+//! (state, pause and resume), an adapter's dead letters (list, filter, replay), the audit log.
 
 mod i18n;
 mod pages;
@@ -113,6 +113,12 @@ pub fn router(parts: ConsoleParts) -> Router {
             "/adapters/{name}/{action}",
             post(pages::adapters::set_paused),
         )
+        .route("/dead-letters/{adapter}", get(pages::deadletters::list))
+        .route(
+            "/dead-letters/{adapter}/replay",
+            post(pages::deadletters::replay),
+        )
+        .route("/audit", get(pages::audit::list))
         .fallback(pages::not_found)
         .with_state(console)
         .layer(middleware::from_fn(security_headers))

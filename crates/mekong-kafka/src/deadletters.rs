@@ -42,6 +42,28 @@ pub struct Page {
     pub next: Option<i64>,
 }
 
+/// The first kept and the next offset of partition 0 of `topic` (a single-partition topic), or
+/// `None` when it does not exist (blocking).
+pub fn offsets(
+    backbone: &Backbone,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Option<(i64, i64)>, KafkaError> {
+    let consumer: BaseConsumer = backbone
+        .client_config()
+        .set("group.id", "mekong.deadletters.reader")
+        .create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let exists = metadata
+        .topics()
+        .iter()
+        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
+    if !exists {
+        return Ok(None);
+    }
+    consumer.fetch_watermarks(topic, 0, timeout).map(Some)
+}
+
 /// At most `max` records of partition 0 of `topic` (dead-letter, replay, audit and checkpoint
 /// topics have one), committed ones only,
 /// from offset `from` (or the earliest kept), up to the topic's end when called (blocking).

@@ -10,7 +10,7 @@ use mekong_tests::*;
 
 /// The standard resources, an admin and an auditor of this test's own, an adapter to pause, and a record type whose description
 /// tries to run a script.
-fn resources(s: &str) -> String {
+fn resources(s: &str, endpoint: &str) -> String {
     format!(
         r#"{standard}
 ---
@@ -33,13 +33,14 @@ kind: Adapter
 name: portal-{s}
 type: webhook
 from: ["t-city-{s}"]
-endpoint: http://127.0.0.1:9/nowhere
+endpoint: "{endpoint}"
 auth: {{hmacSecret: "{secret}"}}
 "#,
         standard = standard_resources(s),
         auditor = hex::encode(mekong_core::hash_api_key("auditor-key").0),
         admin = hex::encode(mekong_core::hash_api_key(&format!("admin-{s}-key")).0),
         secret = secret_file("portal-secret", "shared-secret"),
+        endpoint = endpoint,
     )
 }
 
@@ -96,10 +97,44 @@ async fn run_browser(scenario: &str, hub: &TestHub, s: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_administrator_and_an_auditor_use_the_console_in_a_browser() {
     let s = unique();
-    let hub =
-        TestHub::start_console(&kafka_bootstrap(), &resources(&s), ConsoleConfig::default()).await;
+    // The portal's sandbox refuses the first delivery of the browser's dossier for good (a dead
+    // letter), and takes it when it is replayed.
+    let target = mekong_tests::targets::Target::webhook().await;
+    target.script(
+        "H29-CONSOLE-1",
+        [mekong_tests::targets::Reply::Status(400, None)],
+    );
+    let hub = TestHub::start_console(
+        &kafka_bootstrap(),
+        &resources(&s, &target.url("/hook")),
+        ConsoleConfig::default(),
+    )
+    .await;
     let started = now();
     run_browser("main", &hub, &s).await;
+
+    // The replayed dead letter reached the target: refused once, then taken.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let replies: Vec<String> = target
+            .received()
+            .into_iter()
+            .filter(|r| r.key == "H29-CONSOLE-1")
+            .map(|r| r.reply)
+            .collect();
+        if replies.len() >= 2 {
+            assert!(replies[0].contains("400"), "{replies:?}");
+            assert!(!replies[1].contains("400"), "{replies:?}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{replies:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let replayed = audit_events(&hub.bootstrap, 1, |e| {
+        e["event"] == "delivery.replayed" && e["adapter"] == format!("portal-{s}").as_str()
+    })
+    .await;
+    assert_eq!(replayed[0]["actor"], format!("admin-{s}").as_str());
 
     // The pause and the resume are audited as changes of the admin's own client, as the CLI's.
     let changes = audit_events(&hub.bootstrap, 2, |e| {
@@ -166,7 +201,12 @@ async fn an_ended_session_sends_the_person_to_sign_in_and_back() {
         session_ttl: Duration::from_secs(2),
         ..ConsoleConfig::default()
     };
-    let hub = TestHub::start_console(&kafka_bootstrap(), &resources(&s), short).await;
+    let hub = TestHub::start_console(
+        &kafka_bootstrap(),
+        &resources(&s, "http://127.0.0.1:9/nowhere"),
+        short,
+    )
+    .await;
     run_browser("expiry", &hub, &s).await;
     hub.shutdown().await;
 }

@@ -57,7 +57,7 @@ pub(crate) async fn list(
                         ("pause", L::Pause, L::ConfirmPause)
                     };
                     tr id={ "adapter-" (spec.name) } {
-                        td { (spec.name) }
+                        td { (spec.name) " · " a.dead-letters href={ (BASE) "/dead-letters/" (encode(&spec.name)) } { (lang.t(L::DeadLetters)) } }
                         td { (match spec.target { AdapterType::Dvcqg => "dvcqg", AdapterType::Webhook => "webhook" }) }
                         td { (spec.from.join(", ")) }
                         @if spec.paused { td.paused.state { (lang.t(L::Paused)) } } @else { td.ok.state { (lang.t(L::Running)) } }

@@ -2,6 +2,8 @@
 //! language switch, the style sheet.
 
 pub(crate) mod adapters;
+pub(crate) mod audit;
+pub(crate) mod deadletters;
 pub(crate) mod overview;
 pub(crate) mod resources;
 pub(crate) mod signin;
@@ -44,6 +46,7 @@ pub(crate) fn page(
                             a href=(BASE) { (lang.t(L::Overview)) }
                             a href={ (BASE) "/resources" } { (lang.t(L::Resources)) }
                             a href={ (BASE) "/adapters" } { (lang.t(L::Adapters)) }
+                            a href={ (BASE) "/audit" } { (lang.t(L::AuditLog)) }
                         }
                     }
                     div.who {
@@ -150,6 +153,21 @@ pub(crate) fn safe_next(next: Option<&str>) -> String {
     }
 }
 
+/// An RFC 3339 time as people in the city read it: Asia/Ho_Chi_Minh, UTC+7 all year.
+pub(crate) fn local_time(rfc3339: &str) -> String {
+    match humantime::parse_rfc3339_weak(rfc3339.trim_end_matches('Z')) {
+        Ok(t) => {
+            let local =
+                humantime::format_rfc3339_seconds(t + std::time::Duration::from_secs(7 * 3600));
+            format!(
+                "{} +07",
+                local.to_string().trim_end_matches('Z').replace('T', " ")
+            )
+        }
+        Err(_) => rfc3339.to_owned(),
+    }
+}
+
 pub(crate) fn encode(text: &str) -> String {
     utf8_percent_encode(text, NON_ALPHANUMERIC).to_string()
 }
@@ -216,5 +234,6 @@ pre { background: #fff; border: 1px solid #dde3ea; padding: 1em; overflow: auto;
 button { font: inherit; padding: .3em .9em; cursor: pointer; }
 input[type=password], input[type=search] { font: inherit; padding: .35em; min-width: 22em; }
 form.inline { display: flex; gap: .6em; align-items: center; margin: 0; }
+svg#chart { background: #fff; border: 1px solid #dde3ea; }
 svg .accepted { fill: #2e8b57; } svg .rejected { fill: #c0392b; }
 "#;
