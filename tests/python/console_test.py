@@ -100,6 +100,20 @@ def post_from_page(driver, url, fields):
         "document.body.appendChild(f); f.submit();", url, fields)
 
 
+def edit_route(driver, c, description):
+    """Sets the description of the route in the editor, previews it, and checks the plan."""
+    area = driver.find_element(By.ID, "yaml-text")
+    text = "\n".join(l for l in area.get_attribute("value").splitlines() if not l.startswith("description:"))
+    area.clear()
+    area.send_keys(text + f"\ndescription: {description}\n")
+    driver.find_element(By.ID, "preview").click()
+    c.wait_for("#verdict", "the dry run's verdict")
+    c.equal(c.text("#verdict"), "được chấp nhận", "the edit is accepted")
+    c.equal(c.text(".change .outcome"), "updated", "one route updated")
+    c.true(f"+ description: {description}" in c.text("pre.diff"), "the diff shows the change")
+    c.true(c.all("#preview-note"), "nothing is written by the dry run")
+
+
 def publish(hub, payload):
     request = urllib.request.Request(
         f"{hub}/v1/records/dossier.sync", data=json.dumps(payload).encode(), method="POST",
@@ -163,6 +177,44 @@ def main_scenario(driver, c, console, hub):
     c.equal(driver.execute_script("return typeof window.__xss"), "undefined", "no script ran")
     c.shot("resource")
 
+    # Edit a route in the page: a dry run first (the plan and the diff), then the apply.
+    driver.get(f"{console}/resources/Route/city")
+    driver.find_element(By.ID, "edit").click()
+    c.wait_for("#yaml-text", "the editor")
+    edit_route(driver, c, "Tuyến về kho dữ liệu thành phố")
+    c.shot("edit-preview")
+    driver.find_element(By.ID, "apply").click()
+    c.wait_for("#applied", "the change is applied")
+    c.true("Tuyến về kho dữ liệu thành phố" in c.text("#yaml"), "the stored route has the change")
+
+    # An edit made from an older version is refused, with the diff against the newer one: this
+    # tab opens the editor, another tab changes the route meanwhile.
+    driver.find_element(By.ID, "edit").click()
+    c.wait_for("#yaml-text", "the editor again")
+    stale = driver.current_window_handle
+    driver.switch_to.new_window("tab")
+    driver.get(f"{console}/resources/Route/city/edit")
+    c.wait_for("#yaml-text", "a second editor")
+    edit_route(driver, c, "Sửa lần hai")
+    driver.find_element(By.ID, "apply").click()
+    c.wait_for("#applied", "the second change is applied")
+    driver.close()
+    driver.switch_to.window(stale)
+    driver.find_element(By.ID, "yaml-text").send_keys("# a stale edit\n")
+    driver.find_element(By.ID, "preview").click()
+    c.wait_for("#verdict", "the stale edit is judged")
+    c.true("xung đột" in c.text("#verdict"), f"a stale edit is a conflict: {c.text('#verdict')}")
+    c.true("Sửa lần hai" in c.text("pre.diff"), "the diff is against the newer version")
+    c.shot("edit-stale")
+
+    # A record type still routed to cannot be deleted, and the page says why.
+    driver.get(f"{console}/resources/RecordType/dossier.sync")
+    driver.find_element(By.CSS_SELECTOR, "input[name=confirm]").click()
+    driver.find_element(By.ID, "delete").click()
+    c.wait_for("#verdict", "the delete is judged")
+    c.true("city" in c.text("#problems"), f"the routes that refer to it are named: {c.text('#problems')}")
+    c.shot("delete-refused")
+
     # The dossier published above was refused by the target for good: a dead letter. Replay it.
     driver.get(f"{console}/adapters")
     driver.find_element(By.CSS_SELECTOR, f"#adapter-{ADAPTER} a.dead-letters").click()
@@ -208,7 +260,12 @@ def main_scenario(driver, c, console, hub):
     driver.get(f"{console}/audit?kind=resource&actor={ADMIN}")
     c.wait_for("#audit", "the audit log")
     actions = [e.text for e in c.all("#audit td.event")]
-    c.true(actions[:2] == ["resume", "pause"], f"the pause and resume, newest first: {actions}")
+    outcomes = [e.text for e in c.all("#audit td.outcome")]
+    c.true(actions[:5] == ["resume", "pause", "delete", "apply", "apply"],
+           f"the pause and resume, the refused delete, the route's edits, newest first: {actions}")
+    c.equal(outcomes[2], "rejected", "the refused delete is audited as rejected")
+    driver.find_element(By.LINK_TEXT, "Route/city").click()
+    c.wait_for("#yaml", "the audit entry links to what it changed")
     c.shot("audit")
     driver.get(f"{console}/audit?kind=replay")
     c.wait_for("#audit", "the replays in the audit log")

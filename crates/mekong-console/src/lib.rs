@@ -107,7 +107,12 @@ pub fn router(parts: ConsoleParts) -> Router {
         .route("/lang/{code}", get(pages::language))
         .route("/style.css", get(pages::style))
         .route("/resources", get(pages::resources::list))
+        .route("/resources/new", get(pages::edit::form))
+        .route("/resources/preview", post(pages::edit::preview))
+        .route("/resources/apply", post(pages::edit::apply))
         .route("/resources/{kind}/{name}", get(pages::resources::one))
+        .route("/resources/{kind}/{name}/edit", get(pages::edit::form))
+        .route("/resources/{kind}/{name}/delete", post(pages::edit::delete))
         .route("/adapters", get(pages::adapters::list))
         .route(
             "/adapters/{name}/{action}",

@@ -4,6 +4,7 @@
 pub(crate) mod adapters;
 pub(crate) mod audit;
 pub(crate) mod deadletters;
+pub(crate) mod edit;
 pub(crate) mod overview;
 pub(crate) mod resources;
 pub(crate) mod signin;
@@ -235,5 +236,7 @@ button { font: inherit; padding: .3em .9em; cursor: pointer; }
 input[type=password], input[type=search] { font: inherit; padding: .35em; min-width: 22em; }
 form.inline { display: flex; gap: .6em; align-items: center; margin: 0; }
 svg#chart { background: #fff; border: 1px solid #dde3ea; }
+pre.diff span { display: block; } pre.diff .add { background: #e6f4ea; } pre.diff .del { background: #fdecea; }
+textarea { font: 13px/1.4 ui-monospace, monospace; width: 100%; }
 svg .accepted { fill: #2e8b57; } svg .rejected { fill: #c0392b; }
 "#;

@@ -13,12 +13,19 @@ use serde::Deserialize;
 
 use super::{encode, page, refusal, signed_in};
 use crate::i18n::L;
+use crate::session::ConsoleRole;
 use crate::{BASE, Console, lang_of};
 
 #[derive(Deserialize)]
 pub(crate) struct Filter {
     kind: Option<String>,
     q: Option<String>,
+    deleted: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Note {
+    applied: Option<String>,
 }
 
 pub(crate) async fn list(
@@ -33,7 +40,7 @@ pub(crate) async fn list(
     };
     let lang = lang_of(&headers);
     let kind = filter.kind.as_deref().and_then(Kind::parse);
-    let q = filter.q.unwrap_or_default().to_lowercase();
+    let q = filter.q.clone().unwrap_or_default().to_lowercase();
     let view = match console.parts.changes.store.sync().await {
         Ok(view) => view,
         Err(e) => {
@@ -64,7 +71,10 @@ pub(crate) async fn list(
         })
         .collect();
     let here = uri.path_and_query().map_or(BASE, |p| p.as_str()).to_owned();
+    let admin = session.role == ConsoleRole::Admin;
     let body = html! {
+        @if let Some(deleted) = &filter.deleted { p.ok #deleted { (lang.t(L::Deleted)) " " (deleted) } }
+        @if admin { p { a #new-resource href={ (BASE) "/resources/new" } { (lang.t(L::NewResource)) } } }
         form.inline method="get" action={ (BASE) "/resources" } {
             select name="kind" {
                 option value="" { (lang.t(L::All)) }
@@ -105,7 +115,9 @@ pub(crate) async fn one(
     headers: HeaderMap,
     OriginalUri(uri): OriginalUri,
     Path((kind, name)): Path<(String, String)>,
+    Query(note): Query<Note>,
 ) -> Response {
+    let applied = note.applied.is_some();
     let (_, session) = match signed_in(&console, &headers, &uri) {
         Ok(signed) => signed,
         Err(to_sign_in) => return *to_sign_in,
@@ -138,7 +150,20 @@ pub(crate) async fn one(
             tr { th { (lang.t(L::ChangedBy)) } td { (stored.changed_by) } }
             tr { th { (lang.t(L::ChangedAt)) } td { (stored.changed_at) } }
         }
+        @if applied { p.ok #applied { (lang.t(L::Applied)) } }
         pre #yaml { code { (yaml_text(&stored.resource.to_value())) } }
+        @if session.role == ConsoleRole::Admin {
+            p { a #edit href={ (BASE) "/resources/" (kind) "/" (encode(&name)) "/edit" } { (lang.t(L::Edit)) } }
+            form.inline method="post" action={ (BASE) "/resources/" (kind) "/" (encode(&name)) "/delete" } {
+                input type="hidden" name="csrf" value=(session.csrf);
+                input type="hidden" name="version" value=(stored.version);
+                label title=(lang.t(L::ConfirmDelete)) {
+                    input type="checkbox" name="confirm" value="yes" required;
+                    " " (lang.t(L::Confirm))
+                }
+                button #delete type="submit" { (lang.t(L::Delete)) }
+            }
+        }
         p { a href={ (BASE) "/resources" } { (lang.t(L::Back)) } }
     };
     let here = uri.path().to_owned();
