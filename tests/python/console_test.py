@@ -8,7 +8,7 @@ SCENARIO is `main` (sign-in, overview with live numbers, language, resources and
 pausing and resuming an adapter, sign-out, the auditor) or `expiry` (a session that ends sends the
 person to sign in and back to the page wanted). Environment: MEKONG_TEST_CHROMIUM and
 MEKONG_TEST_CHROMEDRIVER (the binaries); MEKONG_TEST_ADMIN and MEKONG_TEST_ADMIN_KEY (the admin
-client and its key), MEKONG_TEST_ADAPTER (the adapter to pause). Exits non-zero with the failed check on stderr; saves a
+client and its key), MEKONG_TEST_ADAPTER (the adapter to pause), MEKONG_TEST_DOSSIER (the MaHoSo it publishes). Exits non-zero with the failed check on stderr; saves a
 screenshot of every page it checks in SCREENSHOTS_DIR.
 """
 import json
@@ -25,6 +25,7 @@ ADMIN = os.environ.get("MEKONG_TEST_ADMIN", "ops")
 ADMIN_KEY = os.environ.get("MEKONG_TEST_ADMIN_KEY", "admin-key")
 AUDITOR_KEY, PUBLISHER_KEY = "auditor-key", "q1-key"
 ADAPTER = os.environ.get("MEKONG_TEST_ADAPTER", "portal-sandbox")
+DOSSIER = os.environ.get("MEKONG_TEST_DOSSIER", "H29-CONSOLE-1")
 
 
 def browser():
@@ -152,7 +153,8 @@ def main_scenario(driver, c, console, hub):
     driver.get(console)
     c.equal(c.text("#ready"), "Sẵn sàng", "the instance is ready")
     before = int(c.text("#accepted-total"))
-    publish(hub, {"MaHoSo": "H29-CONSOLE-1", "LoaiDoiTuong": 1, "NgayTiepNhan": "20261202090000"})
+    publish(hub, {"MaHoSo": DOSSIER, "LoaiDoiTuong": 1, "NgayTiepNhan": "20261202090000",
+                  "SoDienThoai": "0901234567", "Email": "an.nguyen@example.vn"})
     driver.refresh()
     c.equal(int(c.text("#accepted-total")), before + 1, "the accepted count follows the hub")
     c.shot("overview")
@@ -234,6 +236,36 @@ def main_scenario(driver, c, console, hub):
     c.true("đã gửi lại" in c.text("#dead-letters td.state"), "and shown as replayed")
     c.shot("dead-letters-replayed")
 
+    # The dossier by its number: its timeline, then a copy with the personal data masked.
+    deadline = time.monotonic() + 30
+    events = []
+    while time.monotonic() < deadline:
+        driver.get(f"{console}/records?q={DOSSIER}")
+        events = [e.text for e in c.all(".timeline td.event")]
+        if "delivery.delivered" in events:
+            break
+        time.sleep(0.5)
+    for wanted in ("record.accepted", "record.placed", "delivery.dead_lettered", "delivery.replayed",
+                   "delivery.delivered"):
+        c.true(wanted in events, f"{wanted} in the timeline: {events}")
+    c.true("+07" in c.text(".timeline td"), "times in Asia/Ho_Chi_Minh")
+    c.shot("record")
+    copies = [a.get_attribute("href") for a in c.all("a.show-copy")]
+    c.equal(len(copies), 2, "a link to each copy")
+    for href in copies:
+        driver.get(href)
+        c.wait_for("#payload", "a copy's payload")
+        c.true("0901234567" not in c.text("#payload"), "personal data is masked, or redacted")
+        if c.all("#redacted-here"):
+            c.true("/SoDienThoai" in c.text("#redacted-here"), "the redacted fields are named")
+            continue
+        c.true("đã che" in c.text("#payload"), "masked fields are marked")
+        c.shot("copy-masked")
+        driver.find_element(By.ID, "reveal").click()
+        c.wait_for("#payload", "the revealed copy")
+        c.true("0901234567" in c.text("#payload"), "revealed to an admin")
+        c.shot("copy-revealed")
+
     # Pausing an adapter needs the confirmation, then it is paused on every instance.
     driver.get(f"{console}/adapters")
     row = f"#adapter-{ADAPTER}"
@@ -290,6 +322,9 @@ def main_scenario(driver, c, console, hub):
     driver.get(f"{console}/adapters")
     c.equal(c.text(f"#adapter-{ADAPTER} .state"), "đang chạy", "nothing changed")
     c.shot("adapters-auditor")
+    driver.get(f"{console}/records?q={DOSSIER}")
+    c.wait_for(".timeline", "the auditor sees the timeline")
+    c.equal(len(c.all("a.show-copy")), 0, "but no payloads")
 
 
 def expiry_scenario(driver, c, console, hub):

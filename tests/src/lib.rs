@@ -314,7 +314,12 @@ impl TestHub {
                 .console
                 .map(|_| "127.0.0.1:0".parse().expect("an address")),
             metrics_tls: None,
-            lineage: LineageConfig::None,
+            // The console's record searches answer from a lineage index.
+            lineage: if extras.console.is_some() {
+                LineageConfig::Temporary
+            } else {
+                LineageConfig::None
+            },
             evidence: Default::default(),
             console: extras.console,
         }

@@ -133,6 +133,16 @@ pub enum L {
     PreviewNote,
     Deleted,
     Applied,
+    Records,
+    SearchRecord,
+    NoLineage,
+    Copy,
+    ShowCopy,
+    Reveal,
+    RevealNote,
+    Masked,
+    RedactedHere,
+    PayloadsHidden,
 }
 
 impl L {
@@ -263,6 +273,28 @@ impl L {
             ),
             L::Deleted => ("Đã xóa", "Deleted"),
             L::Applied => ("Đã áp dụng.", "Applied."),
+            L::Records => ("Bản ghi", "Records"),
+            L::SearchRecord => (
+                "Mã bản ghi hoặc mã hồ sơ (MaHoSo)",
+                "Record id or dossier number (MaHoSo)",
+            ),
+            L::NoLineage => (
+                "Phiên bản này không giữ chỉ mục dòng dõi (--lineage-dir).",
+                "This instance keeps no lineage index (--lineage-dir).",
+            ),
+            L::Copy => ("Bản sao", "Copy"),
+            L::ShowCopy => ("Xem nội dung", "Show the payload"),
+            L::Reveal => ("Hiện dữ liệu cá nhân", "Reveal personal data"),
+            L::RevealNote => (
+                "Việc xem dữ liệu cá nhân được ghi vào nhật ký kiểm toán.",
+                "Seeing personal data is recorded in the audit log.",
+            ),
+            L::Masked => ("đã che", "masked"),
+            L::RedactedHere => ("Đã lược bỏ ở bản sao này:", "Redacted from this copy:"),
+            L::PayloadsHidden => (
+                "Vai trò kiểm toán không xem nội dung bản ghi.",
+                "The auditor role does not see payloads.",
+            ),
             L::AuditWindowNote => (
                 "Mỗi trang đọc 500 sự kiện gần nhất của nhật ký và chỉ hiện những việc do người làm.",
                 "Each page reads the trail's 500 events before it and shows what people did.",

@@ -9,7 +9,8 @@
 //! what an admin sees and changes nothing: the buttons are not drawn and the POSTs are refused.
 //!
 //! Pages (`pages/`): sign-in, the overview, resources (list, search, one resource's YAML), adapters
-//! (state, pause and resume), an adapter's dead letters (list, filter, replay), the audit log.
+//! (state, pause and resume), an adapter's dead letters (list, filter, replay), the audit log,
+//! records (a record's timeline by id or dossier number; a copy's payload, masked).
 
 mod i18n;
 mod pages;
@@ -80,6 +81,8 @@ pub struct ConsoleParts {
     pub changes: mekong_control::Changes,
     /// Writes the console's own audit events (sign-ins).
     pub producer: mekong_kafka::Producer,
+    /// The lineage index record searches answer from, where this instance keeps one.
+    pub lineage: Option<Arc<mekong_kafka::Lineage>>,
     /// The gateway's counters, where this instance runs a gateway.
     pub counts: Option<Arc<dyn Fn() -> Counts + Send + Sync>>,
     pub config: ConsoleConfig,
@@ -124,6 +127,9 @@ pub fn router(parts: ConsoleParts) -> Router {
             post(pages::deadletters::replay),
         )
         .route("/audit", get(pages::audit::list))
+        .route("/records", get(pages::records::search))
+        .route("/records/{id}/copy", get(pages::records::copy))
+        .route("/records/{id}/copy/reveal", post(pages::records::reveal))
         .fallback(pages::not_found)
         .with_state(console)
         .layer(middleware::from_fn(security_headers))

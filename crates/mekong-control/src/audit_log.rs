@@ -178,6 +178,7 @@ mod tests {
             role: Some("admin".into()),
             address: "10.0.0.1".into(),
             reason: None,
+            subject: None,
             authenticated: None,
         });
         assert!(matches(

@@ -246,7 +246,7 @@ pub struct SessionEvent {
     pub time: String,
     /// The client whose key was presented; empty when the key identified none.
     pub client: String,
-    /// `signed_in`, `refused` or `signed_out`.
+    /// `signed_in`, `refused`, `signed_out`, or `revealed` (a person saw a copy's personal data).
     pub outcome: String,
     /// The console role of the session (`admin`, `auditor`), when one began.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -256,6 +256,9 @@ pub struct SessionEvent {
     /// Why a sign-in was refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What was revealed: the record and its copy (`<record id> <topic>/<partition>/<offset>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authenticated: Option<AuthenticatedBy>,
 }

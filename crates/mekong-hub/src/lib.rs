@@ -457,6 +457,7 @@ impl HubConfig {
                             topics,
                         },
                         producer: producer.clone(),
+                        lineage: lineage.clone(),
                         counts,
                         config: mekong_console::ConsoleConfig {
                             secure_cookies: metrics_tls.is_some(),

@@ -42,6 +42,51 @@ pub struct Page {
     pub next: Option<i64>,
 }
 
+/// The record at `offset` of `topic`'s `partition` (committed records only), if it is still
+/// there (blocking).
+pub fn read_at(
+    backbone: &Backbone,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    timeout: Duration,
+) -> Result<Option<DeadLetter>, KafkaError> {
+    let consumer: BaseConsumer = backbone
+        .client_config()
+        .set("group.id", "mekong.deadletters.reader")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()?;
+    let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
+    if offset < low || offset >= high {
+        return Ok(None);
+    }
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+    consumer.assign(&assignment)?;
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) if m.offset() == offset => {
+                return Ok(Some(DeadLetter {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().unwrap_or_default().to_vec(),
+                    payload: m.payload().unwrap_or_default().to_vec().into(),
+                    headers: owned_headers(&m),
+                }));
+            }
+            // A later record: the one asked for is gone (compaction) or was no record.
+            Some(Ok(_)) => return Ok(None),
+            Some(Err(e)) => return Err(e),
+            None => {}
+        }
+    }
+    Err(KafkaError::MessageConsumption(
+        RDKafkaErrorCode::OperationTimedOut,
+    ))
+}
+
 /// The first kept and the next offset of partition 0 of `topic` (a single-partition topic), or
 /// `None` when it does not exist (blocking).
 pub fn offsets(

@@ -17,7 +17,7 @@ mod subscription;
 mod topics;
 
 pub use backbone::{Backbone, KafkaOptions};
-pub use deadletters::{DeadLetter, Page, offsets, read_page};
+pub use deadletters::{DeadLetter, Page, offsets, read_at, read_page};
 pub use lineage::{Lineage, LineageError};
 pub use notary::{
     Notary, NotaryError, NotarySettings, NotaryState, Stamper, latest_checkpoint, read_checkpoints,

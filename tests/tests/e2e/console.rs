@@ -80,6 +80,7 @@ async fn run_browser(scenario: &str, hub: &TestHub, s: &str) {
         .envs(browser_env())
         .env("MEKONG_TEST_ADAPTER", format!("portal-{s}"))
         .env("MEKONG_TEST_ADMIN", format!("admin-{s}"))
+        .env("MEKONG_TEST_DOSSIER", format!("H29-CONSOLE-{s}"))
         .env("MEKONG_TEST_ADMIN_KEY", format!("admin-{s}-key"))
         .output()
         .await
@@ -101,7 +102,7 @@ async fn an_administrator_and_an_auditor_use_the_console_in_a_browser() {
     // letter), and takes it when it is replayed.
     let target = mekong_tests::targets::Target::webhook().await;
     target.script(
-        "H29-CONSOLE-1",
+        &format!("H29-CONSOLE-{s}"),
         [mekong_tests::targets::Reply::Status(400, None)],
     );
     let hub = TestHub::start_console(
@@ -119,7 +120,7 @@ async fn an_administrator_and_an_auditor_use_the_console_in_a_browser() {
         let replies: Vec<String> = target
             .received()
             .into_iter()
-            .filter(|r| r.key == "H29-CONSOLE-1")
+            .filter(|r| r.key == format!("H29-CONSOLE-{s}"))
             .map(|r| r.reply)
             .collect();
         if replies.len() >= 2 {
@@ -135,6 +136,20 @@ async fn an_administrator_and_an_auditor_use_the_console_in_a_browser() {
     })
     .await;
     assert_eq!(replayed[0]["actor"], format!("admin-{s}").as_str());
+
+    // Revealing a copy's personal data is on the audit trail, naming the record.
+    let revealed = audit_events(&hub.bootstrap, 1, |e| {
+        e["event"] == "console.session"
+            && e["outcome"] == "revealed"
+            && e["client"] == format!("admin-{s}").as_str()
+    })
+    .await;
+    assert!(
+        revealed[0]["subject"]
+            .as_str()
+            .is_some_and(|s| s.contains("t-city-")),
+        "{revealed:?}"
+    );
 
     // The pause and the resume are audited as changes of the admin's own client, as the CLI's.
     let changes = audit_events(&hub.bootstrap, 2, |e| {
@@ -158,8 +173,8 @@ async fn an_administrator_and_an_auditor_use_the_console_in_a_browser() {
         changes[0]["authenticated"]["keyId"].is_string(),
         "{changes:?}"
     );
-    // Every sign-in, refused or not, and the sign-out, with where it came from.
-    let sessions = audit_events(&hub.bootstrap, 5, |e| {
+    // Every sign-in, refused or not, the reveal and the sign-out, with where they came from.
+    let sessions = audit_events(&hub.bootstrap, 6, |e| {
         e["event"] == "console.session"
             && e["address"] == "127.0.0.1"
             && e["time"].as_str().is_some_and(|t| t >= started.as_str())

@@ -6,6 +6,7 @@ pub(crate) mod audit;
 pub(crate) mod deadletters;
 pub(crate) mod edit;
 pub(crate) mod overview;
+pub(crate) mod records;
 pub(crate) mod resources;
 pub(crate) mod signin;
 
@@ -46,6 +47,7 @@ pub(crate) fn page(
                         nav {
                             a href=(BASE) { (lang.t(L::Overview)) }
                             a href={ (BASE) "/resources" } { (lang.t(L::Resources)) }
+                            a href={ (BASE) "/records" } { (lang.t(L::Records)) }
                             a href={ (BASE) "/adapters" } { (lang.t(L::Adapters)) }
                             a href={ (BASE) "/audit" } { (lang.t(L::AuditLog)) }
                         }

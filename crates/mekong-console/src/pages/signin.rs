@@ -89,6 +89,7 @@ pub(crate) async fn submit(
             role: role.map(|r| r.name().to_owned()),
             address: address.to_string(),
             reason: reason.map(str::to_owned),
+            subject: None,
             authenticated: None,
         }
     };
@@ -190,6 +191,7 @@ pub(crate) async fn sign_out(
             role: Some(session.role.name().into()),
             address: address_of(extensions.get::<crate::Peer>()).to_string(),
             reason: None,
+            subject: None,
             authenticated: None,
         },
     )
@@ -220,7 +222,7 @@ fn set_session_cookie(
 }
 
 /// Writes a session event and waits for Kafka; false (and a warning) when it could not.
-async fn audit(console: &Console, event: SessionEvent) -> bool {
+pub(crate) async fn audit(console: &Console, event: SessionEvent) -> bool {
     let producer = &console.parts.producer;
     let record = producer.audit_record(&AuditEvent::ConsoleSession(event));
     match producer.write(&[record]).await {
@@ -232,6 +234,6 @@ async fn audit(console: &Console, event: SessionEvent) -> bool {
     }
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }

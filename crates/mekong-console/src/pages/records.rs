@@ -1,0 +1,347 @@
+//! Records: found by record id or by dossier number (the partition key, `MaHoSo`), each with its
+//! timeline from the lineage index (accepted, where each copy landed, deliveries, retries and
+//! their reasons, dead letters, replays), times in Asia/Ho_Chi_Minh. An admin may open a copy:
+//! its payload is shown with the fields the routes redact anywhere (personal data) masked and the
+//! fields redacted from this copy named; revealing them is a POST, audited. Auditors see no
+//! payloads.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Form;
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::{Extensions, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use maud::{Markup, html};
+use mekong_control::{TraceQuery, trace};
+use mekong_core::{Catalog, SessionEvent};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::signin::{audit, now};
+use super::{encode, local_time, may_change, page, refusal, signed_in};
+use crate::i18n::{L, Lang};
+use crate::session::{ConsoleRole, Session};
+use crate::{BASE, Console, address_of, lang_of};
+
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Deserialize)]
+pub(crate) struct Search {
+    q: Option<String>,
+}
+
+pub(crate) async fn search(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    Query(search): Query<Search>,
+) -> Response {
+    let (_, session) = match signed_in(&console, &headers, &uri) {
+        Ok(signed) => signed,
+        Err(to_sign_in) => return *to_sign_in,
+    };
+    let lang = lang_of(&headers);
+    let q = search.q.unwrap_or_default().trim().to_owned();
+    let found = match (&console.parts.lineage, q.is_empty()) {
+        (_, true) => None,
+        (None, false) => Some(Err(lang.t(L::NoLineage).to_owned())),
+        (Some(lineage), false) => {
+            let query = if uuid::Uuid::parse_str(&q).is_ok() {
+                TraceQuery::RecordId(q.clone())
+            } else {
+                TraceQuery::Key(q.clone())
+            };
+            Some(match trace(lineage, &query).await {
+                Ok(records) => Ok(records),
+                Err(mekong_control::ControlError::NotFound(_)) => Ok(Vec::new()),
+                Err(e) => Err(e.to_string()),
+            })
+        }
+    };
+    let admin = session.role == ConsoleRole::Admin;
+    let body = html! {
+        form.inline method="get" action={ (BASE) "/records" } {
+            input #record-query type="search" name="q" value=(q) placeholder=(lang.t(L::SearchRecord));
+            button type="submit" { (lang.t(L::Search)) }
+        }
+        @if lineage_missing(&console) { p.error { (lang.t(L::NoLineage)) } }
+        @match &found {
+            None => {}
+            Some(Err(why)) => p.error { (why) },
+            Some(Ok(records)) if records.is_empty() => p #no-records { (lang.t(L::Nothing)) },
+            Some(Ok(records)) => {
+                @for record in records {
+                    div.record id={ "record-" (record.record_id) } {
+                        h2 { (lang.t(L::RecordId)) " " (record.record_id) }
+                        table.timeline {
+                            tr { th { (lang.t(L::Time)) } th { (lang.t(L::Event)) } th { (lang.t(L::Details)) } }
+                            @for event in &record.events {
+                                tr { (timeline_row(lang, admin, &record.record_id, event)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page(
+        lang,
+        Some(&session),
+        &format!("{BASE}/records"),
+        lang.t(L::Records),
+        body,
+    )
+    .into_response()
+}
+
+fn lineage_missing(console: &Console) -> bool {
+    console.parts.lineage.is_none()
+}
+
+fn text(value: &Value, name: &str) -> String {
+    match &value[name] {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn timeline_row(lang: Lang, admin: bool, record_id: &str, e: &Value) -> Markup {
+    let name = text(e, "event");
+    let copies = e["copies"].as_array().cloned().unwrap_or_default();
+    html! {
+        td { (local_time(&text(e, "time"))) }
+        td.event { (name) }
+        td {
+            @match name.as_str() {
+                "record.accepted" | "record.rejected" | "record.partial" => {
+                    (text(e, "recordType")) " · " (text(e, "source")) " · " (lang.t(L::Key)) " " (text(e, "key"))
+                    @if !text(e, "reason").is_empty() { br; span.error { (text(e, "reason")) ": " (text(e, "message")) } }
+                    @for v in e["violations"].as_array().into_iter().flatten() { br; span.error { (v.as_str().unwrap_or_default()) } }
+                }
+                "delivery.delivered" | "delivery.retried" | "delivery.dead_lettered" => {
+                    (text(e, "adapter")) " · " (lang.t(L::Attempts)) " " (text(e, "attempt"))
+                    @if !text(e, "status").is_empty() { " · HTTP " (text(e, "status")) }
+                    @if !text(e, "error").is_empty() { br; span.error { (text(e, "error")) } }
+                }
+                "delivery.replayed" => { (text(e, "adapter")) " · " (text(e, "actor")) }
+                _ => {}
+            }
+            @for copy in &copies {
+                @let topic = text(copy, "topic");
+                // Placed copies know their partition and offset; accepted ones not yet (-1).
+                @let partition = copy["partition"].as_i64().filter(|p| *p >= 0);
+                @let offset = copy["offset"].as_i64().filter(|o| *o >= 0);
+                div.copy { (lang.t(L::Copy)) " " (topic)
+                    @if let (Some(p), Some(o)) = (partition, offset) {
+                        "/" (p) "/" (o)
+                        @if admin && name == "record.placed" {
+                            " · " a.show-copy href={ (BASE) "/records/" (encode(record_id)) "/copy?topic=" (encode(&topic)) "&partition=" (p) "&offset=" (o) } { (lang.t(L::ShowCopy)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct At {
+    topic: String,
+    partition: i32,
+    offset: i64,
+}
+
+pub(crate) async fn copy(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    Path(record_id): Path<String>,
+    Query(at): Query<At>,
+) -> Response {
+    let (_, session) = match signed_in(&console, &headers, &uri) {
+        Ok(signed) => signed,
+        Err(to_sign_in) => return *to_sign_in,
+    };
+    let lang = lang_of(&headers);
+    if session.role != ConsoleRole::Admin {
+        return refusal(
+            lang,
+            Some(&session),
+            StatusCode::FORBIDDEN,
+            lang.t(L::PayloadsHidden),
+        );
+    }
+    show_copy(&console, lang, &session, &record_id, &at, false).await
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RevealForm {
+    csrf: String,
+    topic: String,
+    partition: i32,
+    offset: i64,
+}
+
+pub(crate) async fn reveal(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    OriginalUri(uri): OriginalUri,
+    Path(record_id): Path<String>,
+    Form(form): Form<RevealForm>,
+) -> Response {
+    let session = match may_change(&console, &headers, &uri, &form.csrf) {
+        Ok(session) => session,
+        Err(refused) => return *refused,
+    };
+    let lang = lang_of(&headers);
+    let at = At {
+        topic: form.topic,
+        partition: form.partition,
+        offset: form.offset,
+    };
+    let address: IpAddr = address_of(extensions.get::<crate::Peer>());
+    let event = SessionEvent {
+        time: now(),
+        client: session.client.clone(),
+        outcome: "revealed".into(),
+        role: Some(session.role.name().into()),
+        address: address.to_string(),
+        reason: None,
+        subject: Some(format!(
+            "{record_id} {}/{}/{}",
+            at.topic, at.partition, at.offset
+        )),
+        authenticated: Some(session.by.clone()),
+    };
+    // Nothing is revealed that the audit trail does not hold.
+    if !audit(&console, event).await {
+        return refusal(
+            lang,
+            Some(&session),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the audit trail cannot be written (Kafka); try again shortly",
+        );
+    }
+    show_copy(&console, lang, &session, &record_id, &at, true).await
+}
+
+async fn show_copy(
+    console: &Console,
+    lang: Lang,
+    session: &Session,
+    record_id: &str,
+    at: &At,
+    revealed: bool,
+) -> Response {
+    let backbone = Arc::clone(&console.parts.changes.backbone);
+    let (topic, partition, offset) = (at.topic.clone(), at.partition, at.offset);
+    let read = tokio::task::spawn_blocking(move || {
+        mekong_kafka::read_at(&backbone, &topic, partition, offset, READ_TIMEOUT)
+    })
+    .await;
+    let letter = match read {
+        Ok(Ok(Some(letter))) => letter,
+        Ok(Ok(None)) => {
+            return refusal(
+                lang,
+                Some(session),
+                StatusCode::NOT_FOUND,
+                lang.t(L::NoSuchResource),
+            );
+        }
+        Ok(Err(e)) => {
+            return refusal(
+                lang,
+                Some(session),
+                StatusCode::SERVICE_UNAVAILABLE,
+                &e.to_string(),
+            );
+        }
+        Err(e) => {
+            return refusal(
+                lang,
+                Some(session),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &e.to_string(),
+            );
+        }
+    };
+    // The copy must be the record's: a link cannot be turned to another record's payload.
+    let id = mekong_core::CloudEvent::from_headers(
+        letter
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice())),
+    )
+    .id;
+    if id != record_id {
+        return refusal(
+            lang,
+            Some(session),
+            StatusCode::NOT_FOUND,
+            lang.t(L::NoSuchResource),
+        );
+    }
+    let catalog = console.parts.catalog.load();
+    let (personal, here) = redactions(&catalog, &at.topic);
+    let shown = match serde_json::from_slice::<Value>(&letter.payload) {
+        Ok(mut value) => {
+            if !revealed {
+                for pointer in &personal {
+                    if let Some(v) = value.pointer_mut(pointer) {
+                        *v = Value::String(format!("•••• ({})", lang.t(L::Masked)));
+                    }
+                }
+            }
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        }
+        Err(_) => String::from_utf8_lossy(&letter.payload).into_owned(),
+    };
+    let body = html! {
+        p { (lang.t(L::Copy)) " " (at.topic) "/" (at.partition) "/" (at.offset) }
+        @if !here.is_empty() {
+            p #redacted-here { (lang.t(L::RedactedHere)) " " (here.iter().cloned().collect::<Vec<_>>().join(", ")) }
+        }
+        pre #payload { code { (shown) } }
+        @if !revealed && !personal.is_empty() {
+            form method="post" action={ (BASE) "/records/" (encode(record_id)) "/copy/reveal" } {
+                input type="hidden" name="csrf" value=(session.csrf);
+                input type="hidden" name="topic" value=(at.topic);
+                input type="hidden" name="partition" value=(at.partition);
+                input type="hidden" name="offset" value=(at.offset);
+                button #reveal type="submit" { (lang.t(L::Reveal)) }
+                " " small { (lang.t(L::RevealNote)) }
+            }
+        }
+        p { a href={ (BASE) "/records?q=" (encode(record_id)) } { (lang.t(L::Back)) } }
+    };
+    page(
+        lang,
+        Some(session),
+        &format!("{BASE}/records"),
+        record_id,
+        body,
+    )
+    .into_response()
+}
+
+/// The fields any route redacts (personal data, masked until revealed), and those redacted from
+/// the copies written to `topic` (absent from this copy).
+fn redactions(catalog: &Catalog, topic: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut personal = BTreeSet::new();
+    let mut here = BTreeSet::new();
+    for route in catalog.routes() {
+        for destination in &route.spec.to {
+            personal.extend(destination.redact.iter().cloned());
+            if destination.topic == topic {
+                here.extend(destination.redact.iter().cloned());
+            }
+        }
+    }
+    (personal, here)
+}
