@@ -143,6 +143,16 @@ pub enum L {
     Masked,
     RedactedHere,
     PayloadsHidden,
+    TestRecord,
+    RecordType,
+    AsClient,
+    Payload,
+    Run,
+    WouldAccept,
+    WouldRefuse,
+    Route,
+    Matched,
+    TestNote,
 }
 
 impl L {
@@ -291,6 +301,19 @@ impl L {
             ),
             L::Masked => ("đã che", "masked"),
             L::RedactedHere => ("Đã lược bỏ ở bản sao này:", "Redacted from this copy:"),
+            L::TestRecord => ("Thử một bản ghi", "Test a record"),
+            L::RecordType => ("Loại bản ghi", "Record type"),
+            L::AsClient => ("Gửi với tư cách khách hàng", "As client"),
+            L::Payload => ("Nội dung (JSON)", "Payload (JSON)"),
+            L::Run => ("Thử", "Test"),
+            L::WouldAccept => ("Sẽ được nhận", "Would be accepted"),
+            L::WouldRefuse => ("Sẽ bị từ chối", "Would be refused"),
+            L::Route => ("Tuyến", "Route"),
+            L::Matched => ("khớp", "matches"),
+            L::TestNote => (
+                "Không ghi gì: quyền, lược đồ và định tuyến được kiểm tra như khi gửi thật.",
+                "Nothing is written: access, schema and routing are judged as for a real record.",
+            ),
             L::PayloadsHidden => (
                 "Vai trò kiểm toán không xem nội dung bản ghi.",
                 "The auditor role does not see payloads.",

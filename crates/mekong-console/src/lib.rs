@@ -83,6 +83,8 @@ pub struct ConsoleParts {
     pub producer: mekong_kafka::Producer,
     /// The lineage index record searches answer from, where this instance keeps one.
     pub lineage: Option<Arc<mekong_kafka::Lineage>>,
+    /// The record limits a tested record is judged by (the gateway's).
+    pub limits: mekong_core::Limits,
     /// The gateway's counters, where this instance runs a gateway.
     pub counts: Option<Arc<dyn Fn() -> Counts + Send + Sync>>,
     pub config: ConsoleConfig,
@@ -127,6 +129,10 @@ pub fn router(parts: ConsoleParts) -> Router {
             post(pages::deadletters::replay),
         )
         .route("/audit", get(pages::audit::list))
+        .route(
+            "/test-record",
+            get(pages::testrecord::form).post(pages::testrecord::run),
+        )
         .route("/records", get(pages::records::search))
         .route("/records/{id}/copy", get(pages::records::copy))
         .route("/records/{id}/copy/reveal", post(pages::records::reveal))

@@ -303,6 +303,10 @@ impl Catalog {
             .collect()
     }
 
+    pub fn clients(&self) -> impl Iterator<Item = &Client> {
+        self.clients.values()
+    }
+
     pub fn record_types(&self) -> impl Iterator<Item = &RecordType> {
         self.record_types.values()
     }

@@ -458,6 +458,10 @@ impl HubConfig {
                         },
                         producer: producer.clone(),
                         lineage: lineage.clone(),
+                        limits: self
+                            .gateway
+                            .as_ref()
+                            .map_or_else(mekong_core::Limits::default, |g| g.config.limits),
                         counts,
                         config: mekong_console::ConsoleConfig {
                             secure_cookies: metrics_tls.is_some(),

@@ -108,7 +108,10 @@ async fn an_administrator_and_an_auditor_use_the_console_in_a_browser() {
     let hub = TestHub::start_console(
         &kafka_bootstrap(),
         &resources(&s, &target.url("/hook")),
-        ConsoleConfig::default(),
+        ConsoleConfig {
+            free_failures: 3,
+            ..ConsoleConfig::default()
+        },
     )
     .await;
     let started = now();
@@ -206,6 +209,8 @@ async fn an_administrator_and_an_auditor_use_the_console_in_a_browser() {
         outcomes.contains(&("signed_in", "inspector")),
         "{outcomes:?}"
     );
+
+    guessing_is_slowed(&hub).await;
     hub.shutdown().await;
 }
 
@@ -224,4 +229,34 @@ async fn an_ended_session_sends_the_person_to_sign_in_and_back() {
     .await;
     run_browser("expiry", &hub, &s).await;
     hub.shutdown().await;
+}
+
+/// Wrong keys from one address: three are heard, then each further attempt waits, even with the
+/// right key (the address is slowed, not the key).
+async fn guessing_is_slowed(hub: &TestHub) {
+    let url = format!("http://{}/console/sign-in", hub.metrics.unwrap());
+    let http = reqwest::Client::new();
+    let attempt = |key: &'static str| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            http.post(url)
+                .form(&[("key", key), ("next", "/console")])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // The browser's wrong keys counted; a success forgave them. Three more are free here.
+    for _ in 0..3 {
+        assert_eq!(attempt("guess").await.status(), 401);
+    }
+    assert_eq!(
+        attempt("guess").await.status(),
+        401,
+        "the fourth is heard, and slows"
+    );
+    let slowed = attempt("guess").await;
+    assert_eq!(slowed.status(), 429);
+    assert!(slowed.headers().contains_key("retry-after"));
+    assert_eq!(attempt("admin-key").await.status(), 429);
 }

@@ -9,6 +9,7 @@ pub(crate) mod overview;
 pub(crate) mod records;
 pub(crate) mod resources;
 pub(crate) mod signin;
+pub(crate) mod testrecord;
 
 use std::sync::Arc;
 

@@ -74,7 +74,13 @@ pub(crate) async fn list(
     let admin = session.role == ConsoleRole::Admin;
     let body = html! {
         @if let Some(deleted) = &filter.deleted { p.ok #deleted { (lang.t(L::Deleted)) " " (deleted) } }
-        @if admin { p { a #new-resource href={ (BASE) "/resources/new" } { (lang.t(L::NewResource)) } } }
+        @if admin {
+            p {
+                a #new-resource href={ (BASE) "/resources/new" } { (lang.t(L::NewResource)) }
+                " · "
+                a #test-record href={ (BASE) "/test-record" } { (lang.t(L::TestRecord)) }
+            }
+        }
         form.inline method="get" action={ (BASE) "/resources" } {
             select name="kind" {
                 option value="" { (lang.t(L::All)) }
