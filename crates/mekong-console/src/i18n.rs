@@ -153,6 +153,7 @@ pub enum L {
     Route,
     Matched,
     TestNote,
+    Lag,
 }
 
 impl L {
@@ -314,6 +315,7 @@ impl L {
                 "Không ghi gì: quyền, lược đồ và định tuyến được kiểm tra như khi gửi thật.",
                 "Nothing is written: access, schema and routing are judged as for a real record.",
             ),
+            L::Lag => ("Bản ghi chờ giao", "Waiting (lag)"),
             L::PayloadsHidden => (
                 "Vai trò kiểm toán không xem nội dung bản ghi.",
                 "The auditor role does not see payloads.",

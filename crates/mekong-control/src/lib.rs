@@ -6,6 +6,7 @@
 //! This room speaks no gRPC and no HTTP: it takes plain values and answers with plain values or a
 //! [`ControlError`]; transports map those onto their own codes.
 
+pub mod adapters;
 pub mod audit_log;
 mod changes;
 pub mod deadletters;

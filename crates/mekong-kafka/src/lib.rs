@@ -28,4 +28,4 @@ pub use producer::{
 pub use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 pub use store::{RESOURCES_TOPIC, Store, StoreError, StoreSettings, Transaction, View};
 pub use subscription::{LagReport, Received, StartPosition, Subscriber, SubscriptionSettings};
-pub use topics::{TopicSettings, ensure_topics, topic_exists};
+pub use topics::{TopicSettings, ensure_topics, group_lag, topic_exists};

@@ -102,3 +102,42 @@ pub fn topic_exists(
         .iter()
         .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()))
 }
+
+/// How far a consumer group is behind, per partition of `topics`: (topic, partition, records not
+/// yet committed). A partition the group never committed counts every record kept. Blocking.
+pub fn group_lag(
+    backbone: &Backbone,
+    group: &str,
+    topics: &[String],
+    timeout: Duration,
+) -> Result<Vec<(String, i32, i64)>, KafkaError> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    // A consumer of the group that never joins it: it only asks for the committed offsets.
+    let client: BaseConsumer = backbone.client_config().set("group.id", group).create()?;
+    let mut partitions = TopicPartitionList::new();
+    for topic in topics {
+        let metadata = client.fetch_metadata(Some(topic), timeout)?;
+        for t in metadata.topics().iter().filter(|t| t.error().is_none()) {
+            for p in t.partitions() {
+                partitions.add_partition(t.name(), p.id());
+            }
+        }
+    }
+    let committed = client.committed_offsets(partitions, timeout)?;
+    let mut lag = Vec::new();
+    for element in committed.elements() {
+        let (low, high) = client.fetch_watermarks(element.topic(), element.partition(), timeout)?;
+        let position = match element.offset() {
+            Offset::Offset(o) => o.max(low),
+            _ => low,
+        };
+        lag.push((
+            element.topic().to_owned(),
+            element.partition(),
+            (high - position).max(0),
+        ));
+    }
+    lag.sort();
+    Ok(lag)
+}

@@ -10,6 +10,7 @@ use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
+use mekong_control::adapters::standing;
 use mekong_core::{Actor, AdapterType};
 use mekong_kafka::StoreError;
 use serde::Deserialize;
@@ -38,6 +39,13 @@ pub(crate) async fn list(
     let lang = lang_of(&headers);
     let catalog = console.parts.catalog.load();
     let admin = session.role == ConsoleRole::Admin;
+    // Each adapter's lag and dead letters, as Kafka holds them (every instance's work counts).
+    let mut standings = std::collections::HashMap::new();
+    for adapter in catalog.adapters() {
+        let spec = &adapter.spec;
+        let standing = standing(&console.parts.changes.backbone, &spec.name, &spec.from).await;
+        standings.insert(spec.name.clone(), standing.ok());
+    }
     let body = html! {
         @if let Some(done) = &shown.done { p.ok #done { (lang.t(L::Done)) " " (done) } }
         @if !admin { p #read-only { (lang.t(L::ReadOnly)) } }
@@ -46,7 +54,7 @@ pub(crate) async fn list(
             table #adapters {
                 tr {
                     th { (lang.t(L::Name)) } th { (lang.t(L::AdapterType)) } th { (lang.t(L::Target)) }
-                    th { (lang.t(L::State)) }
+                    th { (lang.t(L::State)) } th { (lang.t(L::Lag)) } th { (lang.t(L::DeadLetters)) }
                     @if admin { th {} }
                 }
                 @for adapter in catalog.adapters() {
@@ -61,6 +69,18 @@ pub(crate) async fn list(
                         td { (match spec.target { AdapterType::Dvcqg => "dvcqg", AdapterType::Webhook => "webhook" }) }
                         td { (spec.from.join(", ")) }
                         @if spec.paused { td.paused.state { (lang.t(L::Paused)) } } @else { td.ok.state { (lang.t(L::Running)) } }
+                        @match standings.get(&spec.name).cloned().flatten() {
+                            Some(standing) => {
+                                td.lag {
+                                    span.total { (standing.total_lag()) }
+                                    @for (topic, partition, n) in standing.lag.iter().filter(|(_, _, n)| *n > 0) {
+                                        br; small { (topic) "/" (partition) ": " (n) }
+                                    }
+                                }
+                                td.dead-letter-count { (standing.dead_letters) }
+                            }
+                            None => { td.lag { "?" } td { "?" } }
+                        }
                         @if admin {
                             td {
                                 form.inline method="post" action={ (BASE) "/adapters/" (encode(&spec.name)) "/" (action) } {
