@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import time
+import urllib.error
 import urllib.request
 
 from selenium import webdriver
@@ -148,12 +149,16 @@ def wait_lag(driver, c, console, row, ok, what, timeout=60):
     c.true(False, f"{what}: the lag stayed {lag}")
 
 
-def publish(hub, payload):
+def publish(hub, payload, expect=201):
     request = urllib.request.Request(
         f"{hub}/v1/records/dossier.sync", data=json.dumps(payload).encode(), method="POST",
         headers={"Authorization": f"Bearer {PUBLISHER_KEY}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert response.status == 201, response.status
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status = response.status
+    except urllib.error.HTTPError as e:
+        status = e.code
+    assert status == expect, f"published: {status}, expected {expect}"
 
 
 def main_scenario(driver, c, console, hub):
@@ -188,6 +193,13 @@ def main_scenario(driver, c, console, hub):
                   "SoDienThoai": "0901234567", "Email": "an.nguyen@example.vn"})
     driver.refresh()
     c.equal(int(c.text("#accepted-total")), before + 1, "the accepted count follows the hub")
+    # A refused record: counted, and its reason among the top ones, by type and client.
+    refused = int(c.text("#rejected-total"))
+    publish(hub, {"MaHoSo": f"{DOSSIER}-bad", "LoaiDoiTuong": 9}, expect=422)
+    driver.refresh()
+    c.equal(int(c.text("#rejected-total")), refused + 1, "the refused count follows the hub")
+    c.true("SCHEMA_VIOLATION" in c.text("#refusals") and "q1" in c.text("#refusals"),
+           f"the top refusals: {c.text('#refusals')}")
     c.shot("overview")
 
     # English, one click away; and back.
@@ -240,6 +252,7 @@ def main_scenario(driver, c, console, hub):
     driver.find_element(By.ID, "apply").click()
     c.wait_for("#applied", "the change is applied")
     c.true("Tuyến về kho dữ liệu thành phố" in c.text("#yaml"), "the stored route has the change")
+    c.true(ADMIN in c.text("#history") and "apply" in c.text("#history"), "its history names the change")
 
     # An edit made from an older version is refused, with the diff against the newer one: this
     # tab opens the editor, another tab changes the route meanwhile.

@@ -154,6 +154,12 @@ pub enum L {
     Matched,
     TestNote,
     Lag,
+    TopRefusals,
+    Checkpoint,
+    CheckpointAge,
+    NoCheckpoint,
+    History,
+    HistoryNote,
 }
 
 impl L {
@@ -316,6 +322,15 @@ impl L {
                 "Nothing is written: access, schema and routing are judged as for a real record.",
             ),
             L::Lag => ("Bản ghi chờ giao", "Waiting (lag)"),
+            L::TopRefusals => ("Lý do từ chối thường gặp nhất", "Top refusal reasons"),
+            L::Checkpoint => ("Điểm kiểm chứng nhật ký", "Audit checkpoint"),
+            L::CheckpointAge => ("giây trước", "seconds ago"),
+            L::NoCheckpoint => ("chưa có", "none yet"),
+            L::History => ("Lịch sử phiên bản", "Version history"),
+            L::HistoryNote => (
+                "Từ nhật ký kiểm toán (5000 sự kiện gần nhất); nội dung so sánh là bản đang lưu.",
+                "From the audit trail (its latest 5000 events); the stored text is the current version.",
+            ),
             L::PayloadsHidden => (
                 "Vai trò kiểm toán không xem nội dung bản ghi.",
                 "The auditor role does not see payloads.",

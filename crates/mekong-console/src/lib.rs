@@ -75,6 +75,13 @@ pub struct Counts {
     pub rejected: u64,
 }
 
+/// What the gateway of this instance reports to the overview.
+pub trait GatewayView: Send + Sync {
+    fn counts(&self) -> Counts;
+    /// The most frequent refusals: (record type, client, reason, count).
+    fn top_refusals(&self, n: usize) -> Vec<(String, String, String, u64)>;
+}
+
 /// What the console works with.
 pub struct ConsoleParts {
     pub catalog: Arc<ArcSwap<Catalog>>,
@@ -86,7 +93,9 @@ pub struct ConsoleParts {
     /// The record limits a tested record is judged by (the gateway's).
     pub limits: mekong_core::Limits,
     /// The gateway's counters, where this instance runs a gateway.
-    pub counts: Option<Arc<dyn Fn() -> Counts + Send + Sync>>,
+    pub gateway: Option<Arc<dyn GatewayView>>,
+    /// The notary, where this instance runs one: the overview shows its latest checkpoint's age.
+    pub notary: Option<Arc<mekong_kafka::Notary>>,
     pub config: ConsoleConfig,
 }
 
@@ -154,7 +163,7 @@ impl Console {
     /// The counts now, kept as a sample when a minute has passed since the last; the samples of the
     /// last hour, oldest first.
     pub(crate) fn sample(&self) -> Option<Vec<(SystemTime, Counts)>> {
-        let counts = (self.parts.counts.as_ref()?)();
+        let counts = self.parts.gateway.as_ref()?.counts();
         let now = SystemTime::now();
         let mut history = self.history.lock().expect("the history");
         let due = history.back().is_none_or(|(at, _)| {

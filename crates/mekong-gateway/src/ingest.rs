@@ -412,6 +412,16 @@ impl Ingest {
             }
             Err(e) => {
                 metrics.rejected_all.inc();
+                *metrics
+                    .refusals
+                    .lock()
+                    .expect("the refusals")
+                    .entry((
+                        record_type.clone(),
+                        caller.client.clone(),
+                        e.why().to_owned(),
+                    ))
+                    .or_default() += 1;
                 metrics
                     .rejected
                     .get_or_create(&RejectedLabels {

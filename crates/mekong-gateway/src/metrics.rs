@@ -3,6 +3,8 @@
 //! subscriptions. Label values are bounded: record types the catalog does not know are `unknown`,
 //! reasons are gRPC code names.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -52,6 +54,9 @@ pub(crate) struct ReasonLabels {
     pub reason: &'static str,
 }
 
+/// (record type, client, reason) of a refusal.
+type RefusalKey = (String, String, String);
+
 /// Every metric of the gateway; cheap to clone (the families are shared).
 #[derive(Clone)]
 pub struct GatewayMetrics {
@@ -73,6 +78,9 @@ pub struct GatewayMetrics {
     /// exported: the families above are).
     pub(crate) accepted_all: Counter,
     pub(crate) rejected_all: Counter,
+    /// Refusals by (record type, client, reason): the same bounded labels as `rejected`, kept
+    /// where the console can read them.
+    pub(crate) refusals: Arc<Mutex<HashMap<RefusalKey, u64>>>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -104,6 +112,7 @@ impl Default for GatewayMetrics {
             quota_throttled: Family::default(),
             accepted_all: Counter::default(),
             rejected_all: Counter::default(),
+            refusals: Default::default(),
         }
     }
 }
@@ -230,6 +239,18 @@ impl GatewayMetrics {
     /// Records accepted and refused since the start.
     pub fn totals(&self) -> (u64, u64) {
         (self.accepted_all.get(), self.rejected_all.get())
+    }
+
+    /// The `n` most frequent refusals since the start: (record type, client, reason, count).
+    pub fn top_refusals(&self, n: usize) -> Vec<(String, String, String, u64)> {
+        let refusals = self.refusals.lock().expect("the refusals");
+        let mut top: Vec<_> = refusals
+            .iter()
+            .map(|((t, c, r), n)| (t.clone(), c.clone(), r.clone(), *n))
+            .collect();
+        top.sort_by(|a, b| b.3.cmp(&a.3).then_with(|| a.cmp(b)));
+        top.truncate(n);
+        top
     }
 
     pub(crate) fn published(&self, outcome: &'static str, took: Duration) {

@@ -231,6 +231,11 @@ impl PublishError {
         code_name(self.parts().code)
     }
 
+    /// Why, as a machine reads it: `SCHEMA_VIOLATION`, `NO_ROUTE` ... (see [`reason`]).
+    pub(crate) fn why(&self) -> &'static str {
+        self.parts().reason
+    }
+
     /// The message and the violations (`field: description`, without payload values), for the
     /// audit trail.
     pub(crate) fn explain(&self) -> (String, Vec<String>) {

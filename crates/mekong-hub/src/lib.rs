@@ -434,6 +434,7 @@ impl HubConfig {
         let (metrics, observe) = match metrics_listener {
             Some(listener) => {
                 let addr = listener.local_addr().ok();
+                let signer = notary.as_ref().map(|(n, _)| Arc::clone(n));
                 let notary = notary
                     .clone()
                     .map(|(n, max_age)| observe::Notarised::new(n, max_age));
@@ -441,13 +442,9 @@ impl HubConfig {
                     notary.register(&mut registry);
                 }
                 let console = self.console.map(|config| {
-                    let counts = self.gateway.as_ref().map(|_| {
-                        let metrics = gateway_metrics.clone();
-                        Arc::new(move || {
-                            let (accepted, rejected) = metrics.totals();
-                            mekong_console::Counts { accepted, rejected }
-                        })
-                            as Arc<dyn Fn() -> mekong_console::Counts + Send + Sync>
+                    let gateway = self.gateway.as_ref().map(|_| {
+                        Arc::new(ConsoleGateway(gateway_metrics.clone()))
+                            as Arc<dyn mekong_console::GatewayView>
                     });
                     mekong_console::router(mekong_console::ConsoleParts {
                         catalog: Arc::clone(&catalog),
@@ -458,11 +455,12 @@ impl HubConfig {
                         },
                         producer: producer.clone(),
                         lineage: lineage.clone(),
+                        notary: signer,
                         limits: self
                             .gateway
                             .as_ref()
                             .map_or_else(mekong_core::Limits::default, |g| g.config.limits),
-                        counts,
+                        gateway,
                         config: mekong_console::ConsoleConfig {
                             secure_cookies: metrics_tls.is_some(),
                             ..config
@@ -542,6 +540,20 @@ impl HubConfig {
             stopping,
             backbone,
         })
+    }
+}
+
+/// The gateway's counters, as the console's overview reads them.
+struct ConsoleGateway(GatewayMetrics);
+
+impl mekong_console::GatewayView for ConsoleGateway {
+    fn counts(&self) -> mekong_console::Counts {
+        let (accepted, rejected) = self.0.totals();
+        mekong_console::Counts { accepted, rejected }
+    }
+
+    fn top_refusals(&self, n: usize) -> Vec<(String, String, String, u64)> {
+        self.0.top_refusals(n)
     }
 }
 

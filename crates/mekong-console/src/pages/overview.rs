@@ -34,6 +34,29 @@ async fn render(console: &Console, headers: &HeaderMap, uri: &Uri) -> Response {
         .map(|a| (a.spec.name.clone(), a.spec.paused))
         .collect();
     let samples = console.sample();
+    let refusals = console
+        .parts
+        .gateway
+        .as_ref()
+        .map(|g| g.top_refusals(10))
+        .unwrap_or_default();
+    let mut standings = Vec::new();
+    for adapter in catalog.adapters() {
+        let spec = &adapter.spec;
+        let standing = mekong_control::adapters::standing(
+            &console.parts.changes.backbone,
+            &spec.name,
+            &spec.from,
+        )
+        .await
+        .ok();
+        standings.push(standing);
+    }
+    let checkpoint = console.parts.notary.as_ref().map(|n| {
+        n.state()
+            .latest
+            .map(|(at, _)| at.elapsed().unwrap_or_default().as_secs())
+    });
     let body = html! {
         h2 { (lang.t(L::Instance)) }
         div.cards {
@@ -59,9 +82,29 @@ async fn render(console: &Console, headers: &HeaderMap, uri: &Uri) -> Response {
                 }
             }
         }
+        @if let Some(checkpoint) = checkpoint {
+            div.cards {
+                div.card {
+                    div { (lang.t(L::Checkpoint)) }
+                    @match checkpoint {
+                        Some(age) => { div.n #checkpoint-age { (age) } div { (lang.t(L::CheckpointAge)) } },
+                        None => div.n.bad #checkpoint-age { (lang.t(L::NoCheckpoint)) },
+                    }
+                }
+            }
+        }
         @if let Some(samples) = &samples {
             h2 { (lang.t(L::RecordsAccepted)) " / " (lang.t(L::RecordsRejected)) ", " (lang.t(L::PerMinute)) }
             (chart(samples))
+        }
+        @if !refusals.is_empty() {
+            h2 { (lang.t(L::TopRefusals)) }
+            table #refusals {
+                tr { th { (lang.t(L::RecordType)) } th { (lang.t(L::Clients)) } th { (lang.t(L::Reason)) } th { "#" } }
+                @for (record_type, client, reason, n) in &refusals {
+                    tr { td { (record_type) } td { (client) } td.reason { (reason) } td.count { (n) } }
+                }
+            }
         }
         h2 { (lang.t(L::Resources)) }
         div.cards {
@@ -71,7 +114,7 @@ async fn render(console: &Console, headers: &HeaderMap, uri: &Uri) -> Response {
             div.card { div { (lang.t(L::Adapters)) } div.n #adapter-count { (adapters.len()) } }
         }
         h2 { (lang.t(L::Adapters)) }
-        (adapter_states(lang, &adapters))
+        (adapter_states(lang, &adapters, &standings))
     };
     page(lang, Some(&session), BASE, lang.t(L::Overview), body).into_response()
 }
@@ -84,16 +127,24 @@ pub(crate) async fn show(
     render(&console, &headers, &uri).await
 }
 
-fn adapter_states(lang: Lang, adapters: &[(String, bool)]) -> Markup {
+fn adapter_states(
+    lang: Lang,
+    adapters: &[(String, bool)],
+    standings: &[Option<mekong_control::adapters::AdapterStanding>],
+) -> Markup {
     html! {
         @if adapters.is_empty() { p { (lang.t(L::Nothing)) } }
         @else {
             table {
-                tr { th { (lang.t(L::Name)) } th { (lang.t(L::State)) } }
-                @for (name, paused) in adapters {
+                tr { th { (lang.t(L::Name)) } th { (lang.t(L::State)) } th { (lang.t(L::Lag)) } th { (lang.t(L::DeadLetters)) } }
+                @for ((name, paused), standing) in adapters.iter().zip(standings) {
                     tr {
                         td { a href={ (BASE) "/adapters" } { (name) } }
                         @if *paused { td.paused { (lang.t(L::Paused)) } } @else { td.ok { (lang.t(L::Running)) } }
+                        @match standing {
+                            Some(s) => { td { (s.total_lag()) } td { (s.dead_letters) } }
+                            None => { td { "?" } td { "?" } }
+                        }
                     }
                 }
             }

@@ -150,6 +150,21 @@ pub(crate) async fn one(
         );
     };
     let title = format!("{kind}/{name}");
+    // Who changed it, when, from which version to which: the audit trail's recent window.
+    let filter = mekong_control::audit_log::AuditFilter {
+        kind: Some("resource".into()),
+        resource: Some(title.clone()),
+        ..Default::default()
+    };
+    let history = mekong_control::audit_log::audit_window(
+        &console.parts.changes.backbone,
+        None,
+        mekong_control::audit_log::MAX_WINDOW,
+        &filter,
+    )
+    .await
+    .map(|w| w.entries)
+    .unwrap_or_default();
     let body = html! {
         table {
             tr { th { (lang.t(L::Version)) } td #version { (stored.version) } }
@@ -168,6 +183,24 @@ pub(crate) async fn one(
                     " " (lang.t(L::Confirm))
                 }
                 button #delete type="submit" { (lang.t(L::Delete)) }
+            }
+        }
+        h2 { (lang.t(L::History)) }
+        p { small { (lang.t(L::HistoryNote)) } }
+        table #history {
+            tr { th { (lang.t(L::Time)) } th { (lang.t(L::Actor)) } th { (lang.t(L::Event)) } th { (lang.t(L::Outcome)) } th { (lang.t(L::Version)) } }
+            @for entry in &history {
+                @if let mekong_core::AuditEvent::ResourceChanged(e) | mekong_core::AuditEvent::ResourceRejected(e) = &entry.event {
+                    @if format!("{}/{}", e.kind, e.name) == title {
+                        tr {
+                            td { (super::local_time(&e.time)) }
+                            td { (e.actor) }
+                            td { (e.action) }
+                            td { (e.outcome) }
+                            td { "v" (e.old_version.map_or("-".into(), |v| v.to_string())) " → v" (e.new_version.map_or("-".into(), |v| v.to_string())) }
+                        }
+                    }
+                }
             }
         }
         p { a href={ (BASE) "/resources" } { (lang.t(L::Back)) } }
