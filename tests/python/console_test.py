@@ -315,6 +315,11 @@ def main_scenario(driver, c, console, hub):
         c.true(wanted in events, f"{wanted} in the timeline: {events}")
     c.true("+07" in c.text(".timeline td"), "times in Asia/Ho_Chi_Minh")
     c.shot("record")
+    # This hub runs no notary: the proof cannot be made, and the page says why.
+    proof = driver.find_element(By.CSS_SELECTOR, "a.proof").get_attribute("href")
+    driver.get(proof)
+    c.wait_contains("#refusal", "checkpoint", "no proof without a checkpoint")
+    driver.get(f"{console}/records?q={DOSSIER}")
     copies = [a.get_attribute("href") for a in c.all("a.show-copy")]
     c.equal(len(copies), 2, "a link to each copy")
     for href in copies:

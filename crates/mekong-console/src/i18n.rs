@@ -160,6 +160,7 @@ pub enum L {
     NoCheckpoint,
     History,
     HistoryNote,
+    Proof,
 }
 
 impl L {
@@ -327,6 +328,10 @@ impl L {
             L::CheckpointAge => ("giây trước", "seconds ago"),
             L::NoCheckpoint => ("chưa có", "none yet"),
             L::History => ("Lịch sử phiên bản", "Version history"),
+            L::Proof => (
+                "Tải bằng chứng (kiểm tra bằng mekong verify)",
+                "Download its proof (check it with mekong verify)",
+            ),
             L::HistoryNote => (
                 "Từ nhật ký kiểm toán (5000 sự kiện gần nhất); nội dung so sánh là bản đang lưu.",
                 "From the audit trail (its latest 5000 events); the stored text is the current version.",

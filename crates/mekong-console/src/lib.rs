@@ -144,6 +144,7 @@ pub fn router(parts: ConsoleParts) -> Router {
         )
         .route("/records", get(pages::records::search))
         .route("/records/{id}/copy", get(pages::records::copy))
+        .route("/records/{id}/proof", get(pages::records::proof))
         .route("/records/{id}/copy/reveal", post(pages::records::reveal))
         .fallback(pages::not_found)
         .with_state(console)

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use axum::Form;
-use axum::extract::{OriginalUri, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use mekong_control::adapters::standing;
@@ -16,10 +16,10 @@ use mekong_kafka::StoreError;
 use serde::Deserialize;
 use tracing::info;
 
-use super::{encode, may_change, page, refusal, signed_in};
+use super::{Person, encode, page, refusal};
 use crate::i18n::L;
 use crate::session::ConsoleRole;
-use crate::{BASE, Console, lang_of};
+use crate::{BASE, Console};
 
 #[derive(Deserialize)]
 pub(crate) struct Shown {
@@ -28,15 +28,10 @@ pub(crate) struct Shown {
 
 pub(crate) async fn list(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
+    person: Person,
     Query(shown): Query<Shown>,
 ) -> Response {
-    let (_, session) = match signed_in(&console, &headers, &uri) {
-        Ok(signed) => signed,
-        Err(to_sign_in) => return *to_sign_in,
-    };
-    let lang = lang_of(&headers);
+    let (session, lang) = (&person.session, person.lang);
     let catalog = console.parts.catalog.load();
     let admin = session.role == ConsoleRole::Admin;
     // Each adapter's lag and dead letters, as Kafka holds them (every instance's work counts).
@@ -99,7 +94,7 @@ pub(crate) async fn list(
         }
     };
     let here = format!("{BASE}/adapters");
-    page(lang, Some(&session), &here, lang.t(L::Adapters), body).into_response()
+    page(lang, Some(session), &here, lang.t(L::Adapters), body).into_response()
 }
 
 #[derive(Deserialize)]
@@ -110,23 +105,21 @@ pub(crate) struct Change {
 
 pub(crate) async fn set_paused(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
+    person: Person,
     Path((name, action)): Path<(String, String)>,
     Form(change): Form<Change>,
 ) -> Response {
-    let session = match may_change(&console, &headers, &uri, &change.csrf) {
-        Ok(session) => session,
-        Err(refused) => return *refused,
-    };
-    let lang = lang_of(&headers);
+    if let Some(refused) = person.may_not_change(&change.csrf) {
+        return refused;
+    }
+    let (session, lang) = (&person.session, person.lang);
     let paused = match action.as_str() {
         "pause" => true,
         "resume" => false,
         _ => {
             return refusal(
                 lang,
-                Some(&session),
+                Some(session),
                 StatusCode::NOT_FOUND,
                 lang.t(L::NoSuchResource),
             );
@@ -135,7 +128,7 @@ pub(crate) async fn set_paused(
     if change.confirm.as_deref() != Some("yes") {
         return refusal(
             lang,
-            Some(&session),
+            Some(session),
             StatusCode::BAD_REQUEST,
             lang.t(L::Confirm),
         );
@@ -163,23 +156,23 @@ pub(crate) async fn set_paused(
                 .collect();
             refusal(
                 lang,
-                Some(&session),
+                Some(session),
                 StatusCode::CONFLICT,
                 &problems.join("; "),
             )
         }
         Ok(None) => refusal(
             lang,
-            Some(&session),
+            Some(session),
             StatusCode::NOT_FOUND,
             lang.t(L::NoSuchResource),
         ),
         Err(e @ StoreError::Concurrent) => {
-            refusal(lang, Some(&session), StatusCode::CONFLICT, &e.to_string())
+            refusal(lang, Some(session), StatusCode::CONFLICT, &e.to_string())
         }
         Err(e) => refusal(
             lang,
-            Some(&session),
+            Some(session),
             StatusCode::SERVICE_UNAVAILABLE,
             &e.to_string(),
         ),

@@ -4,17 +4,17 @@
 
 use std::sync::Arc;
 
-use axum::extract::{OriginalUri, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use mekong_control::audit_log::{AuditFilter, audit_window};
 use mekong_core::AuditEvent;
 use serde::Deserialize;
 
-use super::{encode, local_time, page, refusal, signed_in};
+use super::{Person, encode, local_time, page, refusal};
 use crate::i18n::L;
-use crate::{BASE, Console, lang_of};
+use crate::{BASE, Console};
 
 #[derive(Deserialize)]
 pub(crate) struct Shown {
@@ -28,15 +28,10 @@ pub(crate) struct Shown {
 
 pub(crate) async fn list(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
+    person: Person,
     Query(shown): Query<Shown>,
 ) -> Response {
-    let (_, session) = match signed_in(&console, &headers, &uri) {
-        Ok(signed) => signed,
-        Err(to_sign_in) => return *to_sign_in,
-    };
-    let lang = lang_of(&headers);
+    let (session, lang) = (&person.session, person.lang);
     let set = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
     let filter = AuditFilter {
         actor: set(&shown.actor),
@@ -51,7 +46,7 @@ pub(crate) async fn list(
         Err(e) => {
             return refusal(
                 lang,
-                Some(&session),
+                Some(session),
                 StatusCode::SERVICE_UNAVAILABLE,
                 &e.to_string(),
             );
@@ -98,7 +93,7 @@ pub(crate) async fn list(
     };
     page(
         lang,
-        Some(&session),
+        Some(session),
         &format!("{BASE}/audit"),
         lang.t(L::AuditLog),
         body,

@@ -6,18 +6,18 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{OriginalUri, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use mekong_control::deadletters::{self, Replay};
 use serde::Deserialize;
 use tracing::info;
 
-use super::{encode, local_time, may_change, page, refusal, signed_in};
+use super::{Person, encode, local_time, page, refusal};
 use crate::i18n::L;
 use crate::session::ConsoleRole;
-use crate::{BASE, Console, lang_of};
+use crate::{BASE, Console};
 
 #[derive(Deserialize)]
 pub(crate) struct Shown {
@@ -28,20 +28,15 @@ pub(crate) struct Shown {
 
 pub(crate) async fn list(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
+    person: Person,
     Path(adapter): Path<String>,
     Query(shown): Query<Shown>,
 ) -> Response {
-    let (_, session) = match signed_in(&console, &headers, &uri) {
-        Ok(signed) => signed,
-        Err(to_sign_in) => return *to_sign_in,
-    };
-    let lang = lang_of(&headers);
+    let (session, lang) = (&person.session, person.lang);
     if console.parts.catalog.load().adapter(&adapter).is_none() {
         return refusal(
             lang,
-            Some(&session),
+            Some(session),
             StatusCode::NOT_FOUND,
             lang.t(L::NoSuchResource),
         );
@@ -53,7 +48,7 @@ pub(crate) async fn list(
         Err(e) => {
             return refusal(
                 lang,
-                Some(&session),
+                Some(session),
                 StatusCode::SERVICE_UNAVAILABLE,
                 &e.to_string(),
             );
@@ -122,13 +117,12 @@ pub(crate) async fn list(
         }
     };
     let title = format!("{}: {adapter}", lang.t(L::DeadLetters));
-    page(lang, Some(&session), &base, &title, body).into_response()
+    page(lang, Some(session), &base, &title, body).into_response()
 }
 
 pub(crate) async fn replay(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
+    person: Person,
     Path(adapter): Path<String>,
     body: Bytes,
 ) -> Response {
@@ -144,15 +138,14 @@ pub(crate) async fn replay(
             _ => {}
         }
     }
-    let session = match may_change(&console, &headers, &uri, &csrf) {
-        Ok(session) => session,
-        Err(refused) => return *refused,
-    };
-    let lang = lang_of(&headers);
+    if let Some(refused) = person.may_not_change(&csrf) {
+        return refused;
+    }
+    let (session, lang) = (&person.session, person.lang);
     if !confirmed {
         return refusal(
             lang,
-            Some(&session),
+            Some(session),
             StatusCode::BAD_REQUEST,
             lang.t(L::Confirm),
         );
@@ -160,7 +153,7 @@ pub(crate) async fn replay(
     if console.parts.catalog.load().adapter(&adapter).is_none() {
         return refusal(
             lang,
-            Some(&session),
+            Some(session),
             StatusCode::NOT_FOUND,
             lang.t(L::NoSuchResource),
         );
@@ -170,7 +163,7 @@ pub(crate) async fn replay(
     } else if records.is_empty() {
         return refusal(
             lang,
-            Some(&session),
+            Some(session),
             StatusCode::BAD_REQUEST,
             lang.t(L::ReplaySelected),
         );
@@ -198,7 +191,7 @@ pub(crate) async fn replay(
         }
         Err(e) => refusal(
             lang,
-            Some(&session),
+            Some(session),
             StatusCode::SERVICE_UNAVAILABLE,
             &e.to_string(),
         ),

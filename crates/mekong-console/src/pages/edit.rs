@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::Form;
 use axum::extract::{OriginalUri, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use mekong_control::Applied;
@@ -19,27 +19,23 @@ use serde::Deserialize;
 use similar::{ChangeTag, TextDiff};
 use tracing::info;
 
-use super::{encode, may_change, page, refusal, signed_in};
+use super::{Person, encode, page, refusal};
 use crate::i18n::{L, Lang};
 use crate::session::{ConsoleRole, Session};
-use crate::{BASE, Console, lang_of};
+use crate::{BASE, Console};
 
 /// `GET /resources/{kind}/{name}/edit`, and `GET /resources/new` (no kind, no name).
 pub(crate) async fn form(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
+    person: Person,
     OriginalUri(uri): OriginalUri,
     key: Option<Path<(String, String)>>,
 ) -> Response {
-    let (_, session) = match signed_in(&console, &headers, &uri) {
-        Ok(signed) => signed,
-        Err(to_sign_in) => return *to_sign_in,
-    };
-    let lang = lang_of(&headers);
+    let (session, lang) = (&person.session, person.lang);
     if session.role != ConsoleRole::Admin {
         return refusal(
             lang,
-            Some(&session),
+            Some(session),
             StatusCode::FORBIDDEN,
             lang.t(L::ReadOnly),
         );
@@ -52,7 +48,7 @@ pub(crate) async fn form(
                 Err(e) => {
                     return refusal(
                         lang,
-                        Some(&session),
+                        Some(session),
                         StatusCode::SERVICE_UNAVAILABLE,
                         &e.to_string(),
                     );
@@ -63,7 +59,7 @@ pub(crate) async fn form(
             else {
                 return refusal(
                     lang,
-                    Some(&session),
+                    Some(session),
                     StatusCode::NOT_FOUND,
                     lang.t(L::NoSuchResource),
                 );
@@ -78,8 +74,8 @@ pub(crate) async fn form(
         Some((key, _)) => format!("{}: {key}", lang.t(L::Edit)),
         None => lang.t(L::NewResource).to_owned(),
     };
-    let body = editor(lang, &session, &text, expect.as_ref(), false);
-    page(lang, Some(&session), uri.path(), &title, body).into_response()
+    let body = editor(lang, session, &text, expect.as_ref(), false);
+    page(lang, Some(session), uri.path(), &title, body).into_response()
 }
 
 /// The editor: the text, the version it was made from, and its buttons.
@@ -128,35 +124,26 @@ impl Edited {
 
 pub(crate) async fn preview(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
+    person: Person,
     Form(edited): Form<Edited>,
 ) -> Response {
-    change(&console, &headers, &uri, edited, true).await
+    change(&console, &person, edited, true).await
 }
 
 pub(crate) async fn apply(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
+    person: Person,
     Form(edited): Form<Edited>,
 ) -> Response {
-    change(&console, &headers, &uri, edited, false).await
+    change(&console, &person, edited, false).await
 }
 
-async fn change(
-    console: &Console,
-    headers: &HeaderMap,
-    uri: &axum::http::Uri,
-    edited: Edited,
-    dry_run: bool,
-) -> Response {
-    let session = match may_change(console, headers, uri, &edited.csrf) {
-        Ok(session) => session,
-        Err(refused) => return *refused,
-    };
-    let lang = lang_of(headers);
-    let actor = actor(&session);
+async fn change(console: &Console, person: &Person, edited: Edited, dry_run: bool) -> Response {
+    if let Some(refused) = person.may_not_change(&edited.csrf) {
+        return refused;
+    }
+    let (session, lang) = (&person.session, person.lang);
+    let actor = actor(session);
     let sources = [("console".to_owned(), edited.text.clone())];
     let applied = match console
         .parts
@@ -168,7 +155,7 @@ async fn change(
         Err(e) => {
             return refusal(
                 lang,
-                Some(&session),
+                Some(session),
                 StatusCode::SERVICE_UNAVAILABLE,
                 &e.to_string(),
             );
@@ -206,13 +193,13 @@ async fn change(
     let body = html! {
         (plan_view(lang, &applied, Some(&edited.text)))
         @if dry_run && applied.plan.verdict == Verdict::Accepted { p #preview-note { (lang.t(L::PreviewNote)) } }
-        (editor(lang, &session, &edited.text, expect.as_ref(), applied.plan.verdict == Verdict::Accepted))
+        (editor(lang, session, &edited.text, expect.as_ref(), applied.plan.verdict == Verdict::Accepted))
     };
     (
         status,
         page(
             lang,
-            Some(&session),
+            Some(session),
             &format!("{BASE}/resources"),
             lang.t(L::Changes),
             body,
@@ -288,20 +275,18 @@ pub(crate) struct Deletion {
 
 pub(crate) async fn delete(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
+    person: Person,
     Path((kind, name)): Path<(String, String)>,
     Form(deletion): Form<Deletion>,
 ) -> Response {
-    let session = match may_change(&console, &headers, &uri, &deletion.csrf) {
-        Ok(session) => session,
-        Err(refused) => return *refused,
-    };
-    let lang = lang_of(&headers);
+    if let Some(refused) = person.may_not_change(&deletion.csrf) {
+        return refused;
+    }
+    let (session, lang) = (&person.session, person.lang);
     if deletion.confirm.as_deref() != Some("yes") {
         return refusal(
             lang,
-            Some(&session),
+            Some(session),
             StatusCode::BAD_REQUEST,
             lang.t(L::Confirm),
         );
@@ -309,7 +294,7 @@ pub(crate) async fn delete(
     let Some(kind) = Kind::parse(&kind) else {
         return refusal(
             lang,
-            Some(&session),
+            Some(session),
             StatusCode::NOT_FOUND,
             lang.t(L::NoSuchResource),
         );
@@ -318,14 +303,14 @@ pub(crate) async fn delete(
     let applied = match console
         .parts
         .changes
-        .delete(&key, deletion.version, &actor(&session), false)
+        .delete(&key, deletion.version, &actor(session), false)
         .await
     {
         Ok(applied) => applied,
         Err(e) => {
             return refusal(
                 lang,
-                Some(&session),
+                Some(session),
                 StatusCode::SERVICE_UNAVAILABLE,
                 &e.to_string(),
             );
@@ -348,7 +333,7 @@ pub(crate) async fn delete(
         status,
         page(
             lang,
-            Some(&session),
+            Some(session),
             &format!("{BASE}/resources"),
             lang.t(L::Delete),
             body,

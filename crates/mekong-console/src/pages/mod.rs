@@ -13,7 +13,8 @@ pub(crate) mod testrecord;
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, OriginalUri, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{DOCTYPE, Markup, html};
@@ -75,7 +76,7 @@ pub(crate) fn page(
 
 /// The signed-in person of a request, checked against the current catalog; otherwise the way to
 /// sign in, back to this page afterwards.
-pub(crate) fn signed_in(
+fn signed_in(
     console: &Console,
     headers: &HeaderMap,
     uri: &Uri,
@@ -100,32 +101,54 @@ pub(crate) fn signed_in(
     }
 }
 
-/// A change's session: signed in, an admin, and the form's CSRF token its own.
-pub(crate) fn may_change(
-    console: &Console,
-    headers: &HeaderMap,
-    uri: &Uri,
-    csrf: &str,
-) -> Result<Session, Box<Response>> {
-    let (_, session) = signed_in(console, headers, uri)?;
-    let lang = lang_of(headers);
-    if !same_token(csrf, &session.csrf) {
-        return Err(Box::new(refusal(
-            lang,
-            Some(&session),
-            StatusCode::FORBIDDEN,
-            "the form is stale or forged (CSRF token); reload the page",
-        )));
+/// The signed-in person making a request, and the language of their pages. Every page but the
+/// sign-in takes one: without a live session the handler is never reached, and the person is sent
+/// to sign in, and back to the page afterwards.
+pub(crate) struct Person {
+    pub(crate) token: String,
+    pub(crate) session: Session,
+    pub(crate) lang: Lang,
+}
+
+impl FromRequestParts<Arc<Console>> for Person {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        console: &Arc<Console>,
+    ) -> Result<Person, Response> {
+        // Nested under BASE, the handler's URI has lost the prefix; the original has it.
+        let uri = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or_else(|| parts.uri.clone(), |o| o.0.clone());
+        let (token, session) = signed_in(console, &parts.headers, &uri).map_err(|r| *r)?;
+        Ok(Person {
+            token,
+            session,
+            lang: lang_of(&parts.headers),
+        })
     }
-    if session.role != crate::ConsoleRole::Admin {
-        return Err(Box::new(refusal(
-            lang,
-            Some(&session),
+}
+
+impl Person {
+    /// Why this person may not make a change with this form, if they may not: the form's CSRF
+    /// token is not their session's, or they are no admin.
+    pub(crate) fn may_not_change(&self, csrf: &str) -> Option<Response> {
+        let why = if !same_token(csrf, &self.session.csrf) {
+            "the form is stale or forged (CSRF token); reload the page"
+        } else if self.session.role != crate::ConsoleRole::Admin {
+            self.lang.t(L::ReadOnly)
+        } else {
+            return None;
+        };
+        Some(refusal(
+            self.lang,
+            Some(&self.session),
             StatusCode::FORBIDDEN,
-            lang.t(L::ReadOnly),
-        )));
+            why,
+        ))
     }
-    Ok(session)
 }
 
 /// A page that says why something was not done.

@@ -5,24 +5,19 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use axum::extract::{OriginalUri, State};
-use axum::http::{HeaderMap, Uri};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 
-use super::{page, signed_in};
+use super::{Person, page};
 use crate::i18n::{L, Lang};
-use crate::{BASE, Console, Counts, lang_of};
+use crate::{BASE, Console, Counts};
 
 /// How long the overview waits for the resource store to answer.
 const READY_WITHIN: Duration = Duration::from_secs(3);
 
-async fn render(console: &Console, headers: &HeaderMap, uri: &Uri) -> Response {
-    let (_, session) = match signed_in(console, headers, uri) {
-        Ok(signed) => signed,
-        Err(to_sign_in) => return *to_sign_in,
-    };
-    let lang = lang_of(headers);
+async fn render(console: &Console, person: &Person) -> Response {
+    let (session, lang) = (&person.session, person.lang);
     let ready = matches!(
         tokio::time::timeout(READY_WITHIN, console.parts.changes.store.sync()).await,
         Ok(Ok(_))
@@ -116,15 +111,11 @@ async fn render(console: &Console, headers: &HeaderMap, uri: &Uri) -> Response {
         h2 { (lang.t(L::Adapters)) }
         (adapter_states(lang, &adapters, &standings))
     };
-    page(lang, Some(&session), BASE, lang.t(L::Overview), body).into_response()
+    page(lang, Some(session), BASE, lang.t(L::Overview), body).into_response()
 }
 
-pub(crate) async fn show(
-    State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
-) -> Response {
-    render(&console, &headers, &uri).await
+pub(crate) async fn show(State(console): State<Arc<Console>>, person: Person) -> Response {
+    render(&console, &person).await
 }
 
 fn adapter_states(

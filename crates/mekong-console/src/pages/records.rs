@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Form;
-use axum::extract::{OriginalUri, Path, Query, State};
-use axum::http::{Extensions, HeaderMap, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::{Extensions, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use mekong_control::{TraceQuery, trace};
@@ -21,10 +21,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::signin::{audit, now};
-use super::{encode, local_time, may_change, page, refusal, signed_in};
+use super::{Person, encode, local_time, page, refusal};
 use crate::i18n::{L, Lang};
 use crate::session::{ConsoleRole, Session};
-use crate::{BASE, Console, address_of, lang_of};
+use crate::{BASE, Console, address_of};
 
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -35,15 +35,10 @@ pub(crate) struct Search {
 
 pub(crate) async fn search(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
+    person: Person,
     Query(search): Query<Search>,
 ) -> Response {
-    let (_, session) = match signed_in(&console, &headers, &uri) {
-        Ok(signed) => signed,
-        Err(to_sign_in) => return *to_sign_in,
-    };
-    let lang = lang_of(&headers);
+    let (session, lang) = (&person.session, person.lang);
     let q = search.q.unwrap_or_default().trim().to_owned();
     let found = match (&console.parts.lineage, q.is_empty()) {
         (_, true) => None,
@@ -76,6 +71,7 @@ pub(crate) async fn search(
                 @for record in records {
                     div.record id={ "record-" (record.record_id) } {
                         h2 { (lang.t(L::RecordId)) " " (record.record_id) }
+                        p { a.proof href={ (BASE) "/records/" (encode(&record.record_id)) "/proof" } { (lang.t(L::Proof)) } }
                         table.timeline {
                             tr { th { (lang.t(L::Time)) } th { (lang.t(L::Event)) } th { (lang.t(L::Details)) } }
                             @for event in &record.events {
@@ -89,7 +85,7 @@ pub(crate) async fn search(
     };
     page(
         lang,
-        Some(&session),
+        Some(session),
         &format!("{BASE}/records"),
         lang.t(L::Records),
         body,
@@ -157,25 +153,20 @@ pub(crate) struct At {
 
 pub(crate) async fn copy(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
+    person: Person,
     Path(record_id): Path<String>,
     Query(at): Query<At>,
 ) -> Response {
-    let (_, session) = match signed_in(&console, &headers, &uri) {
-        Ok(signed) => signed,
-        Err(to_sign_in) => return *to_sign_in,
-    };
-    let lang = lang_of(&headers);
+    let (session, lang) = (&person.session, person.lang);
     if session.role != ConsoleRole::Admin {
         return refusal(
             lang,
-            Some(&session),
+            Some(session),
             StatusCode::FORBIDDEN,
             lang.t(L::PayloadsHidden),
         );
     }
-    show_copy(&console, lang, &session, &record_id, &at, false).await
+    show_copy(&console, lang, session, &record_id, &at, false).await
 }
 
 #[derive(Deserialize)]
@@ -188,17 +179,15 @@ pub(crate) struct RevealForm {
 
 pub(crate) async fn reveal(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
+    person: Person,
     extensions: Extensions,
-    OriginalUri(uri): OriginalUri,
     Path(record_id): Path<String>,
     Form(form): Form<RevealForm>,
 ) -> Response {
-    let session = match may_change(&console, &headers, &uri, &form.csrf) {
-        Ok(session) => session,
-        Err(refused) => return *refused,
-    };
-    let lang = lang_of(&headers);
+    if let Some(refused) = person.may_not_change(&form.csrf) {
+        return refused;
+    }
+    let (session, lang) = (&person.session, person.lang);
     let at = At {
         topic: form.topic,
         partition: form.partition,
@@ -222,12 +211,12 @@ pub(crate) async fn reveal(
     if !audit(&console, event).await {
         return refusal(
             lang,
-            Some(&session),
+            Some(session),
             StatusCode::SERVICE_UNAVAILABLE,
             "the audit trail cannot be written (Kafka); try again shortly",
         );
     }
-    show_copy(&console, lang, &session, &record_id, &at, true).await
+    show_copy(&console, lang, session, &record_id, &at, true).await
 }
 
 async fn show_copy(
@@ -344,4 +333,46 @@ fn redactions(catalog: &Catalog, topic: &str) -> (BTreeSet<String>, BTreeSet<Str
         }
     }
     (personal, here)
+}
+
+/// `GET /records/{id}/proof`: the record's proof bundle against the latest checkpoint, as
+/// `mekong proof` writes it, to download and check offline with `mekong verify`. Bundles hold
+/// audit events, no payloads: auditors may take them too.
+pub(crate) async fn proof(
+    State(console): State<Arc<Console>>,
+    person: Person,
+    Path(record_id): Path<String>,
+) -> Response {
+    let (session, lang) = (&person.session, person.lang);
+    let Some(lineage) = &console.parts.lineage else {
+        return refusal(
+            lang,
+            Some(session),
+            StatusCode::NOT_FOUND,
+            lang.t(L::NoLineage),
+        );
+    };
+    match mekong_control::proof(&console.parts.changes.backbone, lineage, &record_id).await {
+        Ok((bundle, uncovered)) => {
+            let body = serde_json::to_string_pretty(&bundle).expect("bundles serialise");
+            let file = format!("attachment; filename=\"proof-{}.json\"", encode(&record_id));
+            let mut response = (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response();
+            if let Ok(value) = axum::http::HeaderValue::from_str(&file) {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::CONTENT_DISPOSITION, value);
+            }
+            // Events newer than the latest checkpoint are not in it yet (`mekong proof --wait`).
+            response.headers_mut().insert(
+                "mekong-uncovered-events",
+                axum::http::HeaderValue::from(uncovered),
+            );
+            response
+        }
+        Err(e) => refusal(lang, Some(session), StatusCode::CONFLICT, &e.to_string()),
+    }
 }

@@ -5,16 +5,16 @@
 use std::sync::Arc;
 
 use axum::extract::{OriginalUri, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::html;
 use mekong_core::{Key, Kind, yaml_text};
 use serde::Deserialize;
 
-use super::{encode, page, refusal, signed_in};
+use super::{Person, encode, page, refusal};
 use crate::i18n::L;
 use crate::session::ConsoleRole;
-use crate::{BASE, Console, lang_of};
+use crate::{BASE, Console};
 
 #[derive(Deserialize)]
 pub(crate) struct Filter {
@@ -30,15 +30,11 @@ pub(crate) struct Note {
 
 pub(crate) async fn list(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
+    person: Person,
     OriginalUri(uri): OriginalUri,
     Query(filter): Query<Filter>,
 ) -> Response {
-    let (_, session) = match signed_in(&console, &headers, &uri) {
-        Ok(signed) => signed,
-        Err(to_sign_in) => return *to_sign_in,
-    };
-    let lang = lang_of(&headers);
+    let (session, lang) = (&person.session, person.lang);
     let kind = filter.kind.as_deref().and_then(Kind::parse);
     let q = filter.q.clone().unwrap_or_default().to_lowercase();
     let view = match console.parts.changes.store.sync().await {
@@ -46,7 +42,7 @@ pub(crate) async fn list(
         Err(e) => {
             return refusal(
                 lang,
-                Some(&session),
+                Some(session),
                 StatusCode::SERVICE_UNAVAILABLE,
                 &e.to_string(),
             );
@@ -113,28 +109,24 @@ pub(crate) async fn list(
             }
         }
     };
-    page(lang, Some(&session), &here, lang.t(L::Resources), body).into_response()
+    page(lang, Some(session), &here, lang.t(L::Resources), body).into_response()
 }
 
 pub(crate) async fn one(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
+    person: Person,
     OriginalUri(uri): OriginalUri,
     Path((kind, name)): Path<(String, String)>,
     Query(note): Query<Note>,
 ) -> Response {
     let applied = note.applied.is_some();
-    let (_, session) = match signed_in(&console, &headers, &uri) {
-        Ok(signed) => signed,
-        Err(to_sign_in) => return *to_sign_in,
-    };
-    let lang = lang_of(&headers);
+    let (session, lang) = (&person.session, person.lang);
     let view = match console.parts.changes.store.sync().await {
         Ok(view) => view,
         Err(e) => {
             return refusal(
                 lang,
-                Some(&session),
+                Some(session),
                 StatusCode::SERVICE_UNAVAILABLE,
                 &e.to_string(),
             );
@@ -144,7 +136,7 @@ pub(crate) async fn one(
     else {
         return refusal(
             lang,
-            Some(&session),
+            Some(session),
             StatusCode::NOT_FOUND,
             lang.t(L::NoSuchResource),
         );
@@ -206,5 +198,5 @@ pub(crate) async fn one(
         p { a href={ (BASE) "/resources" } { (lang.t(L::Back)) } }
     };
     let here = uri.path().to_owned();
-    page(lang, Some(&session), &here, &title, body).into_response()
+    page(lang, Some(session), &here, &title, body).into_response()
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::Form;
-use axum::extract::{OriginalUri, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
@@ -15,7 +15,7 @@ use mekong_core::{AuditEvent, SessionEvent, hash_api_key};
 use serde::Deserialize;
 use tracing::{info, warn};
 
-use super::{page, safe_next, signed_in};
+use super::{Person, page, safe_next};
 use crate::i18n::{L, Lang};
 use crate::session::{ConsoleRole, same_token};
 use crate::{BASE, Console, SESSION_COOKIE, address_of, lang_of};
@@ -165,23 +165,19 @@ pub(crate) struct SignOut {
 pub(crate) async fn sign_out(
     State(console): State<Arc<Console>>,
     extensions: Extensions,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
+    person: Person,
     Form(form): Form<SignOut>,
 ) -> Response {
-    let (token, session) = match signed_in(&console, &headers, &uri) {
-        Ok(signed) => signed,
-        Err(to_sign_in) => return *to_sign_in,
-    };
+    let (token, session) = (&person.token, &person.session);
     if !same_token(&form.csrf, &session.csrf) {
         return super::refusal(
-            lang_of(&headers),
-            Some(&session),
+            person.lang,
+            Some(session),
             StatusCode::FORBIDDEN,
             "the form is stale or forged (CSRF token); reload the page",
         );
     }
-    console.sessions.end(&token);
+    console.sessions.end(token);
     audit(
         &console,
         SessionEvent {

@@ -7,32 +7,23 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::Form;
-use axum::extract::{OriginalUri, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use mekong_core::{RecordTest, RouteVerdict, Submission};
 use serde::Deserialize;
 
-use super::{may_change, page, signed_in};
+use super::{Person, page};
 use crate::i18n::{L, Lang};
 use crate::session::Session;
-use crate::{BASE, Console, lang_of};
+use crate::{BASE, Console};
 
-pub(crate) async fn form(
-    State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
-) -> Response {
-    let (_, session) = match signed_in(&console, &headers, &uri) {
-        Ok(signed) => signed,
-        Err(to_sign_in) => return *to_sign_in,
-    };
-    let lang = lang_of(&headers);
-    let body = editor(&console, lang, &session, &Tried::default());
+pub(crate) async fn form(State(console): State<Arc<Console>>, person: Person) -> Response {
+    let (session, lang) = (&person.session, person.lang);
+    let body = editor(&console, lang, session, &Tried::default());
     page(
         lang,
-        Some(&session),
+        Some(session),
         &format!("{BASE}/test-record"),
         lang.t(L::TestRecord),
         body,
@@ -87,15 +78,13 @@ fn editor(console: &Console, lang: Lang, session: &Session, tried: &Tried) -> Ma
 
 pub(crate) async fn run(
     State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
+    person: Person,
     Form(tried): Form<Tried>,
 ) -> Response {
-    let session = match may_change(&console, &headers, &uri, &tried.csrf) {
-        Ok(session) => session,
-        Err(refused) => return *refused,
-    };
-    let lang = lang_of(&headers);
+    if let Some(refused) = person.may_not_change(&tried.csrf) {
+        return refused;
+    }
+    let (session, lang) = (&person.session, person.lang);
     let catalog = console.parts.catalog.load_full();
     let result = catalog.client(&tried.client).map(|client| {
         let attributes = HashMap::new();
@@ -121,11 +110,11 @@ pub(crate) async fn run(
             None => p.error { (lang.t(L::NoSuchResource)) },
             Some(test) => (verdict(lang, test)),
         }
-        (editor(&console, lang, &session, &tried))
+        (editor(&console, lang, session, &tried))
     };
     page(
         lang,
-        Some(&session),
+        Some(session),
         &format!("{BASE}/test-record"),
         lang.t(L::TestRecord),
         body,
