@@ -293,6 +293,11 @@ def main_scenario(driver, c, console, hub):
     c.true(c.all("#dead-letters tr.letter"), "the dead letter is listed")
     c.true("HTTP 400" in c.text("#dead-letters td.reason"), "with its reason")
     c.shot("dead-letters")
+    # Filtered by time: none dead-lettered before 2000.
+    driver.get(driver.current_url.split("?")[0] + "?until=2000-01-01T00:00:00Z")
+    c.wait_for("#no-letters", "a time filter that keeps none")
+    driver.back()
+    c.wait_for("#dead-letters tr.letter", "the dead letter again")
     driver.find_element(By.CSS_SELECTOR, "#dead-letters input[name=record]").click()
     driver.find_element(By.CSS_SELECTOR, "input[name=confirm]").click()
     driver.find_element(By.ID, "replay-selected").click()

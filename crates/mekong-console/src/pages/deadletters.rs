@@ -23,6 +23,9 @@ use crate::{BASE, Console};
 pub(crate) struct Shown {
     from: Option<i64>,
     reason: Option<String>,
+    /// RFC 3339 bounds on when they were dead-lettered, inclusive.
+    since: Option<String>,
+    until: Option<String>,
     replayed: Option<usize>,
 }
 
@@ -56,10 +59,14 @@ pub(crate) async fn list(
     };
     let reason = shown.reason.unwrap_or_default();
     let wanted = reason.to_lowercase();
+    let since = shown.since.unwrap_or_default().trim().to_owned();
+    let until = shown.until.unwrap_or_default().trim().to_owned();
     let letters: Vec<_> = listing
         .letters
         .iter()
         .filter(|l| wanted.is_empty() || l.info.error.to_lowercase().contains(&wanted))
+        .filter(|l| since.is_empty() || l.info.time.as_str() >= since.as_str())
+        .filter(|l| until.is_empty() || l.info.time.as_str() <= until.as_str())
         .collect();
     let admin = session.role == ConsoleRole::Admin;
     let base = format!("{BASE}/dead-letters/{}", encode(&adapter));
@@ -67,6 +74,8 @@ pub(crate) async fn list(
         @if let Some(n) = shown.replayed { p.ok #replayed-count { (lang.t(L::ReplayedCount)) " " (n) } }
         form.inline method="get" action=(base) {
             input #reason type="search" name="reason" value=(reason) placeholder=(lang.t(L::FilterReason));
+            input #since type="search" name="since" value=(since) placeholder="2026-12-01T00:00:00Z";
+            input #until type="search" name="until" value=(until) placeholder="2026-12-02T00:00:00Z";
             button type="submit" { (lang.t(L::Search)) }
         }
         @if letters.is_empty() { p #no-letters { (lang.t(L::Nothing)) } }
@@ -86,7 +95,16 @@ pub(crate) async fn list(
                                 td { @if !letter.replayed { input type="checkbox" name="record" value=(letter.record_id); } }
                             }
                             td { (letter.offset) }
-                            td.record { (letter.record_id) }
+                            td.record {
+                                a href={ (BASE) "/records?q=" (encode(&letter.record_id)) } { (letter.record_id) }
+                                // The copy the adapter read, masked as on the records page.
+                                @if let Some((topic, partition, offset)) = source(&letter.info.source) {
+                                    @if admin {
+                                        br;
+                                        a.show-copy href={ (BASE) "/records/" (encode(&letter.record_id)) "/copy?topic=" (encode(topic)) "&partition=" (partition) "&offset=" (offset) } { (lang.t(L::ShowCopy)) }
+                                    }
+                                }
+                            }
                             td { (letter.key) }
                             td { (letter.info.attempts) }
                             td.reason {
@@ -113,7 +131,7 @@ pub(crate) async fn list(
             }
         }
         @if let Some(next) = listing.next {
-            p { a #next-page href={ (base) "?from=" (next) "&reason=" (encode(&reason)) } { (lang.t(L::NextPage)) } }
+            p { a #next-page href={ (base) "?from=" (next) "&reason=" (encode(&reason)) "&since=" (encode(&since)) "&until=" (encode(&until)) } { (lang.t(L::NextPage)) } }
         }
     };
     let title = format!("{}: {adapter}", lang.t(L::DeadLetters));
@@ -195,5 +213,24 @@ pub(crate) async fn replay(
             StatusCode::SERVICE_UNAVAILABLE,
             &e.to_string(),
         ),
+    }
+}
+
+/// `topic/partition/offset`, where the adapter read a dead letter.
+fn source(text: &str) -> Option<(&str, i32, i64)> {
+    let mut parts = text.rsplitn(3, '/');
+    let offset = parts.next()?.parse().ok()?;
+    let partition = parts.next()?.parse().ok()?;
+    Some((parts.next()?, partition, offset))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_letters_source_is_read_back() {
+        assert_eq!(source("t-city/2/41"), Some(("t-city", 2, 41)));
+        assert_eq!(source("nonsense"), None);
     }
 }
