@@ -238,14 +238,9 @@ impl TestHub {
 
     /// Serves `yaml` (with a store of its own) over TLS as `tls` says.
     pub async fn start_tls(bootstrap: &str, yaml: &str, tls: TlsSettings) -> TestHub {
-        let store_topic = format!("_mekong.resources.test-{}", unique());
-        TestHub::launch(
+        TestHub::start_own_store(
             bootstrap,
-            &store_topic,
-            Some(yaml),
-            GatewayConfig::default(),
-            ProducerSettings::default(),
-            test_adapter_policy(),
+            yaml,
             Extras {
                 tls: Some(tls),
                 console: None,
@@ -260,6 +255,18 @@ impl TestHub {
         yaml: &str,
         console: mekong_console::ConsoleConfig,
     ) -> TestHub {
+        TestHub::start_own_store(
+            bootstrap,
+            yaml,
+            Extras {
+                tls: None,
+                console: Some(console),
+            },
+        )
+        .await
+    }
+
+    async fn start_own_store(bootstrap: &str, yaml: &str, extras: Extras) -> TestHub {
         let store_topic = format!("_mekong.resources.test-{}", unique());
         TestHub::launch(
             bootstrap,
@@ -268,10 +275,7 @@ impl TestHub {
             GatewayConfig::default(),
             ProducerSettings::default(),
             test_adapter_policy(),
-            Extras {
-                tls: None,
-                console: Some(console),
-            },
+            extras,
         )
         .await
     }

@@ -99,7 +99,7 @@ pub struct ConsoleParts {
     pub config: ConsoleConfig,
 }
 
-/// The console: its router, to nest at [`BASE`].
+/// The console: its router, to nest at [`BASE`]. Call it within a tokio runtime.
 pub fn router(parts: ConsoleParts) -> Router {
     let console = Arc::new(Console {
         sessions: Sessions::new(parts.config.session_ttl, parts.config.max_sessions),
@@ -111,6 +111,23 @@ pub fn router(parts: ConsoleParts) -> Router {
         history: Mutex::default(),
         parts,
     });
+    // A sample of the gateway's counts every minute, whether anyone looks or not; the task ends
+    // with the console. (Called from within the hub's runtime.)
+    if console.parts.gateway.is_some() {
+        let watched = Arc::downgrade(&console);
+        tokio::spawn(async move {
+            let mut minutes = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                minutes.tick().await;
+                match watched.upgrade() {
+                    Some(console) => {
+                        console.sample();
+                    }
+                    None => return,
+                }
+            }
+        });
+    }
     Router::new()
         .route("/", get(pages::overview::show))
         .route(
