@@ -16,7 +16,7 @@ use mekong_kafka::StoreError;
 use serde::Deserialize;
 use tracing::info;
 
-use super::{Person, encode, page, refusal};
+use super::{Person, encode};
 use crate::i18n::L;
 use crate::session::ConsoleRole;
 use crate::{BASE, Console};
@@ -94,7 +94,7 @@ pub(crate) async fn list(
         }
     };
     let here = format!("{BASE}/adapters");
-    page(lang, Some(session), &here, lang.t(L::Adapters), body).into_response()
+    person.page(&here, lang.t(L::Adapters), body)
 }
 
 #[derive(Deserialize)]
@@ -117,21 +117,11 @@ pub(crate) async fn set_paused(
         "pause" => true,
         "resume" => false,
         _ => {
-            return refusal(
-                lang,
-                Some(session),
-                StatusCode::NOT_FOUND,
-                lang.t(L::NoSuchResource),
-            );
+            return person.refuse(StatusCode::NOT_FOUND, lang.t(L::NoSuchResource));
         }
     };
     if change.confirm.as_deref() != Some("yes") {
-        return refusal(
-            lang,
-            Some(session),
-            StatusCode::BAD_REQUEST,
-            lang.t(L::Confirm),
-        );
+        return person.refuse(StatusCode::BAD_REQUEST, lang.t(L::Confirm));
     }
     let actor = Actor {
         name: session.client.clone(),
@@ -154,27 +144,10 @@ pub(crate) async fn set_paused(
                 .iter()
                 .map(|p| p.to_string())
                 .collect();
-            refusal(
-                lang,
-                Some(session),
-                StatusCode::CONFLICT,
-                &problems.join("; "),
-            )
+            person.refuse(StatusCode::CONFLICT, &problems.join("; "))
         }
-        Ok(None) => refusal(
-            lang,
-            Some(session),
-            StatusCode::NOT_FOUND,
-            lang.t(L::NoSuchResource),
-        ),
-        Err(e @ StoreError::Concurrent) => {
-            refusal(lang, Some(session), StatusCode::CONFLICT, &e.to_string())
-        }
-        Err(e) => refusal(
-            lang,
-            Some(session),
-            StatusCode::SERVICE_UNAVAILABLE,
-            &e.to_string(),
-        ),
+        Ok(None) => person.refuse(StatusCode::NOT_FOUND, lang.t(L::NoSuchResource)),
+        Err(e @ StoreError::Concurrent) => person.refuse(StatusCode::CONFLICT, &e.to_string()),
+        Err(e) => person.unavailable(&e),
     }
 }

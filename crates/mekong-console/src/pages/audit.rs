@@ -5,14 +5,13 @@
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use maud::{Markup, html};
 use mekong_control::audit_log::{AuditFilter, audit_window};
 use mekong_core::AuditEvent;
 use serde::Deserialize;
 
-use super::{Person, encode, local_time, page, refusal};
+use super::{Person, encode, local_time};
 use crate::i18n::L;
 use crate::{BASE, Console};
 
@@ -31,7 +30,7 @@ pub(crate) async fn list(
     person: Person,
     Query(shown): Query<Shown>,
 ) -> Response {
-    let (session, lang) = (&person.session, person.lang);
+    let (_session, lang) = (&person.session, person.lang);
     let set = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
     let filter = AuditFilter {
         actor: set(&shown.actor),
@@ -44,12 +43,7 @@ pub(crate) async fn list(
     {
         Ok(window) => window,
         Err(e) => {
-            return refusal(
-                lang,
-                Some(session),
-                StatusCode::SERVICE_UNAVAILABLE,
-                &e.to_string(),
-            );
+            return person.unavailable(&e);
         }
     };
     let value = |v: &Option<String>| v.clone().unwrap_or_default();
@@ -91,14 +85,7 @@ pub(crate) async fn list(
             p { a #older href={ (BASE) "/audit?before=" (older) "&" (query) } { (lang.t(L::Older)) } }
         }
     };
-    page(
-        lang,
-        Some(session),
-        &format!("{BASE}/audit"),
-        lang.t(L::AuditLog),
-        body,
-    )
-    .into_response()
+    person.page(&format!("{BASE}/audit"), lang.t(L::AuditLog), body)
 }
 
 fn row(event: &AuditEvent) -> Markup {

@@ -14,7 +14,7 @@ use mekong_control::deadletters::{self, Replay};
 use serde::Deserialize;
 use tracing::info;
 
-use super::{Person, encode, local_time, page, refusal};
+use super::{Person, encode, local_time};
 use crate::i18n::L;
 use crate::session::ConsoleRole;
 use crate::{BASE, Console};
@@ -37,24 +37,14 @@ pub(crate) async fn list(
 ) -> Response {
     let (session, lang) = (&person.session, person.lang);
     if console.parts.catalog.load().adapter(&adapter).is_none() {
-        return refusal(
-            lang,
-            Some(session),
-            StatusCode::NOT_FOUND,
-            lang.t(L::NoSuchResource),
-        );
+        return person.refuse(StatusCode::NOT_FOUND, lang.t(L::NoSuchResource));
     }
     let from = shown.from.unwrap_or(0).max(0);
     let listing = match deadletters::list(&console.parts.changes.backbone, &adapter, from, 0).await
     {
         Ok(listing) => listing,
         Err(e) => {
-            return refusal(
-                lang,
-                Some(session),
-                StatusCode::SERVICE_UNAVAILABLE,
-                &e.to_string(),
-            );
+            return person.unavailable(&e);
         }
     };
     let reason = shown.reason.unwrap_or_default();
@@ -135,7 +125,7 @@ pub(crate) async fn list(
         }
     };
     let title = format!("{}: {adapter}", lang.t(L::DeadLetters));
-    page(lang, Some(session), &base, &title, body).into_response()
+    person.page(&base, &title, body)
 }
 
 pub(crate) async fn replay(
@@ -161,30 +151,15 @@ pub(crate) async fn replay(
     }
     let (session, lang) = (&person.session, person.lang);
     if !confirmed {
-        return refusal(
-            lang,
-            Some(session),
-            StatusCode::BAD_REQUEST,
-            lang.t(L::Confirm),
-        );
+        return person.refuse(StatusCode::BAD_REQUEST, lang.t(L::Confirm));
     }
     if console.parts.catalog.load().adapter(&adapter).is_none() {
-        return refusal(
-            lang,
-            Some(session),
-            StatusCode::NOT_FOUND,
-            lang.t(L::NoSuchResource),
-        );
+        return person.refuse(StatusCode::NOT_FOUND, lang.t(L::NoSuchResource));
     }
     let which = if all {
         Replay::All
     } else if records.is_empty() {
-        return refusal(
-            lang,
-            Some(session),
-            StatusCode::BAD_REQUEST,
-            lang.t(L::ReplaySelected),
-        );
+        return person.refuse(StatusCode::BAD_REQUEST, lang.t(L::ReplaySelected));
     } else {
         Replay::Records(records)
     };
@@ -207,12 +182,7 @@ pub(crate) async fn replay(
             ))
             .into_response()
         }
-        Err(e) => refusal(
-            lang,
-            Some(session),
-            StatusCode::SERVICE_UNAVAILABLE,
-            &e.to_string(),
-        ),
+        Err(e) => person.unavailable(&e),
     }
 }
 

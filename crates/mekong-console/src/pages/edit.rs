@@ -19,7 +19,7 @@ use serde::Deserialize;
 use similar::{ChangeTag, TextDiff};
 use tracing::info;
 
-use super::{Person, encode, page, refusal};
+use super::{Person, encode};
 use crate::i18n::{L, Lang};
 use crate::session::{ConsoleRole, Session};
 use crate::{BASE, Console};
@@ -33,12 +33,7 @@ pub(crate) async fn form(
 ) -> Response {
     let (session, lang) = (&person.session, person.lang);
     if session.role != ConsoleRole::Admin {
-        return refusal(
-            lang,
-            Some(session),
-            StatusCode::FORBIDDEN,
-            lang.t(L::ReadOnly),
-        );
+        return person.refuse(StatusCode::FORBIDDEN, lang.t(L::ReadOnly));
     }
     let (text, expect) = match key {
         None => (String::new(), None),
@@ -46,23 +41,13 @@ pub(crate) async fn form(
             let view = match console.parts.changes.store.sync().await {
                 Ok(view) => view,
                 Err(e) => {
-                    return refusal(
-                        lang,
-                        Some(session),
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        &e.to_string(),
-                    );
+                    return person.unavailable(&e);
                 }
             };
             let Some(stored) =
                 Kind::parse(&kind).and_then(|k| view.state.get(&Key::new(k, name.clone())))
             else {
-                return refusal(
-                    lang,
-                    Some(session),
-                    StatusCode::NOT_FOUND,
-                    lang.t(L::NoSuchResource),
-                );
+                return person.refuse(StatusCode::NOT_FOUND, lang.t(L::NoSuchResource));
             };
             (
                 yaml_text(&stored.resource.to_value()),
@@ -75,7 +60,7 @@ pub(crate) async fn form(
         None => lang.t(L::NewResource).to_owned(),
     };
     let body = editor(lang, session, &text, expect.as_ref(), false);
-    page(lang, Some(session), uri.path(), &title, body).into_response()
+    person.page(uri.path(), &title, body)
 }
 
 /// The editor: the text, the version it was made from, and its buttons.
@@ -153,12 +138,7 @@ async fn change(console: &Console, person: &Person, edited: Edited, dry_run: boo
     {
         Ok(applied) => applied,
         Err(e) => {
-            return refusal(
-                lang,
-                Some(session),
-                StatusCode::SERVICE_UNAVAILABLE,
-                &e.to_string(),
-            );
+            return person.unavailable(&e);
         }
     };
     if applied.applied {
@@ -197,13 +177,7 @@ async fn change(console: &Console, person: &Person, edited: Edited, dry_run: boo
     };
     (
         status,
-        page(
-            lang,
-            Some(session),
-            &format!("{BASE}/resources"),
-            lang.t(L::Changes),
-            body,
-        ),
+        person.page(&format!("{BASE}/resources"), lang.t(L::Changes), body),
     )
         .into_response()
 }
@@ -284,20 +258,10 @@ pub(crate) async fn delete(
     }
     let (session, lang) = (&person.session, person.lang);
     if deletion.confirm.as_deref() != Some("yes") {
-        return refusal(
-            lang,
-            Some(session),
-            StatusCode::BAD_REQUEST,
-            lang.t(L::Confirm),
-        );
+        return person.refuse(StatusCode::BAD_REQUEST, lang.t(L::Confirm));
     }
     let Some(kind) = Kind::parse(&kind) else {
-        return refusal(
-            lang,
-            Some(session),
-            StatusCode::NOT_FOUND,
-            lang.t(L::NoSuchResource),
-        );
+        return person.refuse(StatusCode::NOT_FOUND, lang.t(L::NoSuchResource));
     };
     let key = Key::new(kind, name);
     let applied = match console
@@ -308,12 +272,7 @@ pub(crate) async fn delete(
     {
         Ok(applied) => applied,
         Err(e) => {
-            return refusal(
-                lang,
-                Some(session),
-                StatusCode::SERVICE_UNAVAILABLE,
-                &e.to_string(),
-            );
+            return person.unavailable(&e);
         }
     };
     if applied.applied {
@@ -331,13 +290,7 @@ pub(crate) async fn delete(
     let body = plan_view(lang, &applied, None);
     (
         status,
-        page(
-            lang,
-            Some(session),
-            &format!("{BASE}/resources"),
-            lang.t(L::Delete),
-            body,
-        ),
+        person.page(&format!("{BASE}/resources"), lang.t(L::Delete), body),
     )
         .into_response()
 }

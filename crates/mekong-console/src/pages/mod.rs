@@ -132,6 +132,21 @@ impl FromRequestParts<Arc<Console>> for Person {
 }
 
 impl Person {
+    /// A page for this person, in their language.
+    pub(crate) fn page(&self, here: &str, title: &str, body: Markup) -> Response {
+        page(self.lang, Some(&self.session), here, title, body).into_response()
+    }
+
+    /// A page saying why something was not done.
+    pub(crate) fn refuse(&self, status: StatusCode, why: &str) -> Response {
+        refusal(self.lang, Some(&self.session), status, why)
+    }
+
+    /// What could not be read or written (Kafka, the store), as a 503 page.
+    pub(crate) fn unavailable(&self, e: &dyn std::fmt::Display) -> Response {
+        self.refuse(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+    }
+
     /// Why this person may not make a change with this form, if they may not: the form's CSRF
     /// token is not their session's, or they are no admin.
     pub(crate) fn may_not_change(&self, csrf: &str) -> Option<Response> {

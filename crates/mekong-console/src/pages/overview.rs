@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use maud::{Markup, html};
 
-use super::{Person, page};
+use super::Person;
 use crate::i18n::{L, Lang};
 use crate::{BASE, Console, Counts};
 
@@ -17,7 +17,7 @@ use crate::{BASE, Console, Counts};
 const READY_WITHIN: Duration = Duration::from_secs(3);
 
 async fn render(console: &Console, person: &Person) -> Response {
-    let (session, lang) = (&person.session, person.lang);
+    let (_session, lang) = (&person.session, person.lang);
     let ready = matches!(
         tokio::time::timeout(READY_WITHIN, console.parts.changes.store.sync()).await,
         Ok(Ok(_))
@@ -111,7 +111,7 @@ async fn render(console: &Console, person: &Person) -> Response {
         h2 { (lang.t(L::Adapters)) }
         (adapter_states(lang, &adapters, &standings))
     };
-    page(lang, Some(session), BASE, lang.t(L::Overview), body).into_response()
+    person.page(BASE, lang.t(L::Overview), body)
 }
 
 pub(crate) async fn show(State(console): State<Arc<Console>>, person: Person) -> Response {

@@ -21,9 +21,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::signin::{audit, now};
-use super::{Person, encode, local_time, page, refusal};
+use super::{Person, encode, local_time};
 use crate::i18n::{L, Lang};
-use crate::session::{ConsoleRole, Session};
+use crate::session::ConsoleRole;
 use crate::{BASE, Console, address_of};
 
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -83,14 +83,7 @@ pub(crate) async fn search(
             }
         }
     };
-    page(
-        lang,
-        Some(session),
-        &format!("{BASE}/records"),
-        lang.t(L::Records),
-        body,
-    )
-    .into_response()
+    person.page(&format!("{BASE}/records"), lang.t(L::Records), body)
 }
 
 fn lineage_missing(console: &Console) -> bool {
@@ -159,14 +152,9 @@ pub(crate) async fn copy(
 ) -> Response {
     let (session, lang) = (&person.session, person.lang);
     if session.role != ConsoleRole::Admin {
-        return refusal(
-            lang,
-            Some(session),
-            StatusCode::FORBIDDEN,
-            lang.t(L::PayloadsHidden),
-        );
+        return person.refuse(StatusCode::FORBIDDEN, lang.t(L::PayloadsHidden));
     }
-    show_copy(&console, lang, session, &record_id, &at, false).await
+    show_copy(&console, &person, &record_id, &at, false).await
 }
 
 #[derive(Deserialize)]
@@ -187,7 +175,7 @@ pub(crate) async fn reveal(
     if let Some(refused) = person.may_not_change(&form.csrf) {
         return refused;
     }
-    let (session, lang) = (&person.session, person.lang);
+    let (session, _lang) = (&person.session, person.lang);
     let at = At {
         topic: form.topic,
         partition: form.partition,
@@ -209,24 +197,22 @@ pub(crate) async fn reveal(
     };
     // Nothing is revealed that the audit trail does not hold.
     if !audit(&console, event).await {
-        return refusal(
-            lang,
-            Some(session),
+        return person.refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "the audit trail cannot be written (Kafka); try again shortly",
         );
     }
-    show_copy(&console, lang, session, &record_id, &at, true).await
+    show_copy(&console, &person, &record_id, &at, true).await
 }
 
 async fn show_copy(
     console: &Console,
-    lang: Lang,
-    session: &Session,
+    person: &Person,
     record_id: &str,
     at: &At,
     revealed: bool,
 ) -> Response {
+    let (session, lang) = (&person.session, person.lang);
     let backbone = Arc::clone(&console.parts.changes.backbone);
     let (topic, partition, offset) = (at.topic.clone(), at.partition, at.offset);
     let read = tokio::task::spawn_blocking(move || {
@@ -236,28 +222,13 @@ async fn show_copy(
     let letter = match read {
         Ok(Ok(Some(letter))) => letter,
         Ok(Ok(None)) => {
-            return refusal(
-                lang,
-                Some(session),
-                StatusCode::NOT_FOUND,
-                lang.t(L::NoSuchResource),
-            );
+            return person.refuse(StatusCode::NOT_FOUND, lang.t(L::NoSuchResource));
         }
         Ok(Err(e)) => {
-            return refusal(
-                lang,
-                Some(session),
-                StatusCode::SERVICE_UNAVAILABLE,
-                &e.to_string(),
-            );
+            return person.refuse(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
         }
         Err(e) => {
-            return refusal(
-                lang,
-                Some(session),
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &e.to_string(),
-            );
+            return person.refuse(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
         }
     };
     // The copy must be the record's: a link cannot be turned to another record's payload.
@@ -269,12 +240,7 @@ async fn show_copy(
     )
     .id;
     if id != record_id {
-        return refusal(
-            lang,
-            Some(session),
-            StatusCode::NOT_FOUND,
-            lang.t(L::NoSuchResource),
-        );
+        return person.refuse(StatusCode::NOT_FOUND, lang.t(L::NoSuchResource));
     }
     let catalog = console.parts.catalog.load();
     let (personal, here) = redactions(&catalog, &at.topic);
@@ -309,14 +275,7 @@ async fn show_copy(
         }
         p { a href={ (BASE) "/records?q=" (encode(record_id)) } { (lang.t(L::Back)) } }
     };
-    page(
-        lang,
-        Some(session),
-        &format!("{BASE}/records"),
-        record_id,
-        body,
-    )
-    .into_response()
+    person.page(&format!("{BASE}/records"), record_id, body)
 }
 
 /// The fields any route redacts (personal data, masked until revealed), and those redacted from
@@ -343,14 +302,9 @@ pub(crate) async fn proof(
     person: Person,
     Path(record_id): Path<String>,
 ) -> Response {
-    let (session, lang) = (&person.session, person.lang);
+    let (_session, lang) = (&person.session, person.lang);
     let Some(lineage) = &console.parts.lineage else {
-        return refusal(
-            lang,
-            Some(session),
-            StatusCode::NOT_FOUND,
-            lang.t(L::NoLineage),
-        );
+        return person.refuse(StatusCode::NOT_FOUND, lang.t(L::NoLineage));
     };
     match mekong_control::proof(&console.parts.changes.backbone, lineage, &record_id).await {
         Ok((bundle, uncovered)) => {
@@ -373,6 +327,6 @@ pub(crate) async fn proof(
             );
             response
         }
-        Err(e) => refusal(lang, Some(session), StatusCode::CONFLICT, &e.to_string()),
+        Err(e) => person.refuse(StatusCode::CONFLICT, &e.to_string()),
     }
 }

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use maud::html;
 use mekong_core::{Key, Kind, yaml_text};
 use serde::Deserialize;
 
-use super::{Person, encode, page, refusal};
+use super::{Person, encode};
 use crate::i18n::L;
 use crate::session::ConsoleRole;
 use crate::{BASE, Console};
@@ -40,12 +40,7 @@ pub(crate) async fn list(
     let view = match console.parts.changes.store.sync().await {
         Ok(view) => view,
         Err(e) => {
-            return refusal(
-                lang,
-                Some(session),
-                StatusCode::SERVICE_UNAVAILABLE,
-                &e.to_string(),
-            );
+            return person.unavailable(&e);
         }
     };
     let rows: Vec<_> = view
@@ -109,7 +104,7 @@ pub(crate) async fn list(
             }
         }
     };
-    page(lang, Some(session), &here, lang.t(L::Resources), body).into_response()
+    person.page(&here, lang.t(L::Resources), body)
 }
 
 pub(crate) async fn one(
@@ -124,22 +119,12 @@ pub(crate) async fn one(
     let view = match console.parts.changes.store.sync().await {
         Ok(view) => view,
         Err(e) => {
-            return refusal(
-                lang,
-                Some(session),
-                StatusCode::SERVICE_UNAVAILABLE,
-                &e.to_string(),
-            );
+            return person.unavailable(&e);
         }
     };
     let Some(stored) = Kind::parse(&kind).and_then(|k| view.state.get(&Key::new(k, name.clone())))
     else {
-        return refusal(
-            lang,
-            Some(session),
-            StatusCode::NOT_FOUND,
-            lang.t(L::NoSuchResource),
-        );
+        return person.refuse(StatusCode::NOT_FOUND, lang.t(L::NoSuchResource));
     };
     let title = format!("{kind}/{name}");
     // Who changed it, when, from which version to which: the audit trail's recent window.
@@ -198,5 +183,5 @@ pub(crate) async fn one(
         p { a href={ (BASE) "/resources" } { (lang.t(L::Back)) } }
     };
     let here = uri.path().to_owned();
-    page(lang, Some(session), &here, &title, body).into_response()
+    person.page(&here, &title, body)
 }

@@ -8,12 +8,12 @@ use std::time::SystemTime;
 
 use axum::Form;
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use maud::{Markup, html};
 use mekong_core::{RecordTest, RouteVerdict, Submission};
 use serde::Deserialize;
 
-use super::{Person, page};
+use super::Person;
 use crate::i18n::{L, Lang};
 use crate::session::Session;
 use crate::{BASE, Console};
@@ -21,14 +21,7 @@ use crate::{BASE, Console};
 pub(crate) async fn form(State(console): State<Arc<Console>>, person: Person) -> Response {
     let (session, lang) = (&person.session, person.lang);
     let body = editor(&console, lang, session, &Tried::default());
-    page(
-        lang,
-        Some(session),
-        &format!("{BASE}/test-record"),
-        lang.t(L::TestRecord),
-        body,
-    )
-    .into_response()
+    person.page(&format!("{BASE}/test-record"), lang.t(L::TestRecord), body)
 }
 
 #[derive(Deserialize, Default)]
@@ -112,14 +105,7 @@ pub(crate) async fn run(
         }
         (editor(&console, lang, session, &tried))
     };
-    page(
-        lang,
-        Some(session),
-        &format!("{BASE}/test-record"),
-        lang.t(L::TestRecord),
-        body,
-    )
-    .into_response()
+    person.page(&format!("{BASE}/test-record"), lang.t(L::TestRecord), body)
 }
 
 fn verdict(lang: Lang, test: &RecordTest) -> Markup {
