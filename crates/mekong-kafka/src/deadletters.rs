@@ -42,6 +42,27 @@ pub struct Page {
     pub next: Option<i64>,
 }
 
+/// A consumer that reads committed records by offset, in no group's name (it never joins or
+/// commits).
+fn reader(backbone: &Backbone) -> Result<BaseConsumer, KafkaError> {
+    backbone
+        .client_config()
+        .set("group.id", "mekong.deadletters.reader")
+        .set("enable.auto.commit", "false")
+        // The audit trail holds the resource store's transactions: aborted ones are no records.
+        .set("isolation.level", "read_committed")
+        .create()
+}
+
+/// Whether `topic` exists with partitions.
+fn exists(consumer: &BaseConsumer, topic: &str, timeout: Duration) -> Result<bool, KafkaError> {
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()))
+}
+
 /// The record at `offset` of `topic`'s `partition` (committed records only), if it is still
 /// there (blocking).
 pub fn read_at(
@@ -51,12 +72,7 @@ pub fn read_at(
     offset: i64,
     timeout: Duration,
 ) -> Result<Option<DeadLetter>, KafkaError> {
-    let consumer: BaseConsumer = backbone
-        .client_config()
-        .set("group.id", "mekong.deadletters.reader")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .create()?;
+    let consumer = reader(backbone)?;
     let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
     if offset < low || offset >= high {
         return Ok(None);
@@ -94,15 +110,8 @@ pub fn offsets(
     topic: &str,
     timeout: Duration,
 ) -> Result<Option<(i64, i64)>, KafkaError> {
-    let consumer: BaseConsumer = backbone
-        .client_config()
-        .set("group.id", "mekong.deadletters.reader")
-        .create()?;
-    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-    let exists = metadata
-        .topics()
-        .iter()
-        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
+    let consumer = reader(backbone)?;
+    let exists = exists(&consumer, topic, timeout)?;
     if !exists {
         return Ok(None);
     }
@@ -119,18 +128,8 @@ pub fn read_page(
     max: usize,
     timeout: Duration,
 ) -> Result<Page, KafkaError> {
-    let consumer: BaseConsumer = backbone
-        .client_config()
-        .set("group.id", "mekong.deadletters.reader")
-        .set("enable.auto.commit", "false")
-        // The audit trail holds the resource store's transactions: aborted ones are no records.
-        .set("isolation.level", "read_committed")
-        .create()?;
-    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-    let exists = metadata
-        .topics()
-        .iter()
-        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
+    let consumer = reader(backbone)?;
+    let exists = exists(&consumer, topic, timeout)?;
     if !exists || max == 0 {
         return Ok(Page::default());
     }
