@@ -340,6 +340,16 @@ def main_scenario(driver, c, console, hub):
         c.wait_contains("#payload", "0901234567", "revealed to an admin")
         c.shot("copy-revealed")
 
+    # The adapter's recent outcomes: the refusal with its reason, then the replayed delivery.
+    driver.get(f"{console}/adapters")
+    driver.find_element(By.CSS_SELECTOR, f"#adapter-{ADAPTER} a.outcomes").click()
+    c.wait_for("#outcomes", "the adapter's recent outcomes")
+    outcomes = [e.text for e in c.all("#outcomes td.event")]
+    for wanted in ("delivery.delivered", "delivery.replayed", "delivery.dead_lettered"):
+        c.true(wanted in outcomes, f"{wanted} among the outcomes: {outcomes}")
+    c.true("HTTP 400" in c.text("#outcomes"), "with the refusal's status")
+    c.shot("adapter-outcomes")
+
     # Pausing an adapter needs the confirmation, then it is paused on every instance.
     driver.get(f"{console}/adapters")
     row = f"#adapter-{ADAPTER}"

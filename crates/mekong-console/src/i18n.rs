@@ -161,6 +161,8 @@ pub enum L {
     History,
     HistoryNote,
     Proof,
+    RecentOutcomes,
+    Outcomes,
 }
 
 impl L {
@@ -328,6 +330,11 @@ impl L {
             L::CheckpointAge => ("giây trước", "seconds ago"),
             L::NoCheckpoint => ("chưa có", "none yet"),
             L::History => ("Lịch sử phiên bản", "Version history"),
+            L::RecentOutcomes => (
+                "Kết quả giao gần đây (trong 2000 sự kiện cuối của nhật ký)",
+                "Recent deliveries (among the trail's last 2000 events)",
+            ),
+            L::Outcomes => ("Kết quả gần đây", "Recent outcomes"),
             L::Proof => (
                 "Tải bằng chứng (kiểm tra bằng mekong verify)",
                 "Download its proof (check it with mekong verify)",

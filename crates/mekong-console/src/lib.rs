@@ -145,6 +145,7 @@ pub fn router(parts: ConsoleParts) -> Router {
         .route("/resources/{kind}/{name}/edit", get(pages::edit::form))
         .route("/resources/{kind}/{name}/delete", post(pages::edit::delete))
         .route("/adapters", get(pages::adapters::list))
+        .route("/adapters/{name}", get(pages::adapters::one))
         .route(
             "/adapters/{name}/{action}",
             post(pages::adapters::set_paused),

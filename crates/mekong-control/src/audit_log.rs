@@ -51,6 +51,32 @@ pub async fn audit_window(
     window: usize,
     filter: &AuditFilter,
 ) -> Result<AuditWindow, ControlError> {
+    read_window(backbone, before, window, |event| matches(event, filter)).await
+}
+
+/// The deliveries of `adapter` (delivered, retried, dead-lettered, replayed) among the trail's
+/// last `window` events, newest first: its recent outcomes and errors.
+pub async fn deliveries(
+    backbone: &Arc<Backbone>,
+    adapter: &str,
+    window: usize,
+) -> Result<Vec<AuditEntry>, ControlError> {
+    let wanted = |event: &AuditEvent| match event {
+        AuditEvent::Delivered(e)
+        | AuditEvent::Retried(e)
+        | AuditEvent::DeadLettered(e)
+        | AuditEvent::Replayed(e) => e.adapter == adapter,
+        _ => false,
+    };
+    Ok(read_window(backbone, None, window, wanted).await?.entries)
+}
+
+async fn read_window(
+    backbone: &Arc<Backbone>,
+    before: Option<i64>,
+    window: usize,
+    wanted: impl Fn(&AuditEvent) -> bool,
+) -> Result<AuditWindow, ControlError> {
     let window = match window {
         0 => DEFAULT_WINDOW,
         n => n.min(MAX_WINDOW),
@@ -88,7 +114,7 @@ pub async fn audit_window(
                 event,
             })
         })
-        .filter(|entry| matches(&entry.event, filter))
+        .filter(|entry| wanted(&entry.event))
         .collect();
     entries.reverse();
     Ok(AuditWindow {

@@ -60,7 +60,12 @@ pub(crate) async fn list(
                         ("pause", L::Pause, L::ConfirmPause)
                     };
                     tr id={ "adapter-" (spec.name) } {
-                        td { (spec.name) " · " a.dead-letters href={ (BASE) "/dead-letters/" (encode(&spec.name)) } { (lang.t(L::DeadLetters)) } }
+                        td {
+                            (spec.name) br;
+                            a.outcomes href={ (BASE) "/adapters/" (encode(&spec.name)) } { (lang.t(L::Outcomes)) }
+                            " · "
+                            a.dead-letters href={ (BASE) "/dead-letters/" (encode(&spec.name)) } { (lang.t(L::DeadLetters)) }
+                        }
                         td { (match spec.target { AdapterType::Dvcqg => "dvcqg", AdapterType::Webhook => "webhook" }) }
                         td { (spec.from.join(", ")) }
                         @if spec.paused { td.paused.state { (lang.t(L::Paused)) } } @else { td.ok.state { (lang.t(L::Running)) } }
@@ -150,4 +155,53 @@ pub(crate) async fn set_paused(
         Err(e @ StoreError::Concurrent) => person.refuse(StatusCode::CONFLICT, &e.to_string()),
         Err(e) => person.unavailable(&e),
     }
+}
+
+/// `GET /adapters/{name}`: the adapter's recent deliveries, their outcomes and errors, newest first.
+pub(crate) async fn one(
+    State(console): State<Arc<Console>>,
+    person: Person,
+    Path(name): Path<String>,
+) -> Response {
+    let lang = person.lang;
+    if console.parts.catalog.load().adapter(&name).is_none() {
+        return person.refuse(StatusCode::NOT_FOUND, lang.t(L::NoSuchResource));
+    }
+    let recent =
+        match mekong_control::audit_log::deliveries(&console.parts.changes.backbone, &name, 2000)
+            .await
+        {
+            Ok(recent) => recent,
+            Err(e) => return person.unavailable(&e),
+        };
+    let body = html! {
+        p { small { (lang.t(L::RecentOutcomes)) } }
+        @if recent.is_empty() { p { (lang.t(L::Nothing)) } }
+        @else {
+            table #outcomes {
+                tr {
+                    th { (lang.t(L::Time)) } th { (lang.t(L::Event)) } th { (lang.t(L::RecordId)) }
+                    th { (lang.t(L::Key)) } th { (lang.t(L::Attempts)) } th { (lang.t(L::Reason)) }
+                }
+                @for entry in &recent {
+                    @if let mekong_core::AuditEvent::Delivered(e) | mekong_core::AuditEvent::Retried(e)
+                        | mekong_core::AuditEvent::DeadLettered(e) | mekong_core::AuditEvent::Replayed(e) = &entry.event {
+                        tr {
+                            td { (super::local_time(&e.time)) }
+                            td.event { (entry.event.name()) }
+                            td { a href={ (BASE) "/records?q=" (encode(&e.record_id)) } { (e.record_id) } }
+                            td { (e.key) }
+                            td { (e.attempt) }
+                            td.reason {
+                                @if let Some(status) = e.status { "HTTP " (status) }
+                                @if let Some(error) = &e.error { " " span.error { (mekong_core::excerpt(error, 300)) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        p { a href={ (BASE) "/adapters" } { (lang.t(L::Back)) } }
+    };
+    person.page(&format!("{BASE}/adapters/{}", encode(&name)), &name, body)
 }
