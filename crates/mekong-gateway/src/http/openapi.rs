@@ -60,7 +60,7 @@ pub(crate) fn build(catalog: &Catalog, client: Option<&Client>, config: &Gateway
                     record_type.latest_version()
                 ),
                 "tags": ["records"],
-                "parameters": record_parameters(),
+                "parameters": record_parameters(Some(record_type.latest_version())),
                 "requestBody": {
                     "required": true,
                     "content": { JSON: { "schema": { "$ref": component } } },
@@ -75,7 +75,7 @@ pub(crate) fn build(catalog: &Catalog, client: Option<&Client>, config: &Gateway
             "operationId": "publish_cloudevent",
             "summary": "Publish a record as a CloudEvent in structured mode; `type` names its record type",
             "tags": ["records"],
-            "parameters": record_parameters(),
+            "parameters": record_parameters(None),
             "requestBody": {
                 "required": true,
                 "content": { CLOUDEVENT: { "schema": { "$ref": "#/components/schemas/CloudEvent" } } },
@@ -206,17 +206,23 @@ pub(crate) fn build(catalog: &Catalog, client: Option<&Client>, config: &Gateway
     })
 }
 
-fn record_parameters() -> Value {
+/// The headers of a publish; `versions` is the record type's latest schema version, when the
+/// operation is one type's.
+fn record_parameters(versions: Option<u32>) -> Value {
+    let version = match versions {
+        Some(latest) => json!({ "type": "integer", "minimum": 0, "maximum": latest }),
+        None => json!({ "type": "integer", "minimum": 0, "maximum": u32::MAX }),
+    };
     json!([
         { "name": IDEMPOTENCY_KEY, "in": "header", "required": false,
           "description": "A retry with the same key (per client) within the idempotency window answers 200 with the first result and writes nothing; the same key with another record is 409",
           "schema": { "type": "string" } },
         { "name": MEKONG_KEY, "in": "header", "required": false,
           "description": "The partition key; by default read from the payload where the record type says",
-          "schema": { "type": "string" } },
+          "schema": { "type": "string", "maxLength": mekong_core::MAX_KEY_BYTES } },
         { "name": MEKONG_SCHEMA_VERSION, "in": "header", "required": false,
           "description": "The schema version to validate against; 0 or absent: the latest",
-          "schema": { "type": "integer", "minimum": 0, "maximum": u32::MAX } },
+          "schema": version },
     ])
 }
 
