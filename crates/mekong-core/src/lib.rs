@@ -14,6 +14,7 @@ pub mod cloudevents;
 mod compat;
 mod condition;
 pub mod deadletter;
+pub mod deadline;
 pub mod evidence;
 pub mod identity;
 mod pattern;
