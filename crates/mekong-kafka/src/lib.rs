@@ -8,6 +8,7 @@
 
 mod backbone;
 mod deadletters;
+pub mod deadline_store;
 mod follower;
 mod lineage;
 mod notary;
