@@ -5,8 +5,6 @@
 //! with an `error_code` in the body: 0 is success; others are retryable or final by configuration.
 //! docs/dvcqg-mapping.md describes the mapping field by field.
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use mekong_core::cloudevents;
 use mekong_kafka::Received;
 use serde_json::{Map, Value, json};
@@ -71,9 +69,6 @@ const DATE_FIELDS: [&str; 7] = [
 
 /// Code fields: the portal's clients send them as strings.
 const CODE_FIELDS: [&str; 4] = ["LoaiDoiTuong", "TrangThaiHoSo", "HinhThuc", "TrangThai"];
-
-/// Asia/Ho_Chi_Minh is UTC+7 all year (no daylight saving since 1975).
-const HO_CHI_MINH_OFFSET: Duration = Duration::from_secs(7 * 3600);
 
 pub struct Portal {
     pub(crate) client: reqwest::Client,
@@ -392,33 +387,7 @@ pub fn portal_date(text: &str) -> Option<String> {
     if text.len() == 14 && text.bytes().all(|b| b.is_ascii_digit()) {
         return Some(text.to_owned());
     }
-    let (local, offset_secs) = split_offset(text)?;
-    let utc = humantime::parse_rfc3339_weak(local).ok()?;
-    let utc = if offset_secs >= 0 {
-        utc.checked_sub(Duration::from_secs(offset_secs as u64))?
-    } else {
-        utc.checked_add(Duration::from_secs(offset_secs.unsigned_abs()))?
-    };
-    let local = (utc + HO_CHI_MINH_OFFSET).duration_since(UNIX_EPOCH).ok()?;
-    let formatted = humantime::format_rfc3339_seconds(UNIX_EPOCH + local).to_string();
-    Some(formatted.chars().filter(char::is_ascii_digit).collect())
-}
-
-/// Splits `...Z` or `...±HH:MM` into the local part and the offset in seconds.
-fn split_offset(text: &str) -> Option<(&str, i64)> {
-    if let Some(local) = text.strip_suffix('Z').or_else(|| text.strip_suffix('z')) {
-        return Some((local, 0));
-    }
-    let at = text.len().checked_sub(6)?;
-    let (local, offset) = (text.get(..at)?, text.get(at..)?);
-    let bytes = offset.as_bytes();
-    if !matches!(bytes[0], b'+' | b'-') || bytes[3] != b':' {
-        return None;
-    }
-    let hours: i64 = offset[1..3].parse().ok()?;
-    let minutes: i64 = offset[4..6].parse().ok()?;
-    let sign = if bytes[0] == b'-' { -1 } else { 1 };
-    Some((local, sign * (hours * 3600 + minutes * 60)))
+    mekong_core::times::portal_text(mekong_core::times::rfc3339_ms(text)?)
 }
 
 #[cfg(test)]

@@ -382,105 +382,14 @@ fn text_of(value: &Value) -> Option<String> {
     }
 }
 
-/// Asia/Ho_Chi_Minh is UTC+7 all year.
-const HCM_OFFSET_SECONDS: i64 = 7 * 3600;
-
 /// A due time in milliseconds since the epoch: `yyyyMMddHHmmss` in Asia/Ho_Chi_Minh (the national
-/// portal's format), or RFC 3339 (`Z` or an offset, optional fractions of a second).
+/// portal's format), or RFC 3339 with its zone.
 pub fn parse_due(text: &str) -> Option<i64> {
-    let text = text.trim();
-    if text.len() == 14 && text.bytes().all(|b| b.is_ascii_digit()) {
-        let n = |r: std::ops::Range<usize>| text[r].parse::<i64>().ok();
-        let seconds = civil_seconds(
-            n(0..4)?,
-            n(4..6)?,
-            n(6..8)?,
-            n(8..10)?,
-            n(10..12)?,
-            n(12..14)?,
-        )?;
-        return Some((seconds - HCM_OFFSET_SECONDS) * 1000);
-    }
-    // RFC 3339: YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)
-    let b = text.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let n = |r: std::ops::Range<usize>| -> Option<i64> {
-        let s = text.get(r)?;
-        s.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| s.parse().ok())?
-    };
-    let seconds = civil_seconds(
-        n(0..4)?,
-        n(5..7)?,
-        n(8..10)?,
-        n(11..13)?,
-        n(14..16)?,
-        n(17..19)?,
-    )?;
-    let mut rest = &text[19..];
-    let mut millis = 0;
-    if let Some(fraction) = rest.strip_prefix('.') {
-        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        let first3: String = fraction[..digits]
-            .chars()
-            .chain("000".chars())
-            .take(3)
-            .collect();
-        millis = first3.parse::<i64>().ok()?;
-        rest = &fraction[digits..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        _ if rest.len() == 6 && matches!(&rest[..1], "+" | "-") && &rest[3..4] == ":" => {
-            let hours: i64 = rest[1..3].parse().ok()?;
-            let minutes: i64 = rest[4..6].parse().ok()?;
-            let sign = if rest.starts_with('-') { -1 } else { 1 };
-            sign * (hours * 3600 + minutes * 60)
-        }
-        _ => return None,
-    };
-    Some((seconds - offset) * 1000 + millis)
+    crate::times::portal_ms(text).or_else(|| crate::times::rfc3339_ms(text))
 }
 
-/// Seconds since the epoch of a civil UTC time (days_from_civil, H. Hinnant); `None` when a field
-/// is out of range.
-fn civil_seconds(y: i64, m: i64, d: i64, hh: i64, mm: i64, ss: i64) -> Option<i64> {
-    let days_in_month = match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        _ => return None,
-    };
-    if !(1..=days_in_month).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
-        return None;
-    }
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
-}
-
-/// Milliseconds since the epoch as RFC 3339 UTC.
 fn rfc3339(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
+    crate::times::utc_text(ms)
 }
 
 #[cfg(test)]

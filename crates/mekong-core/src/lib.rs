@@ -25,6 +25,7 @@ mod rejection;
 mod resource;
 mod schema;
 mod state;
+pub mod times;
 mod topic;
 
 pub use access::{ApiKeyHash, Role, hash_api_key};

@@ -197,17 +197,9 @@ pub(crate) fn safe_next(next: Option<&str>) -> String {
 
 /// An RFC 3339 time as people in the city read it: Asia/Ho_Chi_Minh, UTC+7 all year.
 pub(crate) fn local_time(rfc3339: &str) -> String {
-    match humantime::parse_rfc3339_weak(rfc3339.trim_end_matches('Z')) {
-        Ok(t) => {
-            let local =
-                humantime::format_rfc3339_seconds(t + std::time::Duration::from_secs(7 * 3600));
-            format!(
-                "{} +07",
-                local.to_string().trim_end_matches('Z').replace('T', " ")
-            )
-        }
-        Err(_) => rfc3339.to_owned(),
-    }
+    mekong_core::times::rfc3339_ms(rfc3339)
+        .and_then(mekong_core::times::display)
+        .unwrap_or_else(|| rfc3339.to_owned())
 }
 
 pub(crate) fn encode(text: &str) -> String {

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine;
 use clap::Args;
@@ -70,37 +70,11 @@ fn parse_start(s: &str) -> Result<Start, String> {
     }
 }
 
-/// An RFC 3339 time in milliseconds since the epoch. humantime reads UTC times (`Z` or no zone);
-/// a numeric offset (`+07:00`) is applied here.
+/// An RFC 3339 time in milliseconds since the epoch; without a zone, UTC.
 fn parse_time_ms(s: &str) -> Result<i64, String> {
-    let s = s.trim();
-    let (local, offset_secs) = split_offset(s);
-    let time = humantime::parse_rfc3339_weak(local).map_err(|e| e.to_string())?;
-    let ms = time
-        .duration_since(UNIX_EPOCH)
-        .map_err(|_| "before 1970".to_owned())?
-        .as_millis() as i64;
-    Ok(ms - offset_secs * 1000)
-}
-
-/// Splits a trailing `±HH:MM` off a date-time: (the rest, the offset in seconds).
-fn split_offset(s: &str) -> (&str, i64) {
-    let Some(at) = s.len().checked_sub(6) else {
-        return (s, 0);
-    };
-    let (Some(head), Some(tail)) = (s.get(..at), s.get(at..)) else {
-        return (s, 0);
-    };
-    let b = tail.as_bytes();
-    if head.len() >= 19
-        && matches!(b[0], b'+' | b'-')
-        && b[3] == b':'
-        && let (Ok(h), Ok(m)) = (tail[1..3].parse::<i64>(), tail[4..6].parse::<i64>())
-    {
-        let sign = if b[0] == b'-' { -1 } else { 1 };
-        return (head, sign * (h * 3600 + m * 60));
-    }
-    (s, 0)
+    mekong_core::times::rfc3339_ms(s)
+        .or_else(|| mekong_core::times::naive_ms(s))
+        .ok_or_else(|| format!("`{s}` is not an RFC 3339 time"))
 }
 
 /// How the loop over delivered records ended.
