@@ -184,6 +184,16 @@ pub(crate) enum Control {
 /// A reader's messages after its subscription.
 pub(crate) type Inbound = Pin<Box<dyn Stream<Item = Result<Control, Status>> + Send>>;
 
+/// How a reader takes its records, beyond what its Subscription says.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Reading {
+    /// Per partition, the last offset the reader took before (it resumes): records up to it are
+    /// acknowledged, not delivered.
+    pub(crate) skip: HashMap<i32, i64>,
+    /// Each record counts as acknowledged once handed to the reader's stream.
+    pub(crate) ack_on_send: bool,
+}
+
 #[tonic::async_trait]
 impl SubscribeService for Subscribe {
     type ConsumeStream = RecordStream;
@@ -211,7 +221,7 @@ impl SubscribeService for Subscribe {
             })
         });
         let records = self
-            .open(caller, subscription, Box::pin(inbound), HashMap::new())
+            .open(caller, subscription, Box::pin(inbound), Reading::default())
             .await?;
         Ok(Response::new(Box::pin(records)))
     }
@@ -219,14 +229,13 @@ impl SubscribeService for Subscribe {
 
 impl Subscribe {
     /// Starts a subscription for `caller`: its records, until the reader goes, loses its right to
-    /// read, or the hub stops (then a last error says why). Records of a partition in `skip` up to
-    /// its offset were taken already (a reader resuming): they are acknowledged, not delivered.
+    /// read, or the hub stops (then a last error says why).
     pub(crate) async fn open(
         &self,
         caller: Caller,
         subscription: Subscription,
         inbound: Inbound,
-        skip: HashMap<i32, i64>,
+        reading: Reading,
     ) -> Result<ReceiverStream<Result<DeliveredRecord, Status>>, Status> {
         let (mut settings, place) = self.admit(&caller, &subscription).await?;
         let (lag, clear_lag) = self.metrics.lag_of(&settings.group_id);
@@ -247,7 +256,7 @@ impl Subscribe {
             out: tx,
             max_in_flight,
             types: subscription.record_types,
-            skip,
+            reading,
             shutdown: self.shutdown.clone(),
             changes: self.changes.clone(),
             catalog: Arc::clone(&self.catalog),
@@ -332,8 +341,7 @@ struct Session {
     out: mpsc::Sender<Result<DeliveredRecord, Status>>,
     max_in_flight: usize,
     types: Vec<String>,
-    /// Per partition, the last offset the reader took before (it resumed).
-    skip: HashMap<i32, i64>,
+    reading: Reading,
     shutdown: watch::Receiver<bool>,
     changes: watch::Receiver<Arc<View>>,
     catalog: Arc<ArcSwap<Catalog>>,
@@ -416,6 +424,7 @@ impl Session {
             offset: record.offset,
         };
         let taken = self
+            .reading
             .skip
             .get(&cursor.partition)
             .is_some_and(|last| cursor.offset <= *last);
@@ -434,6 +443,17 @@ impl Session {
             attributes: event.attributes.into_iter().collect(),
             cursor: Some(cursor),
         };
-        self.out.send(Ok(delivered)).await.is_ok()
+        let ack = self
+            .reading
+            .ack_on_send
+            .then(|| delivered.cursor.clone())
+            .flatten();
+        if self.out.send(Ok(delivered)).await.is_err() {
+            return false;
+        }
+        if let Some(c) = ack {
+            self.subscriber.ack([(c.topic, c.partition, c.offset)]);
+        }
+        true
     }
 }

@@ -841,6 +841,20 @@ async fn a_topic_followed_over_server_sent_events_resumes_at_least_once() {
     assert_eq!(new, ["H29-SSE-new"]);
     drop(stream);
 
+    // ?ack=auto: what was sent counts as done, and is not sent again to the group.
+    let auto = format!("/v1/topics/t-city-{s}/events?group=g2&ack=auto");
+    let mut stream = EventStream::open(&hub, &auto, "reader-key", None).await;
+    let (mut all, _) = stream.take(6).await;
+    all.sort();
+    assert_eq!(all.len(), 6);
+    drop(stream);
+    let mut stream = EventStream::open(&hub, &auto, "reader-key", None).await;
+    assert!(
+        stream.next(Duration::from_secs(3)).await.is_none(),
+        "auto-acknowledged records come no more"
+    );
+    drop(stream);
+
     // An acknowledgement with no stream open here says so.
     let orphan = http
         .post(hub.url(&format!("/v1/topics/t-city-{s}/acks?group=nobody")))

@@ -8,8 +8,8 @@
 //! reader says so: by coming back with that id as `Last-Event-ID`, or by `POST
 //! /v1/topics/{topic}/acks` with it while the stream is open. Records sent and not yet done are
 //! sent again after a reconnect; at most `max_in_flight` wait at once. `?ack=auto` counts each
-//! record as done once written to the connection (for following a topic by eye: one in the
-//! connection's buffers when it drops may not be sent again to that group).
+//! record as done once handed to the connection (for following a topic by eye: one in the
+//! connection's buffers when it drops is not sent again to that group).
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -29,7 +29,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::problem::Problem;
 use super::{Api, caller_of, read_body};
-use crate::subscribe::Control;
+use crate::subscribe::{Control, Reading};
 
 /// The header a reconnecting EventSource sends.
 const LAST_EVENT_ID: &str = "last-event-id";
@@ -154,24 +154,25 @@ async fn open(
         max_in_flight: follow.max_in_flight.unwrap_or(0),
     };
     let (control, inbound) = mpsc::channel(16);
-    let registered = api.readers.register(
-        (caller.client.clone(), group, topic.clone()),
-        control.clone(),
-    );
+    let registered = api
+        .readers
+        .register((caller.client.clone(), group, topic.clone()), control);
     let records = api
         .subscribe
         .open(
             caller,
             subscription,
             Box::pin(ReceiverStream::new(inbound).map(Ok)),
-            resumed.iter().map(|(p, o)| (*p, *o)).collect(),
+            Reading {
+                skip: resumed.iter().map(|(p, o)| (*p, *o)).collect(),
+                ack_on_send: auto_ack,
+            },
         )
         .await
         .map_err(|status| Problem::from_status(&status))?;
     let events = Events {
         records,
         position: resumed,
-        auto_ack: auto_ack.then_some(control),
         _registered: registered,
         done: false,
     };
@@ -185,7 +186,6 @@ struct Events {
     records: ReceiverStream<Result<DeliveredRecord, tonic::Status>>,
     /// Per partition, the offset of the last record sent (or taken before a resume).
     position: BTreeMap<i32, i64>,
-    auto_ack: Option<mpsc::Sender<Control>>,
     /// Holds the stream's place among the readers; the session ends when it is dropped (its
     /// control channel closes).
     _registered: Registered,
@@ -199,7 +199,7 @@ impl Events {
                 return None;
             }
             let event = match state.records.next().await? {
-                Ok(record) => state.event(record).await,
+                Ok(record) => state.event(record),
                 Err(status) => {
                     // Why the stream ends (the hub stopping, the caller's right to read gone).
                     state.done = true;
@@ -212,12 +212,9 @@ impl Events {
         })
     }
 
-    async fn event(&mut self, record: DeliveredRecord) -> Event {
+    fn event(&mut self, record: DeliveredRecord) -> Event {
         let cursor = record.cursor.clone().unwrap_or_default();
         self.position.insert(cursor.partition, cursor.offset);
-        if let Some(control) = &self.auto_ack {
-            let _ = control.send(Control::Ack(vec![cursor])).await;
-        }
         Event::default()
             .id(format_position(&self.position))
             .data(cloudevent(record))
