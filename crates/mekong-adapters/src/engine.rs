@@ -221,7 +221,7 @@ impl Engine {
     fn enqueue(&self, record: Received) -> Option<Vec<u8>> {
         let key = if record.key.is_empty() {
             // Without a key there is no order to keep: a lane of its own.
-            format!("{}/{}/{}", record.topic, record.partition, record.offset).into_bytes()
+            mekong_core::position_text(&record.topic, record.partition, record.offset).into_bytes()
         } else {
             record.key.clone()
         };
@@ -287,8 +287,9 @@ impl Engine {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
         };
-        let record_id = header(cloudevents::ID)
-            .unwrap_or_else(|| format!("{}/{}/{}", record.topic, record.partition, record.offset));
+        let record_id = header(cloudevents::ID).unwrap_or_else(|| {
+            mekong_core::position_text(&record.topic, record.partition, record.offset)
+        });
         let record_type = header(cloudevents::TYPE).unwrap_or_default();
         let retry = self.adapter.retry;
         let mut attempt = 0;
@@ -394,7 +395,7 @@ impl Engine {
                 attempts,
                 status,
                 error: reason.to_owned(),
-                source: format!("{}/{}/{}", record.topic, record.partition, record.offset),
+                source: mekong_core::position_text(&record.topic, record.partition, record.offset),
                 time: now(),
             }
             .headers(),

@@ -50,4 +50,7 @@ pub use resource::{
     RetrySpec, RouteSpec, parse_documents, yaml_text,
 };
 pub use state::{Change, Outcome, Plan, Proposal, ResourceState, Stored, Verdict};
-pub use topic::{INTERNAL_TOPIC_PREFIX, check_group_name, check_topic_name, subscription_group};
+pub use topic::{
+    INTERNAL_TOPIC_PREFIX, check_group_name, check_topic_name, parse_position, position_text,
+    subscription_group,
+};

@@ -1,5 +1,5 @@
-//! Kafka names: what topic names Kafka accepts, which ones Mekong keeps for itself, and the
-//! consumer groups of subscriptions.
+//! Kafka names: what topic names Kafka accepts, which ones Mekong keeps for itself, the consumer
+//! groups of subscriptions, and a record's position as text (`topic/partition/offset`).
 
 /// Topics starting with this prefix belong to Mekong itself (`_mekong.resources`, `_mekong.audit`).
 pub const INTERNAL_TOPIC_PREFIX: &str = "_mekong.";
@@ -7,6 +7,20 @@ pub const INTERNAL_TOPIC_PREFIX: &str = "_mekong.";
 /// The separator of a subscription's group id. Neither client names (`a-z0-9._-`) nor group names
 /// (`A-Za-z0-9._-`) can contain it, so no two (client, group) pairs share a Kafka group.
 const GROUP_SEPARATOR: char = ':';
+
+/// A record's position as operators read it and headers carry it: `topic/partition/offset`
+/// (topic names have no `/`).
+pub fn position_text(topic: &str, partition: i32, offset: i64) -> String {
+    format!("{topic}/{partition}/{offset}")
+}
+
+/// The (topic, partition, offset) of [`position_text`]'s text.
+pub fn parse_position(text: &str) -> Option<(&str, i32, i64)> {
+    let mut parts = text.rsplitn(3, '/');
+    let offset = parts.next()?.parse().ok()?;
+    let partition = parts.next()?.parse().ok()?;
+    Some((parts.next()?, partition, offset))
+}
 
 /// The Kafka consumer group of a client's subscription group: `mekong:<client>:<group>`.
 pub fn subscription_group(client: &str, group: &str) -> String {
@@ -60,6 +74,15 @@ pub fn check_topic_name(name: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_position_reads_back_as_written() {
+        assert_eq!(
+            parse_position(&position_text("t.city", 2, 41)),
+            Some(("t.city", 2, 41))
+        );
+        assert_eq!(parse_position("nonsense"), None);
+    }
 
     #[test]
     fn accepts_ordinary_names() {

@@ -291,7 +291,7 @@ impl PublishError {
             let landed = parts
                 .landed
                 .iter()
-                .map(|p| format!("{}/{}/{}", p.topic, p.partition, p.offset))
+                .map(|p| mekong_core::position_text(&p.topic, p.partition, p.offset))
                 .collect::<Vec<_>>()
                 .join(",");
             metadata.insert("landed".to_string(), landed);

@@ -35,8 +35,7 @@ type Refusal<'a> = (
 
 /// A hub with small limits, so the limits can be crossed cheaply.
 async fn hub() -> (TestHub, String) {
-    let s = unique();
-    let config = GatewayConfig {
+    hub_with(GatewayConfig {
         limits: mekong_core::Limits {
             max_record_bytes: MAX_RECORD,
         },
@@ -45,7 +44,13 @@ async fn hub() -> (TestHub, String) {
             read_timeout: Duration::from_secs(1),
         },
         ..GatewayConfig::default()
-    };
+    })
+    .await
+}
+
+/// A hub on the test broker with the standard resources, held to `config`.
+async fn hub_with(config: GatewayConfig) -> (TestHub, String) {
+    let s = unique();
     let hub = TestHub::start_with(
         &kafka_bootstrap(),
         &standard_resources(&s),
@@ -299,22 +304,15 @@ async fn slow_endless_and_kept_alive_connections_over_http_1_1() {
 
 #[tokio::test]
 async fn a_client_over_its_quota_gets_429_with_retry_after() {
-    let s = unique();
     let one = NonZeroU32::new(1);
-    let config = GatewayConfig {
+    let (hub, _) = hub_with(GatewayConfig {
         quotas: QuotaDefaults {
             records_per_second: one,
             burst: one,
             ..QuotaDefaults::default()
         },
         ..GatewayConfig::default()
-    };
-    let hub = TestHub::start_with(
-        &kafka_bootstrap(),
-        &standard_resources(&s),
-        config,
-        ProducerSettings::default(),
-    )
+    })
     .await;
     let http = reqwest::Client::new();
     let url = hub.url("/v1/records/dossier.sync");

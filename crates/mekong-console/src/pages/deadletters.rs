@@ -88,7 +88,7 @@ pub(crate) async fn list(
                             td.record {
                                 a href={ (BASE) "/records?q=" (encode(&letter.record_id)) } { (letter.record_id) }
                                 // The copy the adapter read, masked as on the records page.
-                                @if let Some((topic, partition, offset)) = source(&letter.info.source) {
+                                @if let Some((topic, partition, offset)) = mekong_core::parse_position(&letter.info.source) {
                                     @if admin {
                                         br;
                                         a.show-copy href={ (BASE) "/records/" (encode(&letter.record_id)) "/copy?topic=" (encode(topic)) "&partition=" (partition) "&offset=" (offset) } { (lang.t(L::ShowCopy)) }
@@ -183,24 +183,5 @@ pub(crate) async fn replay(
             .into_response()
         }
         Err(e) => person.unavailable(&e),
-    }
-}
-
-/// `topic/partition/offset`, where the adapter read a dead letter.
-fn source(text: &str) -> Option<(&str, i32, i64)> {
-    let mut parts = text.rsplitn(3, '/');
-    let offset = parts.next()?.parse().ok()?;
-    let partition = parts.next()?.parse().ok()?;
-    Some((parts.next()?, partition, offset))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_dead_letters_source_is_read_back() {
-        assert_eq!(source("t-city/2/41"), Some(("t-city", 2, 41)));
-        assert_eq!(source("nonsense"), None);
     }
 }

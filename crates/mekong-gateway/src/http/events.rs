@@ -103,7 +103,7 @@ pub(crate) struct Follow {
     /// Only these record types, comma-separated.
     types: Option<String>,
     max_in_flight: Option<u32>,
-    /// `auto`: each record counts as done once written.
+    /// `auto`: each record counts as done once handed to the connection.
     ack: Option<String>,
 }
 

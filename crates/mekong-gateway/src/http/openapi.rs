@@ -122,7 +122,7 @@ pub(crate) fn build(catalog: &Catalog, client: Option<&Client>, config: &Gateway
                 { "name": "start", "in": "query", "required": false, "schema": { "enum": ["earliest", "latest"] } },
                 { "name": "types", "in": "query", "required": false, "description": "Only these record types, comma-separated", "schema": { "type": "string" } },
                 { "name": "max_in_flight", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0, "maximum": u32::MAX } },
-                { "name": "ack", "in": "query", "required": false, "description": "`auto`: a record is done once written", "schema": { "enum": ["auto"] } },
+                { "name": "ack", "in": "query", "required": false, "description": "`auto`: a record is done once handed to the connection", "schema": { "enum": ["auto"] } },
                 { "name": "last-event-id", "in": "header", "required": false, "description": "Resume: every record up to this event id is done", "schema": { "type": "string" } },
             ],
             "responses": {

@@ -76,11 +76,9 @@ impl From<Placement> for PlacementJson {
 impl PlacementJson {
     /// `topic/partition/offset`, as ErrorInfo's `landed` lists them.
     pub(crate) fn parse(text: &str) -> Option<PlacementJson> {
-        let mut parts = text.rsplitn(3, '/');
-        let offset = parts.next()?.parse().ok()?;
-        let partition = parts.next()?.parse().ok()?;
+        let (topic, partition, offset) = mekong_core::parse_position(text)?;
         Some(PlacementJson {
-            topic: parts.next()?.to_owned(),
+            topic: topic.to_owned(),
             partition,
             offset,
             routes: Vec::new(),
