@@ -56,43 +56,34 @@ class Check:
     def all(self, css):
         return self.driver.find_elements(By.CSS_SELECTOR, css)
 
-    def wait_text(self, css, expected, what, timeout=15):
-        """Waits for the element's text to be `expected` (a click's page may still be loading)."""
+    def text_now(self, css):
+        """The first element's text, or None (none yet, or it went with its page)."""
+        try:
+            found = self.all(css)
+            return found[0].text if found else None
+        except Exception:
+            return None
+
+    def wait_until(self, css, ok, what, timeout=15):
+        """Waits until the element's text satisfies `ok` (a click's page may still be loading,
+        or be replacing another); the last text seen."""
         deadline = time.monotonic() + timeout
         got = None
         while time.monotonic() < deadline:
-            try:
-                found = self.all(css)
-                got = found[0].text if found else None
-            except Exception:  # the element went with its page
-                got = None
-            if got == expected:
-                return
+            got = self.text_now(css)
+            if got is not None and ok(got):
+                return got
             time.sleep(0.1)
-        self.equal(got, expected, what)
+        self.true(False, f"{what}: the text was {got!r}")
+
+    def wait_text(self, css, expected, what, timeout=15):
+        self.wait_until(css, lambda t: t == expected, f"{what} (expected {expected!r})", timeout)
 
     def wait_contains(self, css, needle, what, timeout=15):
-        """Waits for the element's text to contain `needle` (a page may be replacing another)."""
-        deadline = time.monotonic() + timeout
-        got = None
-        while time.monotonic() < deadline:
-            try:
-                found = self.all(css)
-                got = found[0].text if found else None
-            except Exception:  # the element went with its page
-                got = None
-            if got is not None and needle in got:
-                return
-            time.sleep(0.1)
-        self.true(False, f"{what}: {got!r} has no {needle!r}")
+        self.wait_until(css, lambda t: needle in t, f"{what} (expected {needle!r} in it)", timeout)
 
     def wait_for(self, css, what, timeout=15):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.all(css):
-                return
-            time.sleep(0.1)
-        self.true(False, what)
+        self.wait_until(css, lambda _: True, what, timeout)
 
     def equal(self, got, expected, what):
         if got != expected:
