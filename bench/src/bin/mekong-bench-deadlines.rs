@@ -100,6 +100,7 @@ fn main() -> anyhow::Result<()> {
         name: "dossier-result-due".into(),
         description: String::new(),
         track: vec!["dossier.sync".into()],
+        from: "hcmc.dossier.v1".into(),
         due: "/NgayHenTra".into(),
         done: "has(data.NgayKetThucXuLy) || data.TrangThaiHoSo in [4, 5]".into(),
         unit: Some("/DonViXuLy".into()),

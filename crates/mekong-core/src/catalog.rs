@@ -3,10 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, btree_map::Entry};
 use std::fmt;
+use std::sync::Arc;
 
 use crate::access::{ApiKeyHash, Role, hash_api_key};
 use crate::adapter::{Adapter, compile_adapter};
 use crate::condition::Condition;
+use crate::deadline::{Deadline, DeadlineSpec};
 use crate::pattern::{Pattern, any_matches};
 use crate::redact::JsonPointer;
 use crate::resource::{
@@ -124,6 +126,7 @@ pub struct Catalog {
     pub(crate) routes: Vec<Route>,
     pub(crate) clients: BTreeMap<String, Client>,
     pub(crate) adapters: BTreeMap<String, Adapter>,
+    pub(crate) deadlines: BTreeMap<String, Arc<Deadline>>,
     /// The client of each API key digest, so a call is authenticated by one lookup however many
     /// clients there are. Only digests are compared: timing tells nothing about a key.
     key_owners: HashMap<ApiKeyHash, String>,
@@ -148,6 +151,7 @@ impl Catalog {
         let mut routes = Vec::new();
         let mut clients = Vec::new();
         let mut adapters = Vec::new();
+        let mut deadlines = Vec::new();
 
         for doc in &documents {
             let name = doc.resource.name();
@@ -174,6 +178,7 @@ impl Catalog {
                 Resource::Route(spec) => routes.push((doc, spec)),
                 Resource::Client(spec) => clients.push((doc, spec)),
                 Resource::Adapter(spec) => adapters.push((doc, spec)),
+                Resource::Deadline(spec) => deadlines.push((doc, spec)),
             }
         }
 
@@ -245,6 +250,20 @@ impl Catalog {
             }
         }
 
+        for (doc, spec) in deadlines {
+            match compile_deadline(spec, &catalog) {
+                Ok(deadline) => {
+                    catalog
+                        .deadlines
+                        .insert(spec.name.clone(), Arc::new(deadline));
+                }
+                Err(e) => errors.extend(
+                    e.into_iter()
+                        .map(|(field, problem)| ResourceError::at(doc, field, problem)),
+                ),
+            }
+        }
+
         if errors.is_empty() {
             catalog.index_keys();
             Ok(catalog)
@@ -289,6 +308,14 @@ impl Catalog {
 
     pub fn adapter(&self, name: &str) -> Option<&Adapter> {
         self.adapters.get(name)
+    }
+
+    pub fn deadlines(&self) -> impl Iterator<Item = &Arc<Deadline>> {
+        self.deadlines.values()
+    }
+
+    pub fn deadline(&self, name: &str) -> Option<&Arc<Deadline>> {
+        self.deadlines.get(name)
     }
 
     pub fn routes(&self) -> &[Route] {
@@ -533,6 +560,73 @@ fn compile_route(
         })
     } else {
         Err(problems)
+    }
+}
+
+/// A deadline reads whole records of keyed types from a topic routes fill with them, and writes its
+/// events where no route writes.
+fn compile_deadline(
+    spec: &DeadlineSpec,
+    catalog: &Catalog,
+) -> Result<Deadline, Vec<(String, String)>> {
+    let mut problems = Vec::new();
+    let changelog = crate::deadline::changelog_topic(&spec.name);
+    if changelog.len() > 249 {
+        problems.push((
+            "name".into(),
+            format!("too long for its changelog topic `{changelog}` (Kafka allows 249 characters)"),
+        ));
+    }
+    for (i, name) in spec.track.iter().enumerate() {
+        let field = format!("track[{i}]");
+        match catalog.record_types.get(name) {
+            None => problems.push((field, format!("no record type is named `{name}`"))),
+            Some(rt) if rt.key.is_none() => problems.push((
+                field,
+                format!(
+                    "record type `{name}` has no `key`: a deadline belongs to the records of one key"
+                ),
+            )),
+            Some(_) => {
+                let carried = catalog.routes.iter().any(|r| {
+                    any_matches(&r.types, name)
+                        && r.destinations
+                            .iter()
+                            .any(|d| d.topic == spec.from && d.redact.is_empty())
+                });
+                if !carried {
+                    problems.push((
+                        field,
+                        format!(
+                            "no route writes whole (unredacted) records of `{name}` to `{}`, the deadline's `from`",
+                            spec.from
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    if let Err(problem) = check_topic_name(&spec.from) {
+        problems.push(("from".into(), problem));
+    }
+    if let Err(problem) = check_topic_name(&spec.to) {
+        problems.push(("to".into(), problem));
+    } else if spec.to == spec.from || catalog.destination_topics().contains(spec.to.as_str()) {
+        problems.push((
+            "to".into(),
+            format!(
+                "routes write records to `{}`: deadline events need a topic of their own",
+                spec.to
+            ),
+        ));
+    }
+    match Deadline::compile(spec.clone()) {
+        Ok(deadline) if problems.is_empty() => Ok(deadline),
+        Ok(_) => Err(problems),
+        Err(problem) => {
+            problems.push(problem);
+            Err(problems)
+        }
     }
 }
 

@@ -65,6 +65,32 @@ pub(crate) fn base_headers(
     headers
 }
 
+/// The subject of an event: for a deadline event, the dossier's key.
+pub const SUBJECT: &str = "ce_subject";
+
+/// The headers of an event the hub makes itself (a deadline event): the core attributes and the
+/// subject it is about, with no schema version or trace.
+pub fn event_headers(
+    id: &str,
+    source: &str,
+    event_type: &str,
+    subject: &str,
+    time: SystemTime,
+) -> Vec<(String, String)> {
+    vec![
+        (SPECVERSION.to_string(), "1.0".to_string()),
+        (ID.into(), id.to_owned()),
+        (SOURCE.into(), source.to_owned()),
+        (TYPE.into(), event_type.to_owned()),
+        (SUBJECT.into(), subject.to_owned()),
+        (
+            TIME.into(),
+            humantime::format_rfc3339_millis(time).to_string(),
+        ),
+        (CONTENT_TYPE.into(), JSON.into()),
+    ]
+}
+
 /// A record's CloudEvents attributes, read back from its Kafka headers (binary content mode).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CloudEvent {

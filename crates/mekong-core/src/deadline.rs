@@ -3,8 +3,8 @@
 //! be read). Pure: the tracker that reads the stream, keeps the state and writes the events
 //! (issue 14) gives each step the record and the time; nothing here reads a clock.
 //!
-//! Not wired yet: there is no `Deadline` resource kind and no tracker. This is the rule book they
-//! will use, tested on its own (see the notes of issue 14).
+//! The `Deadline` resource compiles to a [`Deadline`] in the catalog; the tracker
+//! (`mekong-deadlines`) runs it over the stream.
 
 use std::time::Duration;
 
@@ -24,6 +24,9 @@ pub struct DeadlineSpec {
     pub description: String,
     /// Record types whose records belong to the deadline of their key.
     pub track: Vec<String>,
+    /// The topic the tracker reads them from: one a route writes full (unredacted) copies of the
+    /// tracked types to, so each record is seen once and whole.
+    pub from: String,
     /// JSON pointer to the due time: `yyyyMMddHHmmss` in Asia/Ho_Chi_Minh, or RFC 3339.
     pub due: String,
     /// CEL over `data`: this record finishes the deadline.
@@ -366,6 +369,41 @@ pub struct DeadlineEvent {
     pub problem: Option<String>,
 }
 
+/// The compacted changelog of a deadline's open state: one record per key (the [`Open`] as JSON,
+/// a tombstone once closed), in the partition of the source record that changed it.
+pub fn changelog_topic(deadline: &str) -> String {
+    format!("_mekong.deadlines.{deadline}")
+}
+
+/// The consumer group of a deadline's trackers.
+pub fn tracker_group(deadline: &str) -> String {
+    format!("mekong.deadlines.{deadline}")
+}
+
+/// The transactional id of the tracker of one source partition: whoever takes the partition
+/// fences the one that had it.
+pub fn tracker_transactional_id(deadline: &str, partition: i32) -> String {
+    format!("mekong.deadlines.{deadline}.{partition}")
+}
+
+impl DeadlineEvent {
+    /// The event's CloudEvents `source`.
+    pub fn source(&self) -> String {
+        format!("mekong/deadlines/{}", self.deadline)
+    }
+
+    /// Its Kafka headers (binary content mode; the data is the event as JSON).
+    pub fn headers(&self, time: std::time::SystemTime) -> Vec<(String, String)> {
+        crate::cloudevents::event_headers(
+            &self.id,
+            &self.source(),
+            self.kind.as_str(),
+            &self.key,
+            time,
+        )
+    }
+}
+
 const EVENT_NAMESPACE: Uuid = Uuid::from_u128(0x6d656b6f_6e67_4465_8164_6c696e650001);
 
 /// The id of the event of `kind` for (deadline, key, due time).
@@ -402,6 +440,7 @@ mod tests {
             name: "dossier-result-due".into(),
             description: String::new(),
             track: vec!["dossier.sync".into(), "dossier.progress".into()],
+            from: "hcmc.dossier.v1".into(),
             due: "/NgayHenTra".into(),
             done: "has(data.NgayKetThucXuLy) || data.TrangThaiHoSo in [4, 5]".into(),
             unit: Some("/DonViXuLy".into()),

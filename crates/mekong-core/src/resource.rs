@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
 use crate::access::Role;
+use crate::deadline::DeadlineSpec;
 
 /// A `RecordType`: a kind of record, its JSON Schema and its partition key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -291,10 +292,17 @@ pub enum Kind {
     Route,
     Client,
     Adapter,
+    Deadline,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::RecordType, Kind::Route, Kind::Client, Kind::Adapter];
+    pub const ALL: [Kind; 5] = [
+        Kind::RecordType,
+        Kind::Route,
+        Kind::Client,
+        Kind::Adapter,
+        Kind::Deadline,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -302,6 +310,7 @@ impl Kind {
             Kind::Route => "Route",
             Kind::Client => "Client",
             Kind::Adapter => "Adapter",
+            Kind::Deadline => "Deadline",
         }
     }
 
@@ -363,6 +372,7 @@ pub enum Resource {
     Route(RouteSpec),
     Client(ClientSpec),
     Adapter(AdapterSpec),
+    Deadline(DeadlineSpec),
 }
 
 impl Resource {
@@ -372,6 +382,7 @@ impl Resource {
             Resource::Route(_) => Kind::Route,
             Resource::Client(_) => Kind::Client,
             Resource::Adapter(_) => Kind::Adapter,
+            Resource::Deadline(_) => Kind::Deadline,
         }
     }
 
@@ -381,6 +392,7 @@ impl Resource {
             Resource::Route(r) => &r.name,
             Resource::Client(r) => &r.name,
             Resource::Adapter(r) => &r.name,
+            Resource::Deadline(r) => &r.name,
         }
     }
 }
@@ -553,7 +565,7 @@ fn parse_resource(mut value: Value) -> Result<Resource, (String, String)> {
         None => {
             return Err((
                 "kind".into(),
-                "missing; expected one of RecordType, Route, Client, Adapter".into(),
+                "missing; expected one of RecordType, Route, Client, Adapter, Deadline".into(),
             ));
         }
     };
@@ -562,11 +574,12 @@ fn parse_resource(mut value: Value) -> Result<Resource, (String, String)> {
         "Route" => Resource::Route(typed(value)?),
         "Client" => Resource::Client(typed(value)?),
         "Adapter" => Resource::Adapter(typed(value)?),
+        "Deadline" => Resource::Deadline(typed(value)?),
         other => {
             return Err((
                 "kind".into(),
                 format!(
-                    "unknown kind `{other}`; expected one of RecordType, Route, Client, Adapter"
+                    "unknown kind `{other}`; expected one of RecordType, Route, Client, Adapter, Deadline"
                 ),
             ));
         }

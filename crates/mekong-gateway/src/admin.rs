@@ -403,7 +403,7 @@ impl AdminService for Admin {
 fn kind(text: &str) -> Result<Kind, Status> {
     Kind::parse(text).ok_or_else(|| {
         Status::invalid_argument(format!(
-            "unknown kind `{text}`; expected one of RecordType, Route, Client, Adapter"
+            "unknown kind `{text}`; expected one of RecordType, Route, Client, Adapter, Deadline"
         ))
     })
 }

@@ -191,3 +191,32 @@ fn refuses_bad_clients() {
     );
     assert!(p[0].contains("already used by client `q1`"), "{p:?}");
 }
+
+#[test]
+fn a_deadline_tracks_keyed_types_read_whole_and_writes_where_no_route_does() {
+    let deadline = |track: &str, from: &str, to: &str| {
+        format!(
+            "kind: Deadline\nname: due\ntrack: [{track}]\nfrom: {from}\ndue: /NgayHenTra\ndone: 'has(data.NgayKetThucXuLy)'\nto: {to}\n"
+        )
+    };
+    let (docs, errors) = parse_documents(
+        "x.yaml",
+        &format!(
+            "{CITY}\n---\n{}",
+            deadline("dossier.sync", "city.records", "city.deadlines")
+        ),
+    );
+    assert_eq!(errors, vec![]);
+    let catalog = Catalog::build(docs).unwrap();
+    assert_eq!(catalog.deadline("due").unwrap().spec.from, "city.records");
+
+    let refused = problems(&deadline("payment.completed", "dvcqg.dossier", "city.records"));
+    assert!(refused[0].contains("`payment.completed` has no `key`"), "{refused:?}");
+    assert!(refused[1].contains("routes write records to `city.records`"), "{refused:?}");
+    // The national copy is redacted: a deadline reading it would see part of each record.
+    let refused = problems(&deadline("dossier.sync", "dvcqg.dossier", "city.deadlines"));
+    assert!(refused[0].contains("no route writes whole (unredacted) records of `dossier.sync` to `dvcqg.dossier`"), "{refused:?}");
+    let refused = problems(&deadline("dossier.nothing", "city.records", "_mekong.x"));
+    assert!(refused[0].contains("no record type is named `dossier.nothing`"), "{refused:?}");
+    assert!(refused[1].contains("to"), "{refused:?}");
+}
