@@ -180,6 +180,8 @@ struct Extras {
     tls: Option<TlsSettings>,
     /// A metrics listener with the console at /console.
     console: Option<mekong_console::ConsoleConfig>,
+    /// Deadline trackers (and a metrics listener).
+    deadlines: Option<mekong_deadlines::TrackerSettings>,
 }
 
 impl TestHub {
@@ -243,7 +245,7 @@ impl TestHub {
             yaml,
             Extras {
                 tls: Some(tls),
-                console: None,
+                ..Extras::default()
             },
         )
         .await
@@ -259,8 +261,31 @@ impl TestHub {
             bootstrap,
             yaml,
             Extras {
-                tls: None,
                 console: Some(console),
+                ..Extras::default()
+            },
+        )
+        .await
+    }
+
+    /// Serves the store `store_topic` (first applying `yaml` if given) and tracks its deadlines as
+    /// `deadlines` says, with a metrics listener of its own.
+    pub async fn start_deadlines(
+        bootstrap: &str,
+        store_topic: &str,
+        yaml: Option<&str>,
+        deadlines: mekong_deadlines::TrackerSettings,
+    ) -> TestHub {
+        TestHub::launch(
+            bootstrap,
+            store_topic,
+            yaml,
+            GatewayConfig::default(),
+            ProducerSettings::default(),
+            test_adapter_policy(),
+            Extras {
+                deadlines: Some(deadlines),
+                ..Extras::default()
             },
         )
         .await
@@ -314,9 +339,9 @@ impl TestHub {
                 tls: extras.tls,
             }),
             adapters: Some(policy),
-            metrics: extras
-                .console
-                .map(|_| "127.0.0.1:0".parse().expect("an address")),
+            metrics: (extras.console.is_some() || extras.deadlines.is_some())
+                .then(|| "127.0.0.1:0".parse().expect("an address")),
+            deadlines: extras.deadlines,
             metrics_tls: None,
             // The console's record searches answer from a lineage index.
             lineage: if extras.console.is_some() {

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use mekong_core::deadline::{Deadline, DeadlineSpec, Open, Tracked};
-use mekong_kafka::deadline_store::DeadlineStore;
+use mekong_deadlines::store::DeadlineStore;
 use redb::TableDefinition;
 
 #[derive(Parser)]

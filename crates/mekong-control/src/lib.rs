@@ -10,6 +10,7 @@ pub mod adapters;
 pub mod audit_log;
 mod changes;
 pub mod deadletters;
+pub mod deadlines;
 mod error;
 mod proof;
 mod trace;

@@ -375,6 +375,46 @@ impl AdminService for Admin {
         }))
     }
 
+    async fn list_overdue(
+        &self,
+        request: Request<pb::ListOverdueRequest>,
+    ) -> Result<Response<pb::ListOverdueResponse>, Status> {
+        self.admin(&request)?;
+        let request = request.into_inner();
+        let limit = match request.limit {
+            0 => 1000,
+            n => n.min(10_000),
+        } as usize;
+        let query = mekong_deadlines::OverdueQuery {
+            deadline: Some(request.deadline).filter(|d| !d.is_empty()),
+            unit: Some(request.unit).filter(|u| !u.is_empty()),
+            older_than: Some(std::time::Duration::from_secs(request.older_than_seconds)),
+        };
+        let (found, now) = mekong_control::deadlines::overdue(
+            &self.changes.backbone,
+            self.catalog.load_full(),
+            query,
+        )
+        .await
+        .map_err(control_status)?;
+        Ok(Response::new(pb::ListOverdueResponse {
+            total: found.len() as u64,
+            overdue: found
+                .into_iter()
+                .take(limit)
+                .map(|o| pb::OverdueDeadline {
+                    deadline: o.deadline,
+                    due: mekong_core::times::utc_text(o.open.due_ms),
+                    overdue_seconds: ((now - o.open.due_ms).max(0) / 1000) as u64,
+                    key: o.open.key,
+                    unit: o.open.unit.unwrap_or_default(),
+                    opened_by: o.open.opened_by,
+                    extended_by: o.open.extended_by.unwrap_or_default(),
+                })
+                .collect(),
+        }))
+    }
+
     async fn proof(
         &self,
         request: Request<pb::ProofRequest>,

@@ -100,6 +100,9 @@ pub struct HubConfig {
     pub gateway: Option<GatewayListener>,
     /// The adapters run here, held to this policy.
     pub adapters: Option<AdapterPolicy>,
+    /// The deadline trackers run here (docs/deadlines.md). Their topics take `topics`' replication
+    /// and partitions, and their metrics go to this hub's registry, whatever these settings say.
+    pub deadlines: Option<mekong_deadlines::TrackerSettings>,
     /// The `/metrics`, `/healthz`, `/readyz` listener.
     pub metrics: Option<SocketAddr>,
     /// TLS on that listener (no client certificates: it serves probes and scrapers).
@@ -169,6 +172,7 @@ impl Default for HubConfig {
             producer: ProducerSettings::default(),
             gateway: None,
             adapters: None,
+            deadlines: None,
             metrics: None,
             metrics_tls: None,
             lineage: LineageConfig::None,
@@ -249,6 +253,7 @@ pub struct RunningHub {
     producer: Producer,
     gateway: Option<(oneshot::Sender<()>, ServeTask)>,
     adapters: Option<JoinHandle<()>>,
+    deadlines: Option<JoinHandle<()>>,
     observe: Option<JoinHandle<std::io::Result<()>>>,
     /// Turns true when the adapters and the metrics endpoint should stop.
     stopping: watch::Sender<bool>,
@@ -431,6 +436,21 @@ impl HubConfig {
                 stopped.clone(),
             ))
         });
+        let deadlines = self.deadlines.map(|settings| {
+            let metrics = mekong_deadlines::DeadlineMetrics::default();
+            metrics.register(&mut registry);
+            tokio::spawn(mekong_deadlines::supervise(
+                Arc::clone(&catalog),
+                Arc::clone(&backbone),
+                mekong_deadlines::TrackerSettings {
+                    replication: self.topics.replication,
+                    event_partitions: self.topics.partitions,
+                    metrics,
+                    ..settings
+                },
+                stopped.clone(),
+            ))
+        });
         let (metrics, observe) = match metrics_listener {
             Some(listener) => {
                 let addr = listener.local_addr().ok();
@@ -536,6 +556,7 @@ impl HubConfig {
             producer,
             gateway,
             adapters,
+            deadlines,
             observe,
             stopping,
             backbone,
@@ -638,6 +659,10 @@ impl RunningHub {
             info!("shutting down: stopping the adapters");
             let _ = adapters.await;
         }
+        if let Some(deadlines) = self.deadlines.take() {
+            info!("shutting down: stopping the deadline trackers");
+            let _ = deadlines.await;
+        }
         if let Some(observe) = self.observe.take() {
             let _ = observe.await;
         }
@@ -665,6 +690,9 @@ impl Drop for RunningHub {
             task.abort();
         }
         if let Some(task) = self.adapters.take() {
+            task.abort();
+        }
+        if let Some(task) = self.deadlines.take() {
             task.abort();
         }
         if let Some(task) = self.observe.take() {

@@ -8,7 +8,6 @@
 
 mod backbone;
 mod deadletters;
-pub mod deadline_store;
 mod follower;
 mod lineage;
 mod notary;

@@ -210,13 +210,31 @@ fn a_deadline_tracks_keyed_types_read_whole_and_writes_where_no_route_does() {
     let catalog = Catalog::build(docs).unwrap();
     assert_eq!(catalog.deadline("due").unwrap().spec.from, "city.records");
 
-    let refused = problems(&deadline("payment.completed", "dvcqg.dossier", "city.records"));
-    assert!(refused[0].contains("`payment.completed` has no `key`"), "{refused:?}");
-    assert!(refused[1].contains("routes write records to `city.records`"), "{refused:?}");
+    let refused = problems(&deadline(
+        "payment.completed",
+        "dvcqg.dossier",
+        "city.records",
+    ));
+    assert!(
+        refused[0].contains("`payment.completed` has no `key`"),
+        "{refused:?}"
+    );
+    assert!(
+        refused[1].contains("routes write records to `city.records`"),
+        "{refused:?}"
+    );
     // The national copy is redacted: a deadline reading it would see part of each record.
     let refused = problems(&deadline("dossier.sync", "dvcqg.dossier", "city.deadlines"));
-    assert!(refused[0].contains("no route writes whole (unredacted) records of `dossier.sync` to `dvcqg.dossier`"), "{refused:?}");
+    assert!(
+        refused[0].contains(
+            "no route writes whole (unredacted) records of `dossier.sync` to `dvcqg.dossier`"
+        ),
+        "{refused:?}"
+    );
     let refused = problems(&deadline("dossier.nothing", "city.records", "_mekong.x"));
-    assert!(refused[0].contains("no record type is named `dossier.nothing`"), "{refused:?}");
+    assert!(
+        refused[0].contains("no record type is named `dossier.nothing`"),
+        "{refused:?}"
+    );
     assert!(refused[1].contains("to"), "{refused:?}");
 }

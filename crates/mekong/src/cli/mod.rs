@@ -8,6 +8,7 @@ pub mod adapters;
 pub mod apply;
 pub mod check;
 pub mod console;
+pub mod deadlines;
 pub mod delete;
 pub mod dev_certs;
 pub mod diff;
@@ -61,6 +62,11 @@ pub enum Command {
     /// The delivery adapters, apart from the gateway.
     #[command(subcommand)]
     Adapters(adapters::AdaptersCommand),
+    /// The deadline trackers, apart from the gateway.
+    #[command(subcommand)]
+    Deadlines(deadlines::DeadlinesCommand),
+    /// Open deadlines past their due time (dossiers late now), longest overdue first.
+    Overdue(deadlines::OverdueArgs),
     /// The notary that signs checkpoints of the audit trail: make its keys, or run it alone.
     #[command(subcommand)]
     Notary(evidence::NotaryCommand),
@@ -81,6 +87,8 @@ pub fn run(command: Command, exporting_spans: bool) -> ExitCode {
     let result = match command {
         Command::Serve(args) => serve::run(*args, exporting_spans),
         Command::Adapters(command) => adapters::run(command),
+        Command::Deadlines(command) => deadlines::run(command),
+        Command::Overdue(args) => block_on(deadlines::overdue(args)),
         Command::Check { resources } => check::run(resources),
         Command::Tail(args) => block_on(tail::run(args)),
         Command::Apply(args) => block_on(apply::apply(args)),

@@ -61,6 +61,8 @@ pub struct ServeArgs {
     notary: NotaryArgs,
     #[command(flatten)]
     console: super::console::ConsoleArgs,
+    #[command(flatten)]
+    deadlines: super::deadlines::DeadlineArgs,
 }
 
 /// Who the audit trail names for changes made by seeding at start.
@@ -109,6 +111,7 @@ impl ServeArgs {
                 tls: self.tls.settings(),
             }),
             adapters: (!self.no_adapters).then(|| self.adapter_policy.policy()),
+            deadlines: self.deadlines.settings(),
             metrics: Some(self.metrics_listen),
             metrics_tls: self.tls.metrics_settings(),
             lineage: match (&self.lineage_dir, embedded) {

@@ -3,6 +3,7 @@
 //! (`./deploy/test.sh`), or checks the deployment files that start them.
 
 mod cli;
+mod deadlines;
 mod delivery;
 mod deployment;
 mod evidence;

@@ -1,5 +1,4 @@
-//! The local state of a deadline tracker (issue 14; the tracker itself is not built yet): each
-//! key's open deadline, per source partition, and an index of keys by when they next need the
+//! The local state of a deadline tracker: each key's open deadline, per source partition, and an index of keys by when they next need the
 //! clock, both on disk (redb), so that millions of open dossiers cost little memory and the due
 //! ones are found by a range scan, not by looking at every key. The tracker rebuilds a partition's
 //! part from its changelog topic when the store is lost or the partition moves here: `clear` it,
@@ -139,6 +138,28 @@ impl DeadlineStore {
         Ok(())
     }
 
+    /// The open deadlines of a partition by unit: (open, of which overdue). One pass over the
+    /// partition, once it is rebuilt.
+    pub fn counts(
+        &self,
+        partition: u32,
+    ) -> Result<std::collections::HashMap<String, (i64, i64)>, DeadlineStoreError> {
+        let txn = self.db.begin_read().map_err(failed)?;
+        let open = txn.open_table(OPEN).map_err(failed)?;
+        let mut counts = std::collections::HashMap::new();
+        for entry in open
+            .range((partition, "")..(partition.saturating_add(1), ""))
+            .map_err(failed)?
+        {
+            let (_, value) = entry.map_err(failed)?;
+            let state: Open = serde_json::from_slice(value.value().1).map_err(failed)?;
+            let count: &mut (i64, i64) = counts.entry(state.unit.unwrap_or_default()).or_default();
+            count.0 += 1;
+            count.1 += i64::from(state.overdue);
+        }
+        Ok(counts)
+    }
+
     /// How many deadlines are open, all partitions together.
     pub fn len(&self) -> Result<u64, DeadlineStoreError> {
         let txn = self.db.begin_read().map_err(failed)?;
@@ -222,6 +243,10 @@ mod tests {
         assert_eq!(store.get(0, "C").unwrap(), None);
         assert_eq!(store.get(0, "A").unwrap(), Some(a.clone()));
         assert_eq!(store.len().unwrap(), 3);
+        assert_eq!(
+            store.counts(0).unwrap(),
+            [("UBND Q1".to_string(), (2, 0))].into()
+        );
         store.clear(0).unwrap();
         assert_eq!(store.len().unwrap(), 1, "partition 1 kept");
         assert_eq!(keys(store.due(&[0, 1], 100, 10).unwrap()), ["1A"]);
