@@ -35,6 +35,7 @@ macro_rules! progress {
 mod consume;
 mod gateway;
 mod measure;
+pub use measure::cpu_ticks;
 mod payload;
 mod publish;
 mod report;

@@ -1,5 +1,5 @@
-//! `mekong-bench-deadlines`: what the deadline tracker's parts cost (issue 14; the tracker that
-//! joins them to Kafka is not built yet). Two measures, each beside a baseline in the same process:
+//! `mekong-bench-deadlines`: what the deadline tracker's parts cost (the whole tracker on Kafka is
+//! `mekong-bench-tracker`'s). Two measures, each beside a baseline in the same process:
 //!
 //! - the store: N open deadlines written in batches (state and timer index, two tables), the peak
 //!   RSS with N open (measured before the baseline runs), the size on disk, a scan of the due ones;

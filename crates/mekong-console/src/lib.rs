@@ -155,6 +155,7 @@ pub fn router(parts: ConsoleParts) -> Router {
             "/dead-letters/{adapter}/replay",
             post(pages::deadletters::replay),
         )
+        .route("/deadlines", get(pages::deadlines::overdue))
         .route("/audit", get(pages::audit::list))
         .route(
             "/test-record",

@@ -1,7 +1,7 @@
 //! Deadlines, decided from a dossier's own records: when it is due, whether it is done, and the
 //! moments worth telling (due soon, overdue, met, completed late, extended, a due time that cannot
 //! be read). Pure: the tracker that reads the stream, keeps the state and writes the events
-//! (issue 14) gives each step the record and the time; nothing here reads a clock.
+//! (`mekong-deadlines`) gives each step the record and the time; nothing here reads a clock.
 //!
 //! The `Deadline` resource compiles to a [`Deadline`] in the catalog; the tracker
 //! (`mekong-deadlines`) runs it over the stream.
@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::condition::Condition;
 use crate::redact::JsonPointer;
 
-/// What a deadline resource says (the `Deadline` kind of issue 14).
+/// What a `Deadline` resource says.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DeadlineSpec {

@@ -31,7 +31,10 @@ use crate::metrics::{DeadlineLabels, DeadlineMetrics, EventLabels};
 use crate::store::{Change, DeadlineStore, DeadlineStoreError};
 use crate::{Clock, TrackerSettings, changelog};
 
-/// Records read per round at most, and timers fired per partition per round.
+/// Records read per round at most: each round costs a transaction per partition (tens of ms on a
+/// broker), so rounds are large when records wait.
+const ROUND_RECORDS: usize = 5000;
+/// Timers fired per partition per round at most.
 const BATCH: usize = 1000;
 /// How long a round waits for records when there are none (and so the clock's resolution).
 const ROUND: Duration = Duration::from_millis(100);
@@ -179,7 +182,7 @@ fn run(cx: &Context, consumer: &BaseConsumer, stop: &AtomicBool) {
 
         let mut read: HashMap<i32, Vec<OwnedMessage>> = HashMap::new();
         let mut wait = ROUND;
-        for _ in 0..BATCH {
+        for _ in 0..ROUND_RECORDS {
             match consumer.poll(wait) {
                 Some(Ok(m)) => read.entry(m.partition()).or_default().push(m.detach()),
                 Some(Err(e)) => {

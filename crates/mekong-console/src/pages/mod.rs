@@ -4,6 +4,7 @@
 pub(crate) mod adapters;
 pub(crate) mod audit;
 pub(crate) mod deadletters;
+pub(crate) mod deadlines;
 pub(crate) mod edit;
 pub(crate) mod overview;
 pub(crate) mod records;
@@ -51,6 +52,7 @@ pub(crate) fn page(
                             a href={ (BASE) "/resources" } { (lang.t(L::Resources)) }
                             a href={ (BASE) "/records" } { (lang.t(L::Records)) }
                             a href={ (BASE) "/adapters" } { (lang.t(L::Adapters)) }
+                            a href={ (BASE) "/deadlines" } { (lang.t(L::LateDossiers)) }
                             a href={ (BASE) "/audit" } { (lang.t(L::AuditLog)) }
                         }
                     }

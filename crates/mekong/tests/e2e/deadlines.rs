@@ -97,6 +97,7 @@ async fn committed(kafka: &str, topic: &str) -> usize {
 
 /// A metric's value on a metrics listener (0 when the series is not there).
 async fn metric(addr: &str, series: &str) -> i64 {
+    let addr = addr.trim_start_matches("http://");
     let text = reqwest::get(format!("http://{addr}/metrics"))
         .await
         .unwrap()
@@ -327,6 +328,16 @@ async fn killed_trackers_neither_lose_nor_repeat_an_overdue_moment() {
     tokio::time::sleep(Duration::from_millis((due - now_ms() + 150).max(0) as u64)).await;
     drop(second);
     let third = tracker(&kafka, &store);
+    let m3 = third.metrics.clone().unwrap();
+    let until = Instant::now() + Duration::from_secs(40);
+    while metric(&m3, &partitions).await != 3 {
+        assert!(
+            Instant::now() < until,
+            "the third tracker takes every partition within 40 s:\n{}",
+            third.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let counts = overdue_counts(&kafka, &to, 36).await;
     assert_eq!(counts.len(), 36, "{counts:?}");
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -336,8 +347,6 @@ async fn killed_trackers_neither_lose_nor_repeat_an_overdue_moment() {
         "every overdue moment once"
     );
     assert!(counts.values().all(|n| *n == 1), "{counts:?}");
-    let m3 = third.metrics.clone().unwrap();
-    assert_eq!(metric(&m3, &partitions).await, 3);
     let overdue = format!("mekong_deadlines_overdue{{deadline=\"due-{s}\",unit=\"Q1\"}}");
     assert_eq!(metric(&m3, &overdue).await, 36, "rebuilt and counted");
     drop(third);
