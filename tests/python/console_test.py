@@ -423,6 +423,37 @@ def expiry_scenario(driver, c, console, hub):
     c.true(driver.current_url.endswith("/console/resources"), "back to the page wanted")
 
 
+def deadlines_scenario(driver, c, console, hub):
+    # Three dossiers late in two units, one not due yet.
+    for suffix, unit, due in [("1", "Q1", "20260101080000"), ("2", "Q1", "20260102080000"),
+                              ("3", "Q3", "20260103080000"), ("4", "Q3", "20991231080000")]:
+        publish(hub, {"MaHoSo": f"{DOSSIER}-{suffix}", "LoaiDoiTuong": 1,
+                      "NgayTiepNhan": "20251201080000", "NgayHenTra": due, "DonViXuLy": unit})
+    # An auditor reads it.
+    sign_in(driver, console, AUDITOR_KEY)
+    c.wait_text("#role", "auditor", "signed in as auditor")
+    deadline = time.monotonic() + 60
+    while True:
+        driver.get(f"{console}/deadlines")
+        c.wait_for("main h1", "the late dossiers page")
+        if len(c.all("#overdue tr.dossier")) == 3:
+            break
+        c.true(time.monotonic() < deadline, "three late dossiers within 60 s")
+        time.sleep(1)
+    c.equal(c.text("main h1"), "Hồ sơ trễ hạn", "the page's title, in Vietnamese")
+    units = {r.find_element(By.CSS_SELECTOR, "td.name").text: r.find_element(By.CSS_SELECTOR, "td.count").text
+             for r in c.all("#by-unit tr.unit")}
+    c.equal(units, {"Q1": "2", "Q3": "1"}, "late dossiers counted by unit")
+    keys = [e.text for e in c.all("#overdue td.key")]
+    c.equal(keys, [f"{DOSSIER}-1", f"{DOSSIER}-2", f"{DOSSIER}-3"], "longest overdue first, the one not due left out")
+    c.shot("deadlines")
+    driver.find_element(By.LINK_TEXT, "Q3").click()
+    c.wait_for("#overdue", "one unit's late dossiers")
+    c.equal([e.text for e in c.all("#overdue td.key")], [f"{DOSSIER}-3"], "the unit's link shows its dossiers")
+    driver.find_element(By.LINK_TEXT, f"{DOSSIER}-3").click()
+    c.wait_for(".timeline", "a late dossier links to its timeline")
+
+
 def main():
     if len(sys.argv) != 5:
         sys.exit(__doc__)
@@ -431,7 +462,7 @@ def main():
     driver = browser()
     try:
         c = Check(driver, shots)
-        {"main": main_scenario, "expiry": expiry_scenario}[scenario](driver, c, console, hub)
+        {"main": main_scenario, "expiry": expiry_scenario, "deadlines": deadlines_scenario}[scenario](driver, c, console, hub)
     finally:
         driver.quit()
     print(f"console_test: {scenario}: every check passed")

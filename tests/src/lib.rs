@@ -268,6 +268,25 @@ impl TestHub {
         .await
     }
 
+    /// As [`TestHub::start_console`], tracking deadlines too.
+    pub async fn start_console_deadlines(
+        bootstrap: &str,
+        yaml: &str,
+        console: mekong_console::ConsoleConfig,
+        deadlines: mekong_deadlines::TrackerSettings,
+    ) -> TestHub {
+        TestHub::start_own_store(
+            bootstrap,
+            yaml,
+            Extras {
+                console: Some(console),
+                deadlines: Some(deadlines),
+                ..Extras::default()
+            },
+        )
+        .await
+    }
+
     /// Serves the store `store_topic` (first applying `yaml` if given) and tracks its deadlines as
     /// `deadlines` says, with a metrics listener of its own.
     pub async fn start_deadlines(

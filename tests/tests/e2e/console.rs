@@ -231,6 +231,24 @@ async fn an_ended_session_sends_the_person_to_sign_in_and_back() {
     hub.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_dossiers_are_counted_by_unit_and_listed_in_the_browser() {
+    let s = unique();
+    let yaml = format!(
+        "{}\n---\nkind: Deadline\nname: due-{s}\ntrack: [dossier.sync]\nfrom: t-city-{s}\ndue: /NgayHenTra\ndone: 'has(data.NgayKetThucXuLy)'\nunit: /DonViXuLy\nto: t-deadlines-{s}\n",
+        resources(&s, "http://127.0.0.1:9/nowhere")
+    );
+    let hub = TestHub::start_console_deadlines(
+        &kafka_bootstrap(),
+        &yaml,
+        ConsoleConfig::default(),
+        mekong_deadlines::TrackerSettings::default(),
+    )
+    .await;
+    run_browser("deadlines", &hub, &s).await;
+    hub.shutdown().await;
+}
+
 /// Wrong keys from one address: three are heard, then each further attempt waits, even with the
 /// right key (the address is slowed, not the key).
 async fn guessing_is_slowed(hub: &TestHub) {
