@@ -430,6 +430,7 @@ def deadlines_scenario(driver, c, console, hub):
         publish(hub, {"MaHoSo": f"{DOSSIER}-{suffix}", "LoaiDoiTuong": 1,
                       "NgayTiepNhan": "20251201080000", "NgayHenTra": due, "DonViXuLy": unit})
     # An auditor reads it.
+    driver.get(f"{console}/deadlines")
     sign_in(driver, console, AUDITOR_KEY)
     c.wait_text("#role", "auditor", "signed in as auditor")
     deadline = time.monotonic() + 60
