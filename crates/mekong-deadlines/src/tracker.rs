@@ -25,7 +25,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer as _, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::metrics::{DeadlineLabels, DeadlineMetrics, EventLabels};
 use crate::store::{Change, DeadlineStore, DeadlineStoreError};
@@ -219,6 +219,8 @@ struct Part {
     /// The next source offset to read; committed with every round's transaction.
     next_offset: i64,
     committed: i64,
+    /// The offset last sought back to, over a gap.
+    sought: Option<i64>,
     /// Open and overdue by unit, as the gauges count them for this partition.
     counts: HashMap<String, (i64, i64)>,
 }
@@ -280,12 +282,17 @@ impl Part {
                     .0
             }
         };
-        consumer.seek(
+        // Records fetched before the partition was taken were not read: go back to them. A
+        // partition still waiting for its committed offset (the broker holds it while the last
+        // owner's transaction is open) cannot seek yet; the first record after a gap seeks then.
+        if let Err(e) = consumer.seek(
             cx.from(),
             partition,
             Offset::Offset(next_offset),
             Duration::from_secs(10),
-        )?;
+        ) {
+            debug!(deadline = %cx.name(), partition, error = %e, "no seek yet; the first record read after a gap will");
+        }
         let open: i64 = counts.values().map(|c| c.0).sum();
         info!(deadline = %cx.name(), partition, next_offset, open, changelog_records = rebuilt, "tracking the partition");
         Ok(Part {
@@ -293,6 +300,7 @@ impl Part {
             producer,
             next_offset,
             committed: next_offset,
+            sought: None,
             counts,
         })
     }
@@ -323,6 +331,19 @@ impl Part {
         for m in records {
             if m.offset() < self.next_offset {
                 continue;
+            }
+            if m.offset() > self.next_offset && self.sought != Some(self.next_offset) {
+                // Records between were fetched before the partition was taken, and dropped. (A
+                // gap still there after the seek is the topic's own: transaction markers,
+                // records deleted by retention.)
+                self.sought = Some(self.next_offset);
+                consumer.seek(
+                    cx.from(),
+                    self.partition,
+                    Offset::Offset(self.next_offset),
+                    Duration::from_secs(10),
+                )?;
+                break;
             }
             self.next_offset = m.offset() + 1;
             let ce = CloudEvent::from_headers(
@@ -411,61 +432,49 @@ impl Part {
         after: &HashMap<String, Option<Open>>,
     ) -> Result<(), TrackerError> {
         let time = SystemTime::now();
-        let result = (|| {
-            self.producer.begin_transaction()?;
-            for event in events {
-                let json = serde_json::to_vec(event).expect("events serialise");
-                let headers =
-                    event
-                        .headers(time)
-                        .iter()
-                        .fold(OwnedHeaders::new(), |h, (name, value)| {
-                            h.insert(Header {
-                                key: name,
-                                value: Some(value),
-                            })
-                        });
-                self.producer
-                    .send(
-                        BaseRecord::to(&cx.deadline.spec.to)
-                            .key(&event.key)
-                            .payload(&json)
-                            .headers(headers),
-                    )
-                    .map_err(|(e, _)| e)?;
-            }
-            for (key, state) in after {
-                let record = BaseRecord::to(&cx.changelog)
-                    .partition(self.partition)
-                    .key(key.as_str());
-                let sent = match state {
-                    Some(open) => {
-                        let json = serde_json::to_vec(open).expect("states serialise");
-                        self.producer
-                            .send(record.payload(json.as_slice()))
-                            .map_err(|(e, _)| e)
+        mekong_kafka::transact(
+            &self.producer,
+            consumer,
+            (cx.from(), self.partition, self.next_offset),
+            || {
+                for event in events {
+                    let json = serde_json::to_vec(event).expect("events serialise");
+                    let headers =
+                        event
+                            .headers(time)
+                            .iter()
+                            .fold(OwnedHeaders::new(), |h, (name, value)| {
+                                h.insert(Header {
+                                    key: name,
+                                    value: Some(value),
+                                })
+                            });
+                    self.producer
+                        .send(
+                            BaseRecord::to(&cx.deadline.spec.to)
+                                .key(&event.key)
+                                .payload(&json)
+                                .headers(headers),
+                        )
+                        .map_err(|(e, _)| e)?;
+                }
+                for (key, state) in after {
+                    let record = BaseRecord::to(&cx.changelog)
+                        .partition(self.partition)
+                        .key(key.as_str());
+                    let json = state
+                        .as_ref()
+                        .map(|open| serde_json::to_vec(open).expect("states serialise"));
+                    // No payload: a tombstone, the key's deadline closed.
+                    match &json {
+                        Some(json) => self.producer.send(record.payload(json.as_slice())),
+                        None => self.producer.send::<str, [u8]>(record),
                     }
-                    None => self.producer.send::<str, [u8]>(record).map_err(|(e, _)| e),
-                };
-                sent?;
-            }
-            let mut offsets = TopicPartitionList::new();
-            offsets.add_partition_offset(
-                cx.from(),
-                self.partition,
-                Offset::Offset(self.next_offset),
-            )?;
-            let group = consumer
-                .group_metadata()
-                .ok_or(KafkaError::Global(rdkafka::types::RDKafkaErrorCode::State))?;
-            self.producer
-                .send_offsets_to_transaction(&offsets, &group, Duration::from_secs(10))?;
-            self.producer.commit_transaction(Duration::from_secs(30))
-        })();
-        if let Err(e) = result {
-            let _ = self.producer.abort_transaction(Duration::from_secs(10));
-            return Err(e.into());
-        }
+                    .map_err(|(e, _)| e)?;
+                }
+                Ok(())
+            },
+        )?;
         self.committed = self.next_offset;
         Ok(())
     }

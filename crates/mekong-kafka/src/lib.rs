@@ -15,6 +15,7 @@ mod producer;
 mod store;
 mod subscription;
 mod topics;
+mod transaction;
 
 pub use backbone::{Backbone, KafkaOptions};
 pub use deadletters::{DeadLetter, Page, offsets, read_at, read_page};
@@ -29,3 +30,4 @@ pub use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 pub use store::{RESOURCES_TOPIC, Store, StoreError, StoreSettings, Transaction, View};
 pub use subscription::{LagReport, Received, StartPosition, Subscriber, SubscriptionSettings};
 pub use topics::{TopicSettings, ensure_topics, group_lag, topic_exists};
+pub use transaction::transact;

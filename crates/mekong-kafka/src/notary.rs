@@ -18,11 +18,11 @@ use mekong_core::evidence::{
     AuditKey, CHECKPOINT_TOPIC, Checkpoint, CheckpointRecord, Frontier, PublicKey, SEAL_HEADER,
     SealCheck, SigningKey, event_leaf, origin,
 };
+use rdkafka::Offset;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer as _, ThreadedProducer};
-use rdkafka::{Offset, TopicPartitionList};
 use tracing::{info, warn};
 
 use crate::Backbone;
@@ -401,32 +401,21 @@ impl Tree {
         }
         let json = serde_json::to_vec(&record).expect("checkpoints serialise");
         let partition_key = self.partition.to_string();
-        let result = (|| {
-            self.producer.begin_transaction()?;
-            self.producer
-                .send(
-                    BaseRecord::to(CHECKPOINT_TOPIC)
-                        .key(&partition_key)
-                        .payload(&json),
-                )
-                .map_err(|(e, _)| e)?;
-            let mut offsets = TopicPartitionList::new();
-            offsets.add_partition_offset(
-                AUDIT_TOPIC,
-                self.partition,
-                Offset::Offset(self.next_offset),
-            )?;
-            let group = consumer
-                .group_metadata()
-                .ok_or(KafkaError::Global(rdkafka::types::RDKafkaErrorCode::State))?;
-            self.producer
-                .send_offsets_to_transaction(&offsets, &group, Duration::from_secs(10))?;
-            self.producer.commit_transaction(Duration::from_secs(30))
-        })();
-        if let Err(e) = result {
-            let _ = self.producer.abort_transaction(Duration::from_secs(10));
-            return Err(e);
-        }
+        crate::transact(
+            &self.producer,
+            consumer,
+            (AUDIT_TOPIC, self.partition, self.next_offset),
+            || {
+                self.producer
+                    .send(
+                        BaseRecord::to(CHECKPOINT_TOPIC)
+                            .key(&partition_key)
+                            .payload(&json),
+                    )
+                    .map(|_| ())
+                    .map_err(|(e, _)| e)
+            },
+        )?;
         info!(
             partition = self.partition,
             size = checkpoint.size,
