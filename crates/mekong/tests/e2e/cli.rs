@@ -361,7 +361,7 @@ async fn readme_samples_publish_as_documented(
         }
         rows += 1;
     }
-    assert_eq!(rows, 5, "the README's table of samples");
+    assert_eq!(rows, 8, "the README's table of samples");
 }
 
 #[test]
