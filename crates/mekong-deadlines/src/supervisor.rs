@@ -13,7 +13,7 @@ use mekong_core::Catalog;
 use mekong_core::deadline::{Deadline, DeadlineSpec, changelog_topic};
 use mekong_kafka::{Backbone, TopicSettings, ensure_topics};
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::TrackerSettings;
 use crate::changelog::partitions_of;
@@ -55,12 +55,16 @@ pub async fn supervise(
         let catalog = catalog.load_full();
         let names: Vec<String> = running.keys().cloned().collect();
         for name in names {
-            if catalog
-                .deadline(&name)
-                .is_none_or(|d| d.spec != running[&name].0)
-            {
+            let (spec, tracker) = &running[&name];
+            let ended = tracker.ended();
+            if ended || catalog.deadline(&name).is_none_or(|d| d.spec != *spec) {
                 let (_, tracker) = running.remove(&name).expect("listed");
-                info!(deadline = %name, "deadline removed or changed: stopping its tracker");
+                if ended {
+                    error!(deadline = %name, "the deadline's tracker stopped by itself; starting it again in 10 s");
+                    failed.insert(name.clone(), Instant::now());
+                } else {
+                    info!(deadline = %name, "deadline removed or changed: stopping its tracker");
+                }
                 let _ = tokio::task::spawn_blocking(move || tracker.stop()).await;
             }
         }

@@ -103,6 +103,11 @@ impl Tracker {
         })
     }
 
+    /// Whether the thread ended by itself (it only does so by panicking).
+    pub(crate) fn ended(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+
     /// Stops the thread and waits for it (its consumer has left the group when this returns).
     pub(crate) fn stop(mut self) {
         self.stop.store(true, Ordering::Relaxed);
